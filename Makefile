@@ -1,0 +1,33 @@
+# Two commands on a fresh machine with Python 3.11+:  make run  |  make test
+# uv is used from PATH, or installed once into .tools/ from PyPI.
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+UV_VERSION := 0.13.8
+PYTHON ?= python3
+
+.PHONY: install run test lint format bench clean
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV)
+	$(UV) sync --frozen
+
+run: install
+	$(UV) run --frozen aisupport serve
+
+test: install
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
+	$(UV) run --frozen pytest
+
+format: install
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+bench: install
+	$(UV) run --frozen python bench/run.py
+
+clean:
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""aisupport: a multi-tenant backend API for AI-assisted customer support."""

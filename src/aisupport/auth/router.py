@@ -1,0 +1,207 @@
+"""/auth: sign-up, sign-in (cookie or body transport), refresh, sign-out, who am I."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from aisupport.auth import service
+from aisupport.auth.cookies import clear_auth_cookies, request_cookies, set_auth_cookies
+from aisupport.auth.dependencies import (
+    Auth,
+    ClientInfo,
+    CurrentPrincipal,
+    bearer_scheme,
+    require_csrf,
+)
+from aisupport.auth.schemas import (
+    LoginRequest,
+    MembershipOut,
+    MeResponse,
+    OrganizationOut,
+    RefreshRequest,
+    SignupRequest,
+    TokenResponse,
+    Transport,
+    UserOut,
+)
+from aisupport.auth.service import AuthComponents, SignIn
+from aisupport.core.db import DbSession
+from aisupport.core.errors import problem_responses
+from aisupport.core.security import InvalidToken
+
+AUTH_MAX_BODY_BYTES = 64 * 1024
+
+router = APIRouter(
+    prefix="/auth",
+    tags=["auth"],
+    max_body_size=AUTH_MAX_BODY_BYTES,
+    responses=problem_responses(413, 415, 422, 429),
+)
+
+
+def _answer(response: Response, auth: AuthComponents, sign_in: SignIn, transport: Transport) -> TokenResponse:
+    body = TokenResponse(
+        access_token=sign_in.access_token,
+        expires_in=sign_in.expires_in,
+        user=UserOut.model_validate(sign_in.user),
+        organization=OrganizationOut.model_validate(sign_in.organization),
+        role=sign_in.role,
+    )
+    if transport == "cookie":
+        set_auth_cookies(response, auth.settings, sign_in)
+    else:
+        body.refresh_token = sign_in.refresh_token
+        body.refresh_expires_in = sign_in.refresh_expires_in
+    response.headers["Cache-Control"] = "no-store"
+    return body
+
+
+@router.post(
+    "/signup",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TokenResponse,
+    response_model_exclude_none=True,
+    responses=problem_responses(409),
+)
+async def signup(
+    payload: SignupRequest, response: Response, db: DbSession, auth: Auth, client: ClientInfo
+) -> TokenResponse:
+    """Create an account and its organization (you become its owner), and sign in."""
+    sign_in = await service.signup(
+        db,
+        auth,
+        email=payload.email,
+        password=payload.password,
+        full_name=payload.full_name,
+        organization_name=payload.organization_name,
+        client=client,
+    )
+    return _answer(response, auth, sign_in, payload.transport)
+
+
+@router.post(
+    "/login",
+    response_model=TokenResponse,
+    response_model_exclude_none=True,
+    responses=problem_responses(401, 403),
+)
+async def login(
+    payload: LoginRequest, response: Response, db: DbSession, auth: Auth, client: ClientInfo
+) -> TokenResponse:
+    """Sign in. `transport=cookie` (default) sets HttpOnly cookies; `body` returns the refresh token."""
+    sign_in = await service.login(
+        db,
+        auth,
+        email=payload.email,
+        password=payload.password,
+        organization_id=payload.organization_id,
+        client=client,
+    )
+    return _answer(response, auth, sign_in, payload.transport)
+
+
+@router.post(
+    "/token",
+    response_model=TokenResponse,
+    response_model_exclude_none=True,
+    responses=problem_responses(401, 403),
+)
+async def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    response: Response,
+    db: DbSession,
+    auth: Auth,
+    client: ClientInfo,
+) -> TokenResponse:
+    """OAuth2 password form (`username` is the email), for Swagger's Authorize button and scripts."""
+    sign_in = await service.login(
+        db, auth, email=form.username, password=form.password, organization_id=None, client=client
+    )
+    return _answer(response, auth, sign_in, "body")
+
+
+@router.get("/me", response_model=MeResponse, responses=problem_responses(401, 403))
+async def me(principal: CurrentPrincipal, db: DbSession) -> MeResponse:
+    """The signed-in user, the organization of this session, the role in it, and all memberships."""
+    user, organization, role, memberships = await service.profile(
+        db, principal.user_id, principal.organization_id
+    )
+    return MeResponse(
+        user=UserOut.model_validate(user),
+        organization=OrganizationOut.model_validate(organization),
+        role=role,
+        organizations=[
+            MembershipOut(id=org.id, name=org.name, slug=org.slug, role=org_role)
+            for org, org_role in memberships
+        ],
+    )
+
+
+@router.post(
+    "/refresh",
+    response_model=TokenResponse,
+    response_model_exclude_none=True,
+    responses=problem_responses(401, 403),
+)
+async def refresh(
+    request: Request,
+    response: Response,
+    db: DbSession,
+    auth: Auth,
+    client: ClientInfo,
+    payload: RefreshRequest | None = None,
+) -> TokenResponse:
+    """Rotate the refresh token (from the JSON body, or the cookie with X-CSRF-Token)."""
+    transport: Transport
+    if payload is not None:
+        refresh_token, transport = payload.refresh_token, "body"
+    else:
+        _, cookie_token, _ = request_cookies(request, auth.settings)
+        if not cookie_token:
+            raise service.invalid_refresh_token()
+        require_csrf(request, auth, session_id=None)
+        refresh_token, transport = cookie_token, "cookie"
+    sign_in = await service.refresh(db, auth, refresh_token=refresh_token, client=client)
+    if transport == "cookie":
+        # The CSRF cookie is bound to the session: check it now that the session is known.
+        require_csrf(request, auth, sign_in.session_id)
+    return _answer(response, auth, sign_in, transport)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(403))
+async def logout(
+    request: Request,
+    db: DbSession,
+    auth: Auth,
+    bearer_token: Annotated[str | None, Depends(bearer_scheme)],
+    payload: RefreshRequest | None = None,
+) -> Response:
+    """Sign out: revoke this session (refresh and access tokens) and clear the cookies. Repeatable."""
+    session_id: uuid.UUID | None = None
+    access_cookie, refresh_cookie, _ = request_cookies(request, auth.settings)
+    if bearer_token is not None:
+        session_id = _session_of_access_token(auth, bearer_token)
+    elif payload is not None:
+        session_id = await service.session_of_refresh_token(db, payload.refresh_token)
+    elif access_cookie or refresh_cookie:
+        if access_cookie:
+            session_id = _session_of_access_token(auth, access_cookie)
+        if session_id is None and refresh_cookie:
+            session_id = await service.session_of_refresh_token(db, refresh_cookie)
+        require_csrf(request, auth, session_id)
+    if session_id is not None:
+        await service.logout(db, auth, session_id)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    clear_auth_cookies(response, auth.settings)
+    return response
+
+
+def _session_of_access_token(auth: AuthComponents, token: str) -> uuid.UUID | None:
+    try:
+        return auth.access_tokens.decode(token).session_id
+    except InvalidToken:
+        return None

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from aisupport.organizations.models import Role
+
+Transport = Literal["cookie", "body"]
+
+# Generous bounds on input; the password policy itself answers with its own clear errors.
+PASSWORD_INPUT_MAX = 1024
+
+
+class SignupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    password: str = Field(max_length=PASSWORD_INPUT_MAX)
+    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    organization_name: str | None = Field(default=None, min_length=1, max_length=200)
+    transport: Transport = "cookie"
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    password: str = Field(max_length=PASSWORD_INPUT_MAX)
+    organization_id: uuid.UUID | None = None
+    transport: Transport = "cookie"
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    full_name: str | None
+    created_at: datetime
+
+
+class OrganizationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    slug: str
+
+
+class MembershipOut(OrganizationOut):
+    role: Role
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires.")
+    user: UserOut
+    organization: OrganizationOut
+    role: Role
+    refresh_token: str | None = Field(default=None, description="Only with transport=body.")
+    refresh_expires_in: int | None = Field(default=None, description="Only with transport=body.")
+
+
+class MeResponse(BaseModel):
+    user: UserOut
+    organization: OrganizationOut
+    role: Role
+    organizations: list[MembershipOut]

@@ -1,0 +1,348 @@
+"""Business rules of sign-up, sign-in, refresh-token rotation and sign-out. Never commits."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aisupport.auth import repository
+from aisupport.auth.models import AuthSession, RefreshToken, User
+from aisupport.auth.password_policy import check_password, normalize_password
+from aisupport.auth.session_cache import SessionStatusCache
+from aisupport.core.config import Settings
+from aisupport.core.db import after_commit
+from aisupport.core.errors import AppError, Unauthorized
+from aisupport.core.ratelimit import RateLimiter, limit_key
+from aisupport.core.security import (
+    AccessTokenCodec,
+    PasswordHasher,
+    derive_key,
+    derived_opaque_token,
+    new_opaque_token,
+    sha256_hex,
+)
+from aisupport.organizations import repository as org_repository
+from aisupport.organizations.models import Organization, Role
+
+log = structlog.get_logger("aisupport.auth")
+
+REFRESH_TOKEN_PREFIX = "rt"
+
+
+@dataclass(frozen=True)
+class AuthComponents:
+    """What the auth service needs besides the database, built once per app."""
+
+    settings: Settings
+    passwords: PasswordHasher
+    access_tokens: AccessTokenCodec
+    rate_limiter: RateLimiter
+    session_cache: SessionStatusCache
+
+    @property
+    def refresh_key(self) -> bytes:
+        return derive_key(self.settings.SECRET_KEY, "refresh-token-child")
+
+    def csrf_token(self, session_id: uuid.UUID) -> str:
+        """The CSRF token bound to a session (signed double-submit)."""
+        key = derive_key(self.settings.SECRET_KEY, "csrf")
+        return hmac.new(key, session_id.bytes, "sha256").hexdigest()
+
+
+@dataclass(frozen=True)
+class Client:
+    ip: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """A fresh access token and the session's current refresh token."""
+
+    user: User
+    organization: Organization
+    role: Role
+    session_id: uuid.UUID
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+    csrf_token: str
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def invalid_credentials() -> Unauthorized:
+    return Unauthorized("invalid_credentials", "The email or password is incorrect.")
+
+
+def invalid_refresh_token(*, keep_changes: bool = False) -> Unauthorized:
+    return Unauthorized(
+        "invalid_refresh_token",
+        "The refresh token is invalid, expired or revoked. Sign in again.",
+        keep_changes=keep_changes,
+    )
+
+
+async def signup(
+    db: AsyncSession,
+    auth: AuthComponents,
+    *,
+    email: str,
+    password: str,
+    full_name: str | None,
+    organization_name: str | None,
+    client: Client,
+) -> SignIn:
+    """Create a user and their first organization (as owner), and sign them in."""
+    await auth.rate_limiter.hit(auth.settings.rate_limits["signup_ip"], "signup-ip", client.ip or "unknown")
+    password = normalize_password(password)
+    check_password(password, email=email)
+    email_normalized = normalize_email(email)
+    if await repository.user_by_email(db, email_normalized) is not None:
+        raise _email_taken()
+    user = User(
+        id=uuid.uuid4(),
+        email=email,
+        email_normalized=email_normalized,
+        password_hash=await auth.passwords.hash(password),
+        full_name=full_name,
+    )
+    try:
+        await repository.add_user(db, user)
+    except IntegrityError:  # a concurrent signup with the same address won the race
+        raise _email_taken() from None
+    name = organization_name or f"{full_name or email.split('@')[0]}'s organization"
+    organization = await org_repository.add_organization(db, name=name, slug=_slug(name))
+    await org_repository.add_membership(db, organization_id=organization.id, user_id=user.id, role=Role.OWNER)
+    log.info("user_signed_up", user_id=str(user.id), organization_id=str(organization.id))
+    return await _start_session(db, auth, user, organization, Role.OWNER, client)
+
+
+async def login(
+    db: AsyncSession,
+    auth: AuthComponents,
+    *,
+    email: str,
+    password: str,
+    organization_id: uuid.UUID | None,
+    client: Client,
+) -> SignIn:
+    """Check the credentials and start a session in the chosen (or first) organization."""
+    email_normalized = normalize_email(email)
+    limits = auth.settings.rate_limits
+    await auth.rate_limiter.hit(limits["login_ip"], "login-ip", client.ip or "unknown")
+    await auth.rate_limiter.hit(limits["login_account"], "login-account", limit_key(email_normalized))
+    user = await repository.user_by_email(db, email_normalized)
+    # An unknown email is verified against a dummy hash: same work, same answer as a wrong password.
+    valid, upgraded_hash = await auth.passwords.verify(
+        normalize_password(password), user.password_hash if user else None
+    )
+    if user is None or not valid or not user.is_active:
+        log.info("login_failed", user_id=str(user.id) if user else None, ip=client.ip)
+        raise invalid_credentials()
+    if upgraded_hash is not None:
+        user.password_hash = upgraded_hash
+    organization, role = await _choose_membership(db, user.id, organization_id)
+    return await _start_session(db, auth, user, organization, role, client)
+
+
+async def refresh(db: AsyncSession, auth: AuthComponents, *, refresh_token: str, client: Client) -> SignIn:
+    """Rotate a refresh token; a rotated token presented again revokes its whole family."""
+    settings = auth.settings
+    await auth.rate_limiter.hit(settings.rate_limits["refresh_ip"], "refresh-ip", client.ip or "unknown")
+    found = await repository.lock_refresh_token(db, sha256_hex(refresh_token))
+    if found is None:
+        raise invalid_refresh_token()
+    token, session = found
+    now = datetime.now(UTC)
+    idle_deadline = session.last_used_at + timedelta(days=settings.REFRESH_TOKEN_IDLE_DAYS)
+    if session.revoked_at is not None or session.expires_at <= now or idle_deadline <= now:
+        raise invalid_refresh_token()
+
+    child_token = derived_opaque_token(REFRESH_TOKEN_PREFIX, auth.refresh_key, refresh_token)
+    if token.used_at is None:
+        token.used_at = now
+        session.last_used_at = now
+        await repository.add_refresh_token(
+            db,
+            RefreshToken(
+                session_id=session.id,
+                parent_id=token.id,
+                token_hash=sha256_hex(child_token),
+                issued_at=now,
+                user_agent=client.user_agent,
+                ip=client.ip,
+            ),
+        )
+    elif not await _within_grace(db, token, child_token, now, settings.REFRESH_REUSE_GRACE_SECONDS):
+        await repository.revoke_session(db, session.id, reason="refresh_token_reuse", now=now)
+        _forget_session(db, auth, session.id)
+        log.warning(
+            "security.refresh_token_reuse_detected",
+            session_id=str(session.id),
+            user_id=str(session.user_id),
+            ip=client.ip,
+            user_agent=client.user_agent,
+        )
+        raise invalid_refresh_token(keep_changes=True)
+
+    user = await repository.user_by_id(db, session.user_id)
+    membership = await org_repository.membership_of_user(db, session.user_id, session.organization_id)
+    if user is None or not user.is_active or membership is None:
+        raise invalid_refresh_token()
+    organization, role = membership
+    return _sign_in(auth, user, organization, role, session, child_token, now)
+
+
+async def logout(db: AsyncSession, auth: AuthComponents, session_id: uuid.UUID) -> None:
+    """Revoke a session's refresh-token family; its access tokens stop working at once."""
+    if await repository.revoke_session(db, session_id, reason="logout", now=datetime.now(UTC)):
+        log.info("session_revoked", session_id=str(session_id), reason="logout")
+    _forget_session(db, auth, session_id)
+
+
+async def session_of_refresh_token(db: AsyncSession, refresh_token: str) -> uuid.UUID | None:
+    session = await repository.session_by_token_hash(db, sha256_hex(refresh_token))
+    return None if session is None else session.id
+
+
+async def session_is_live(db: AsyncSession, auth: AuthComponents, session_id: uuid.UUID) -> bool:
+    """Whether the session behind an access token is still live: cache first, then the database."""
+    cached = await auth.session_cache.get(session_id)
+    if cached is not None:
+        return cached
+    live = await repository.session_is_live(db, session_id, datetime.now(UTC))
+    await auth.session_cache.put(session_id, live=live)
+    return live
+
+
+async def profile(
+    db: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID
+) -> tuple[User, Organization, Role, list[tuple[Organization, Role]]]:
+    """The signed-in user, their current organization and role, and all their organizations."""
+    user = await repository.user_by_id(db, user_id)
+    memberships = await org_repository.memberships_of_user(db, user_id)
+    current = next(((org, role) for org, role in memberships if org.id == organization_id), None)
+    if user is None or not user.is_active or current is None:
+        raise Unauthorized("invalid_token", "The access token is invalid, expired or revoked.")
+    return user, current[0], current[1], memberships
+
+
+async def _within_grace(
+    db: AsyncSession, token: RefreshToken, child_token: str, now: datetime, grace_seconds: int
+) -> bool:
+    """A just-rotated token presented again (two tabs, a lost response) gets the same child back."""
+    if token.used_at is None or now - token.used_at > timedelta(seconds=grace_seconds):
+        return False
+    child = await repository.child_of(db, token.id)
+    return (
+        child is not None
+        and child.used_at is None
+        and child.revoked_at is None
+        and hmac.compare_digest(child.token_hash, sha256_hex(child_token))
+    )
+
+
+async def _choose_membership(
+    db: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID | None
+) -> tuple[Organization, Role]:
+    if organization_id is not None:
+        membership = await org_repository.membership_of_user(db, user_id, organization_id)
+        if membership is None:
+            raise AppError(403, "not_a_member", "You are not a member of that organization.")
+        return membership
+    memberships = await org_repository.memberships_of_user(db, user_id)
+    if not memberships:
+        raise AppError(403, "no_organization", "You do not belong to any organization.")
+    return memberships[0]
+
+
+async def _start_session(
+    db: AsyncSession,
+    auth: AuthComponents,
+    user: User,
+    organization: Organization,
+    role: Role,
+    client: Client,
+) -> SignIn:
+    now = datetime.now(UTC)
+    session = await repository.add_session(
+        db,
+        AuthSession(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            organization_id=organization.id,
+            created_at=now,
+            expires_at=now + timedelta(days=auth.settings.REFRESH_TOKEN_EXPIRE_DAYS),
+            last_used_at=now,
+            user_agent=client.user_agent,
+            ip=client.ip,
+        ),
+    )
+    refresh_token = new_opaque_token(REFRESH_TOKEN_PREFIX)
+    await repository.add_refresh_token(
+        db,
+        RefreshToken(
+            session_id=session.id,
+            token_hash=sha256_hex(refresh_token),
+            issued_at=now,
+            user_agent=client.user_agent,
+            ip=client.ip,
+        ),
+    )
+    log.info("session_started", user_id=str(user.id), session_id=str(session.id), ip=client.ip)
+    return _sign_in(auth, user, organization, role, session, refresh_token, now)
+
+
+def _sign_in(
+    auth: AuthComponents,
+    user: User,
+    organization: Organization,
+    role: Role,
+    session: AuthSession,
+    refresh_token: str,
+    now: datetime,
+) -> SignIn:
+    idle_deadline = session.last_used_at + timedelta(days=auth.settings.REFRESH_TOKEN_IDLE_DAYS)
+    refresh_deadline = min(session.expires_at, idle_deadline)
+    access_token = auth.access_tokens.encode(
+        user_id=user.id, session_id=session.id, organization_id=organization.id, role=role.value
+    )
+    return SignIn(
+        user=user,
+        organization=organization,
+        role=role,
+        session_id=session.id,
+        access_token=access_token,
+        expires_in=auth.access_tokens.ttl_seconds,
+        refresh_token=refresh_token,
+        refresh_expires_in=max(0, int((refresh_deadline - now).total_seconds())),
+        csrf_token=auth.csrf_token(session.id),
+    )
+
+
+def _forget_session(db: AsyncSession, auth: AuthComponents, session_id: uuid.UUID) -> None:
+    async def mark_revoked() -> None:
+        await auth.session_cache.put(session_id, live=False)
+
+    after_commit(db, mark_revoked)
+
+
+def _email_taken() -> AppError:
+    return AppError(409, "email_taken", "An account with this email already exists.")
+
+
+def _slug(name: str) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "org"
+    return f"{base}-{secrets.token_hex(3)}"

@@ -1,0 +1,73 @@
+"""The `aisupport` command: serve, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pydantic import ValidationError
+
+from aisupport.core.config import PROJECT_ROOT, Settings
+
+
+def load_settings() -> Settings:
+    """Settings, or a clear message naming each bad setting (and exit 2)."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            print(f"aisupport: invalid setting{' ' + where if where else ''}: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def alembic_config(url: str) -> object:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def migrate(settings: Settings, revision: str = "head") -> None:
+    from alembic import command
+
+    from aisupport.main import database_url
+
+    command.upgrade(alembic_config(database_url(settings)), revision)  # type: ignore[arg-type]
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from aisupport.main import create_app
+
+    migrate(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.API_HOST,
+        port=settings.API_PORT,
+        proxy_headers=False,  # the app applies FORWARDED_ALLOW_IPS itself (ProxyHeadersMiddleware)
+        access_log=False,  # the app logs one line per request, with its request id
+        timeout_graceful_shutdown=30,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="aisupport", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="apply migrations, then serve the API on API_HOST:API_PORT")
+    migrate_parser = commands.add_parser("migrate", help="apply database migrations")
+    migrate_parser.add_argument("revision", nargs="?", default="head")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if args.command == "serve":
+        serve(settings)
+    elif args.command == "migrate":
+        migrate(settings, args.revision)
+
+
+if __name__ == "__main__":
+    main()

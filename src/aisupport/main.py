@@ -1,0 +1,96 @@
+"""create_app(): settings, middleware, error handlers, routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from aisupport.auth.router import router as auth_router
+from aisupport.auth.service import AuthComponents
+from aisupport.auth.session_cache import SessionStatusCache
+from aisupport.core.config import Settings
+from aisupport.core.db import create_engine, create_sessionmaker
+from aisupport.core.embedded import start_embedded_postgres
+from aisupport.core.errors import install_error_handlers
+from aisupport.core.logging import RequestLogMiddleware, configure_logging
+from aisupport.core.ratelimit import RateLimiter
+from aisupport.core.redis import create_redis
+from aisupport.core.request_body import require_json_body
+from aisupport.core.security import AccessTokenCodec, PasswordHasher
+from aisupport.health.router import router as health_router
+
+log = structlog.get_logger("aisupport")
+
+
+def database_url(settings: Settings) -> str:
+    """The configured database, or the embedded one (started on demand) when DATABASE_URL is unset."""
+    if settings.DATABASE_URL:
+        return settings.DATABASE_URL
+    return start_embedded_postgres(settings.EMBEDDED_PGDATA)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(json=settings.ENV == "prod", level=settings.LOG_LEVEL)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(database_url(settings))
+        redis = create_redis(settings.REDIS_URL) if settings.REDIS_URL else None
+        limiter = RateLimiter(settings.REDIS_URL, settings.RATE_LIMIT_KEY_PREFIX)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.redis = redis
+        app.state.auth = AuthComponents(
+            settings=settings,
+            passwords=PasswordHasher(settings),
+            access_tokens=AccessTokenCodec(settings),
+            rate_limiter=limiter,
+            session_cache=SessionStatusCache(
+                redis,
+                key_prefix=settings.RATE_LIMIT_KEY_PREFIX,
+                live_ttl=settings.SESSION_CACHE_TTL_SECONDS,
+                revoked_ttl=settings.access_token_ttl_seconds,
+            ),
+        )
+        if redis is None:
+            log.info("rate_limiting_in_process", reason="REDIS_URL is unset; counters are per process")
+        else:
+            log.info("rate_limiting_on_redis")
+        try:
+            yield
+        finally:
+            if redis is not None:
+                await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="aisupport",
+        summary="Multi-tenant backend API for AI-assisted customer support.",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=settings.MAX_BODY_BYTES,
+        dependencies=[Depends(require_json_body)],
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(auth_router)
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.CORS_ORIGINS,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+    )
+    app.add_middleware(RequestLogMiddleware)
+    # Outermost: the client address is settled before anything logs or limits by it.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.FORWARDED_ALLOW_IPS)
+    return app
