@@ -26,7 +26,8 @@ ACCESS_TOKEN_HEADER_TYPE = "at+jwt"  # RFC 9068
 
 def derive_key(secret: str, purpose: str) -> bytes:
     """A separate key per purpose, so one use of SECRET_KEY never doubles as another."""
-    return hmac.new(secret.encode(), b"aisupport/" + purpose.encode(), hashlib.sha256).digest()
+    # 64 bytes: long enough for every HMAC algorithm we sign with, HS512 included (RFC 7518 3.2).
+    return hmac.new(secret.encode(), b"aisupport/" + purpose.encode(), hashlib.sha512).digest()
 
 
 def key_id(key: bytes) -> str:
@@ -78,9 +79,12 @@ class PasswordHasher:
     async def verify(self, password: str, password_hash: str | None) -> tuple[bool, str | None]:
         """Check `password`; returns (valid, new hash if the stored one should be upgraded)."""
         stored = password_hash or self._dummy_hash
-        valid, updated = await anyio.to_thread.run_sync(
-            self._hash.verify_and_update, password, stored, limiter=self._limiter
-        )
+        try:
+            valid, updated = await anyio.to_thread.run_sync(
+                self._hash.verify_and_update, password, stored, limiter=self._limiter
+            )
+        except ValueError:  # bcrypt refuses passwords over 72 bytes rather than truncate them
+            return False, None
         if password_hash is None:
             return False, None
         return valid, updated

@@ -34,7 +34,7 @@ async def memberships_of_user(db: AsyncSession, user_id: uuid.UUID) -> list[tupl
         .where(Membership.user_id == user_id)
         .order_by(Membership.created_at, Organization.id)
     )
-    return [(organization, Role(role)) for organization, role in rows.tuples()]
+    return [(organization, Role(role)) for organization, role in rows.all()]
 
 
 async def membership_of_user(

@@ -1,0 +1,146 @@
+"""Fixtures: a real PostgreSQL (embedded, or TEST_DATABASE_URL) and a real Redis (TEST_REDIS_URL)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from asgi_lifespan import LifespanManager
+from httpx import ASGITransport, AsyncClient, Response
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from aisupport.cli import migrate
+from aisupport.core.config import PROJECT_ROOT, Settings
+from aisupport.core.embedded import start_embedded_postgres
+from aisupport.main import create_app
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+TEST_CLIENT_IP = "203.0.113.10"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """A connection to the test server's maintenance database (sync psycopg form)."""
+    url = os.environ.get("TEST_DATABASE_URL") or start_embedded_postgres(
+        PROJECT_ROOT / ".data" / "test-pgdata", database="postgres"
+    )
+    return make_url(url).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def create_database(pg_admin_url: str) -> Iterator[Callable[[], str]]:
+    """Makes empty databases on the test server; all are dropped at the end of the session."""
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"aisupport_test_{secrets.token_hex(4)}"
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append(name)
+        return make_url(pg_admin_url).set(drivername="postgresql+psycopg", database=name).render_as_string(
+            hide_password=False
+        )
+
+    yield create
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def database_url(create_database: Callable[[], str]) -> str:
+    url = create_database()
+    migrate(Settings(_env_file=None, DATABASE_URL=url))  # type: ignore[call-arg]
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str | None:
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        if IN_CI:
+            pytest.fail(f"Redis at {url} is required under CI=true: {exc}")
+        return None
+    return url
+
+
+@pytest.fixture
+def require_redis(redis_url: str | None) -> str:
+    if redis_url is None:
+        pytest.skip("no Redis answers at TEST_REDIS_URL (outside CI only)")
+    return redis_url
+
+
+@pytest.fixture(scope="session")
+def make_settings(database_url: str, redis_url: str | None) -> Callable[..., Settings]:
+    """Settings for a test app: real database and Redis, cheap argon2, limits out of the way."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "ENV": "test",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "ARGON2_TIME_COST": 1,
+            "ARGON2_MEMORY_COST_KIB": 1024,
+            "ARGON2_PARALLELISM": 1,
+            "RATE_LIMIT_LOGIN_PER_IP": "100000/minute",
+            "RATE_LIMIT_LOGIN_PER_ACCOUNT": "100000/minute",
+            "RATE_LIMIT_SIGNUP_PER_IP": "100000/minute",
+            "RATE_LIMIT_REFRESH_PER_IP": "100000/minute",
+            "RATE_LIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make
+
+
+@asynccontextmanager
+async def serve(
+    settings: Settings, *, client_ip: str = TEST_CLIENT_IP, base_url: str = "http://testserver"
+) -> AsyncIterator[AsyncClient]:
+    """The app on an in-memory ASGI transport, with its lifespan, as seen from `client_ip`."""
+    app = create_app(settings)
+    async with LifespanManager(app):
+        transport = ASGITransport(app=app, client=(client_ip, 50000))
+        async with AsyncClient(transport=transport, base_url=base_url) as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+@pytest.fixture(scope="session")
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncClient]:
+    async with serve(settings) as client:
+        yield client
+
+
+def new_email() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}@example.com"
+
+
+async def signup(client: AsyncClient, *, transport: str = "body", **fields: Any) -> Response:
+    body = {"email": new_email(), "password": PASSWORD, "transport": transport, **fields}
+    response = await client.post("/auth/signup", json=body)
+    assert response.status_code == 201, response.text
+    return response
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
