@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from alembic import command
@@ -48,4 +49,4 @@ def test_migration_files_have_dated_names() -> None:
     names = [path.name for path in (PROJECT_ROOT / "migrations" / "versions").glob("*.py")]
     assert names
     for name in names:
-        assert name[:8].isdigit() and name[8] == "_", name
+        assert re.match(r"^\d{8}_\d{4}_[0-9a-f]+_\w+\.py$", name), name

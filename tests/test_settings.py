@@ -82,7 +82,9 @@ def test_malformed_settings_are_refused(name: str, value: str) -> None:
         Settings(_env_file=None, **{name: value})  # type: ignore[arg-type]
 
 
-def test_cli_names_the_setting_and_exits(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_names_the_setting_and_exits(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("ENV", "prod")
     monkeypatch.setenv("SECRET_KEY", "change-me")
     with pytest.raises(SystemExit) as exit_info:

@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from aisupport.auth.router import AUTH_MAX_BODY_BYTES
 from aisupport.auth.router import router as auth_router
 from aisupport.auth.service import AuthComponents
 from aisupport.auth.session_cache import SessionStatusCache
@@ -20,7 +21,7 @@ from aisupport.core.errors import install_error_handlers
 from aisupport.core.logging import RequestLogMiddleware, configure_logging
 from aisupport.core.ratelimit import RateLimiter
 from aisupport.core.redis import create_redis
-from aisupport.core.request_body import require_json_body
+from aisupport.core.request_body import BodySizeLimitMiddleware, require_json_body
 from aisupport.core.security import AccessTokenCodec, PasswordHasher
 from aisupport.health.router import router as health_router
 
@@ -74,7 +75,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Multi-tenant backend API for AI-assisted customer support.",
         version="0.1.0",
         lifespan=lifespan,
-        max_body_size=settings.MAX_BODY_BYTES,
         dependencies=[Depends(require_json_body)],
     )
     app.state.settings = settings
@@ -89,6 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID"],
         expose_headers=["X-Request-ID", "Retry-After"],
+    )
+    app.add_middleware(
+        BodySizeLimitMiddleware, default=settings.MAX_BODY_BYTES, limits={"/auth/": AUTH_MAX_BODY_BYTES}
     )
     app.add_middleware(RequestLogMiddleware)
     # Outermost: the client address is settled before anything logs or limits by it.

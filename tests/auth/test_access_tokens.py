@@ -19,7 +19,9 @@ def _claims(token: str) -> dict[str, Any]:
     return jwt.decode(token, options={"verify_signature": False})
 
 
-def _forge(settings: Settings, claims: dict[str, Any], *, key: bytes | None = None, kid: str | None = None) -> str:
+def _forge(
+    settings: Settings, claims: dict[str, Any], *, key: bytes | None = None, kid: str | None = None
+) -> str:
     signing_key = key or derive_key(settings.SECRET_KEY, "jwt")
     return jwt.encode(
         claims, signing_key, algorithm="HS256", headers={"kid": kid or key_id(signing_key), "typ": "at+jwt"}
@@ -77,11 +79,17 @@ def _bad_tokens(settings: Settings, good: str) -> dict[str, str]:
         "wrong_issuer": _forge(settings, {**claims, "iss": "evil"}),
         "expired": _forge(settings, {**claims, "iat": now - 7200, "exp": now - 3600}),
         "unknown_kid": _forge(settings, claims, key=other_key),
-        "known_kid_wrong_key": _forge(settings, claims, key=other_key, kid=jwt.get_unverified_header(good)["kid"]),
+        "known_kid_wrong_key": _forge(
+            settings, claims, key=other_key, kid=jwt.get_unverified_header(good)["kid"]
+        ),
         "wrong_type": _forge(settings, {**claims, "typ": "refresh"}),
         "missing_sid": _forge(settings, {k: v for k, v in claims.items() if k != "sid"}),
-        "hs512": jwt.encode(claims, derive_key(settings.SECRET_KEY, "jwt"), algorithm="HS512",
-                            headers={"kid": jwt.get_unverified_header(good)["kid"]}),  # fmt: skip
+        "hs512": jwt.encode(
+            claims,
+            derive_key(settings.SECRET_KEY, "jwt"),
+            algorithm="HS512",
+            headers={"kid": jwt.get_unverified_header(good)["kid"]},
+        ),
         "malformed": "abc.def",
         "not_base64": "!!!.???.***",
         "empty_segments": "..",

@@ -94,7 +94,9 @@ async def test_cookie_authenticated_unsafe_request_checks_origin(client: AsyncCl
     assert evil.status_code == 403
     assert evil.json()["code"] == "origin_not_allowed"
     assert (await client.get("/auth/me")).status_code == 200  # nothing was revoked
-    allowed = await client.post("/auth/logout", headers={"X-CSRF-Token": csrf, "Origin": "http://localhost:3000"})
+    allowed = await client.post(
+        "/auth/logout", headers={"X-CSRF-Token": csrf, "Origin": "http://localhost:3000"}
+    )
     assert allowed.status_code == 204
     assert not client.cookies.get("access_token")
 
@@ -108,12 +110,17 @@ async def test_cookie_logout_needs_csrf(client: AsyncClient) -> None:
 async def test_bearer_and_body_tokens_need_no_csrf(client: AsyncClient) -> None:
     body = (await signup(client, transport="body")).json()
     refreshed = await client.post(
-        "/auth/refresh", json={"refresh_token": body["refresh_token"]}, headers={"Origin": "https://evil.example"}
+        "/auth/refresh",
+        json={"refresh_token": body["refresh_token"]},
+        headers={"Origin": "https://evil.example"},
     )
     assert refreshed.status_code == 200
     logout = await client.post(
         "/auth/logout",
-        headers={"Authorization": f"Bearer {refreshed.json()['access_token']}", "Origin": "https://evil.example"},
+        headers={
+            "Authorization": f"Bearer {refreshed.json()['access_token']}",
+            "Origin": "https://evil.example",
+        },
     )
     assert logout.status_code == 204
 

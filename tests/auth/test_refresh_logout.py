@@ -39,7 +39,9 @@ def _sid(access_token: str) -> str:
     return str(jwt.decode(access_token, options={"verify_signature": False})["sid"])
 
 
-async def test_refresh_rotates_and_the_old_token_stops_working(make_settings: Callable[..., Settings]) -> None:
+async def test_refresh_rotates_and_the_old_token_stops_working(
+    make_settings: Callable[..., Settings],
+) -> None:
     async with serve(make_settings(REFRESH_REUSE_GRACE_SECONDS=0)) as client:
         first = (await signup(client)).json()
         status, second = await _refresh(client, first["refresh_token"])
@@ -72,7 +74,9 @@ async def test_reuse_of_a_rotated_token_revokes_the_whole_family(
         assert str(token) not in logs
 
 
-async def test_predecessor_within_grace_gets_the_same_new_token(make_settings: Callable[..., Settings]) -> None:
+async def test_predecessor_within_grace_gets_the_same_new_token(
+    make_settings: Callable[..., Settings],
+) -> None:
     async with serve(make_settings(REFRESH_REUSE_GRACE_SECONDS=10)) as client:
         first = (await signup(client)).json()
         _, second = await _refresh(client, first["refresh_token"])
@@ -132,7 +136,8 @@ async def test_logout_of_one_session_leaves_the_others(client: AsyncClient) -> N
     first = (await signup(client, email=email)).json()
     second = (
         await client.post(
-            "/auth/login", json={"email": email, "password": "correct horse battery staple", "transport": "body"}
+            "/auth/login",
+            json={"email": email, "password": "correct horse battery staple", "transport": "body"},
         )
     ).json()
     await client.post("/auth/logout", headers=bearer(first["access_token"]))
@@ -146,7 +151,9 @@ async def test_logout_is_seen_by_another_replica_through_redis(
     async with serve(settings) as replica_a, serve(settings) as replica_b:
         body = (await signup(replica_a)).json()
         headers = bearer(body["access_token"])
-        assert (await replica_b.get("/auth/me", headers=headers)).status_code == 200  # cached as live in Redis
+        assert (
+            await replica_b.get("/auth/me", headers=headers)
+        ).status_code == 200  # cached as live in Redis
         assert (await replica_a.post("/auth/logout", headers=headers)).status_code == 204
         assert (await replica_b.get("/auth/me", headers=headers)).status_code == 401
 

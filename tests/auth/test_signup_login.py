@@ -15,7 +15,9 @@ from tests.conftest import PASSWORD, bearer, new_email, serve, signup
 
 async def test_signup_creates_user_and_owned_organization_and_signs_in(client: AsyncClient) -> None:
     email = new_email()
-    response = await signup(client, email=email, full_name="Ada Lovelace", organization_name="Analytical Engines")
+    response = await signup(
+        client, email=email, full_name="Ada Lovelace", organization_name="Analytical Engines"
+    )
     body = response.json()
     assert body["token_type"] == "bearer"
     assert body["user"]["email"] == email
@@ -58,7 +60,9 @@ async def test_existing_email_is_409_whatever_its_case(client: AsyncClient) -> N
         ("Iloveyou", "password_too_common"),
     ],
 )
-async def test_password_policy_rejects_with_a_clear_422(client: AsyncClient, password: str, code: str) -> None:
+async def test_password_policy_rejects_with_a_clear_422(
+    client: AsyncClient, password: str, code: str
+) -> None:
     email = new_email()
     response = await client.post("/auth/signup", json={"email": email, "password": password})
     assert response.status_code == 422
@@ -74,7 +78,9 @@ async def test_password_equal_to_email_is_rejected(client: AsyncClient) -> None:
 
 
 @pytest.mark.parametrize("password", ["пароль-для-входа", "🔐🔐🔐🔐🔐🔐🔐🔐", "y" * 128, "ab cd ef gh"])
-async def test_any_unicode_up_to_128_characters_is_accepted_untruncated(client: AsyncClient, password: str) -> None:
+async def test_any_unicode_up_to_128_characters_is_accepted_untruncated(
+    client: AsyncClient, password: str
+) -> None:
     email = new_email()
     assert (await client.post("/auth/signup", json={"email": email, "password": password})).status_code == 201
     ok = await client.post("/auth/login", json={"email": email, "password": password})
@@ -125,7 +131,9 @@ async def test_login_into_a_named_organization_or_403(client: AsyncClient) -> No
     email = new_email()
     created = (await signup(client, email=email)).json()
     org_id = created["organization"]["id"]
-    ok = await client.post("/auth/login", json={"email": email, "password": PASSWORD, "organization_id": org_id})
+    ok = await client.post(
+        "/auth/login", json={"email": email, "password": PASSWORD, "organization_id": org_id}
+    )
     assert ok.json()["organization"]["id"] == org_id
     other = await client.post(
         "/auth/login", json={"email": email, "password": PASSWORD, "organization_id": str(uuid.uuid4())}
@@ -146,7 +154,9 @@ async def test_bcrypt_hash_is_verified_and_upgraded_to_argon2id(
     assert (await client.post("/auth/login", json={"email": email, "password": PASSWORD})).status_code == 200
     async with sessionmaker() as db:
         stored = (
-            await db.execute(text("SELECT password_hash FROM users WHERE email_normalized = :e"), {"e": email})
+            await db.execute(
+                text("SELECT password_hash FROM users WHERE email_normalized = :e"), {"e": email}
+            )
         ).scalar_one()
     assert stored.startswith("$argon2id$")
     assert (await client.post("/auth/login", json={"email": email, "password": PASSWORD})).status_code == 200
@@ -165,7 +175,8 @@ async def test_long_password_against_bcrypt_hash_is_a_clean_401(client: AsyncCli
 
 async def _set_hash(db: AsyncSession, email: str, password_hash: str) -> None:
     await db.execute(
-        text("UPDATE users SET password_hash = :h WHERE email_normalized = :e"), {"h": password_hash, "e": email}
+        text("UPDATE users SET password_hash = :h WHERE email_normalized = :e"),
+        {"h": password_hash, "e": email},
     )
 
 

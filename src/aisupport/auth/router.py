@@ -38,7 +38,6 @@ AUTH_MAX_BODY_BYTES = 64 * 1024
 router = APIRouter(
     prefix="/auth",
     tags=["auth"],
-    max_body_size=AUTH_MAX_BODY_BYTES,
     responses=problem_responses(413, 415, 422, 429),
 )
 

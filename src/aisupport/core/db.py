@@ -46,6 +46,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_timeout=10,
+        connect_args={"connect_timeout": 5},
     )
 
 

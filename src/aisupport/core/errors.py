@@ -14,10 +14,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://aisupport.dev/problems/"
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 log = structlog.get_logger("aisupport.errors")
 
@@ -135,6 +138,16 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "validation_error", "The request is not valid.", errors=errors)
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.error("database_unavailable", reason=type(exc).__name__, path=request.url.path)
+    return problem_response(
+        503,
+        "database_unavailable",
+        "The database is unavailable. Try again shortly.",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled_exception", exc_info=exc, path=request.url.path)
     return problem_response(500, "internal_error", "An unexpected error occurred.")
@@ -144,6 +157,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for database_error in (OperationalError, InterfaceError, SQLAlchemyTimeoutError):
+        app.add_exception_handler(database_error, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from httpx import AsyncClient
+
+from aisupport.core.config import Settings
+from tests.conftest import PASSWORD, bearer, new_email, serve, signup
+
+PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
+
+
+def _assert_problem(
+    response_status: int, body: dict[str, object], content_type: str, status: int, code: str
+) -> None:
+    assert response_status == status
+    assert content_type == "application/problem+json"
+    assert set(body) >= PROBLEM_FIELDS
+    assert body["status"] == status
+    assert body["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code"),
+    [
+        ("GET", "/no/such/route", {}, 404, "not_found"),
+        ("DELETE", "/auth/login", {}, 405, "method_not_allowed"),
+        (
+            "POST",
+            "/auth/login",
+            {"content": b"email=a", "headers": {"content-type": "text/plain"}},
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "POST",
+            "/auth/login",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            422,
+            "validation_error",
+        ),
+        ("POST", "/auth/login", {"json": {"email": "a@example.com"}}, 422, "validation_error"),
+        ("POST", "/auth/login", {"json": [1, 2, 3]}, 422, "validation_error"),
+        (
+            "POST",
+            "/auth/login",
+            {"json": {"email": "a@example.com", "password": "x", "extra": 1}},
+            422,
+            "validation_error",
+        ),
+    ],
+)
+async def test_errors_are_problem_json(
+    client: AsyncClient, method: str, path: str, kwargs: dict[str, object], status: int, code: str
+) -> None:
+    response = await client.request(method, path, **kwargs)  # type: ignore[arg-type]
+    _assert_problem(response.status_code, response.json(), response.headers["content-type"], status, code)
+
+
+async def test_oversized_auth_body_is_413_before_parsing(client: AsyncClient) -> None:
+    body = b'{"email": "a@example.com", "password": "' + b"x" * (64 * 1024) + b'"}'
+    response = await client.post("/auth/login", content=body, headers={"content-type": "application/json"})
+    _assert_problem(
+        response.status_code, response.json(), response.headers["content-type"], 413, "payload_too_large"
+    )
+
+
+async def test_oversized_streamed_body_without_length_is_413(client: AsyncClient) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(80):
+            yield b"x" * 1024
+
+    response = await client.post(
+        "/auth/login", content=chunks(), headers={"content-type": "application/json"}
+    )
+    _assert_problem(
+        response.status_code, response.json(), response.headers["content-type"], 413, "payload_too_large"
+    )
+
+
+async def test_unexpected_exception_is_a_problem_500_without_details(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    async with serve(settings) as client:
+        app = client.app  # type: ignore[attr-defined]
+
+        async def explode() -> None:
+            raise RuntimeError("secret internal detail")
+
+        app.add_api_route("/test-explode", explode)
+        transport = client._transport
+        transport.raise_app_exceptions = False  # type: ignore[attr-defined]
+        response = await client.get("/test-explode")
+    _assert_problem(
+        response.status_code, response.json(), response.headers["content-type"], 500, "internal_error"
+    )
+    assert "secret internal detail" not in response.text
+    assert "Traceback" not in response.text
+
+
+async def test_request_id_is_echoed_or_generated(client: AsyncClient) -> None:
+    echoed = await client.get("/health/live", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    generated = await client.get("/health/live", headers={"X-Request-ID": "bad id\nwith newline"})
+    assert len(generated.headers["x-request-id"]) == 32
+
+
+async def test_logs_never_carry_passwords_tokens_or_cookies(
+    client: AsyncClient, capfd: pytest.CaptureFixture[str]
+) -> None:
+    email = new_email()
+    signed = await signup(client, email=email, transport="cookie")
+    access = signed.cookies["access_token"]
+    refresh = signed.cookies["refresh_token"]
+    await client.get("/auth/me", headers={"X-Request-ID": "req-log-check"})
+    await client.post("/auth/login", json={"email": email, "password": "a wrong password"})
+    await client.post("/auth/refresh", headers={"X-CSRF-Token": client.cookies["csrf_token"]})
+    await client.get("/auth/me", headers=bearer(access))
+    logs = capfd.readouterr().err
+    assert "req-log-check" in logs  # one line per request, with its id
+    assert "path=/auth/me" in logs
+    for secret in (PASSWORD, "a wrong password", access, refresh, client.cookies["csrf_token"]):
+        assert secret not in logs
+
+
+async def test_prod_logs_are_json_lines(
+    make_settings: Callable[..., Settings], capfd: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    async with serve(make_settings(ENV="prod", SECRET_KEY="p" * 40)) as client:
+        capfd.readouterr()
+        await client.get("/health/live", headers={"X-Request-ID": "json-line"})
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if "json-line" in line]
+    assert lines
+    assert lines[0]["event"] == "request"
+    assert lines[0]["status"] == 200
+    assert lines[0]["route"] == "/health/live"
+    assert lines[0]["request_id"] == "json-line"
+
+
+async def test_health_live_and_ready(client: AsyncClient, redis_url: str | None) -> None:
+    assert (await client.get("/health/live")).json() == {"status": "ok"}
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 200
+    expected = {"database": "ok", **({"redis": "ok"} if redis_url else {})}
+    assert ready.json()["checks"] == expected
+
+
+async def test_ready_is_503_problem_when_dependencies_are_down(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(
+        DATABASE_URL="postgresql+psycopg://nobody:nothing@127.0.0.1:1/none",
+        REDIS_URL="redis://127.0.0.1:1/0",
+    )
+    async with serve(settings) as client:
+        response = await client.get("/health/ready")
+    _assert_problem(response.status_code, response.json(), response.headers["content-type"], 503, "not_ready")
+    assert "database" in response.json()["detail"]
+    assert "redis" in response.json()["detail"]
+
+
+async def test_database_outage_is_a_503_problem_not_a_500(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(DATABASE_URL="postgresql+psycopg://nobody:nothing@127.0.0.1:1/none")
+    async with serve(settings) as client:
+        client._transport.raise_app_exceptions = False  # type: ignore[attr-defined]
+        response = await client.post("/auth/login", json={"email": new_email(), "password": PASSWORD})
+    _assert_problem(
+        response.status_code, response.json(), response.headers["content-type"], 503, "database_unavailable"
+    )
