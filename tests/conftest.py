@@ -33,7 +33,9 @@ def pg_admin_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL") or start_embedded_postgres(
         PROJECT_ROOT / ".data" / "test-pgdata", database="postgres"
     )
-    return make_url(url).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    return (
+        make_url(url).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -46,8 +48,10 @@ def create_database(pg_admin_url: str) -> Iterator[Callable[[], str]]:
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         created.append(name)
-        return make_url(pg_admin_url).set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False
+        return (
+            make_url(pg_admin_url)
+            .set(drivername="postgresql+psycopg", database=name)
+            .render_as_string(hide_password=False)
         )
 
     yield create
