@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import Depends, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from aisupport.auth.router import AUTH_MAX_BODY_BYTES
@@ -15,6 +14,7 @@ from aisupport.auth.router import router as auth_router
 from aisupport.auth.service import AuthComponents
 from aisupport.auth.session_cache import SessionStatusCache
 from aisupport.core.config import Settings
+from aisupport.core.cors import ProblemCORSMiddleware
 from aisupport.core.db import create_engine, create_sessionmaker
 from aisupport.core.embedded import start_embedded_postgres
 from aisupport.core.errors import install_error_handlers
@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
 
     app.add_middleware(
-        CORSMiddleware,
+        ProblemCORSMiddleware,
         allow_origins=settings.CORS_ORIGINS,
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],

@@ -148,3 +148,6 @@ async def test_cors_preflight_allows_configured_origin_with_credentials(client: 
         "/auth/login", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
     )
     assert "access-control-allow-origin" not in denied.headers
+    assert denied.status_code == 400
+    assert denied.headers["content-type"] == "application/problem+json"
+    assert denied.json()["code"] == "cors_preflight_refused"
