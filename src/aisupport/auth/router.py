@@ -38,7 +38,7 @@ AUTH_MAX_BODY_BYTES = 64 * 1024
 router = APIRouter(
     prefix="/auth",
     tags=["auth"],
-    responses=problem_responses(413, 415, 422, 429),
+    responses=problem_responses(500, 503),
 )
 
 
@@ -64,7 +64,7 @@ def _answer(response: Response, auth: AuthComponents, sign_in: SignIn, transport
     status_code=status.HTTP_201_CREATED,
     response_model=TokenResponse,
     response_model_exclude_none=True,
-    responses=problem_responses(409),
+    responses=problem_responses(409, 413, 415, 422, 429),
 )
 async def signup(
     payload: SignupRequest, response: Response, db: DbSession, auth: Auth, client: ClientInfo
@@ -86,7 +86,7 @@ async def signup(
     "/login",
     response_model=TokenResponse,
     response_model_exclude_none=True,
-    responses=problem_responses(401, 403),
+    responses=problem_responses(401, 403, 413, 415, 422, 429),
 )
 async def login(
     payload: LoginRequest, response: Response, db: DbSession, auth: Auth, client: ClientInfo
@@ -107,7 +107,7 @@ async def login(
     "/token",
     response_model=TokenResponse,
     response_model_exclude_none=True,
-    responses=problem_responses(401, 403),
+    responses=problem_responses(401, 403, 413, 422, 429),
 )
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
@@ -144,7 +144,7 @@ async def me(principal: CurrentPrincipal, db: DbSession) -> MeResponse:
     "/refresh",
     response_model=TokenResponse,
     response_model_exclude_none=True,
-    responses=problem_responses(401, 403),
+    responses=problem_responses(401, 403, 413, 415, 422, 429),
 )
 async def refresh(
     request: Request,
@@ -171,7 +171,9 @@ async def refresh(
     return _answer(response, auth, sign_in, transport)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(403))
+@router.post(
+    "/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(403, 413, 415, 422)
+)
 async def logout(
     request: Request,
     db: DbSession,
