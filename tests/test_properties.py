@@ -17,7 +17,11 @@ header_text = st.text(
     alphabet=st.characters(min_codepoint=0x21, max_codepoint=0xFF), min_size=1, max_size=400
 )
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=50),
     lambda children: (
         st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=20), children, max_size=5)
     ),

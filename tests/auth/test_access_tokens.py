@@ -53,6 +53,10 @@ async def test_me_reads_the_cookie_and_the_header_wins(client: AsyncClient) -> N
     assert me.json()["user"]["id"] == second["user"]["id"]
     garbage = await client.get("/auth/me", headers=bearer("garbage"))
     assert garbage.status_code == 401  # a bad header is not rescued by a good cookie
+    for header in ("Basic dXNlcjpwYXNz", "Bearer", "Bearer  ", "token abc"):
+        other_scheme = await client.get("/auth/me", headers={"Authorization": header})
+        assert other_scheme.status_code == 401, header
+        assert other_scheme.json()["code"] == "invalid_token"
 
 
 async def test_no_credentials_is_401_with_www_authenticate(client: AsyncClient) -> None:

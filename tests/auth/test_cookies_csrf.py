@@ -151,3 +151,17 @@ async def test_cors_preflight_allows_configured_origin_with_credentials(client: 
     assert denied.status_code == 400
     assert denied.headers["content-type"] == "application/problem+json"
     assert denied.json()["code"] == "cors_preflight_refused"
+
+
+async def test_browser_sessions_survive_a_key_rollover(make_settings: Callable[..., Settings]) -> None:
+    old = make_settings()
+    async with serve(old) as client:
+        await signup(client, transport="cookie")
+        jar = client.cookies
+    rotated = make_settings(SECRET_KEY="r" * 48, SECRET_KEY_PREVIOUS=old.SECRET_KEY)
+    async with serve(rotated) as client:
+        client.cookies = jar
+        assert (await client.get("/auth/me")).status_code == 200
+        response = await client.post("/auth/refresh", headers={"X-CSRF-Token": jar["csrf_token"]})
+        assert response.status_code == 200
+        assert client.cookies["csrf_token"] != jar["csrf_token"]  # re-issued under the new key

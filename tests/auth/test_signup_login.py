@@ -190,7 +190,7 @@ async def test_oauth2_password_form_for_swagger(client: AsyncClient) -> None:
     bad = await client.post("/auth/token", data={"username": email, "password": "wrong password"})
     assert bad.status_code == 401
     schema = (await client.get("/openapi.json")).json()
-    flows = schema["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]
+    flows = schema["components"]["securitySchemes"]["BearerToken"]["flows"]
     assert flows["password"]["tokenUrl"] == "/auth/token"
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from starlette.requests import HTTPConnection
 
 from aisupport.auth import service
 from aisupport.auth.cookies import request_cookies
@@ -21,8 +22,30 @@ from aisupport.organizations.models import Role
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 CSRF_HEADER = "X-CSRF-Token"
 
-# Declares the Bearer scheme in OpenAPI, so Swagger's Authorize button signs in through /auth/token.
-bearer_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+
+def invalid_access_token() -> Unauthorized:
+    # One answer for every kind of bad token, so a caller learns nothing from the difference.
+    return Unauthorized("invalid_token", "The access token is invalid, expired or revoked.")
+
+
+class BearerToken(OAuth2PasswordBearer):
+    """The `Authorization: Bearer` token, or None without the header; any other header is a bad token.
+
+    Declared as OAuth2 password flow in OpenAPI, so Swagger's Authorize button signs in via /auth/token.
+    """
+
+    async def __call__(self, request: HTTPConnection) -> str | None:
+        header = request.headers.get("authorization")
+        if header is None:
+            return None
+        scheme, _, token = header.partition(" ")
+        token = token.strip(" \t")
+        if scheme.lower() != "bearer" or not token:
+            raise invalid_access_token()
+        return token
+
+
+bearer_scheme = BearerToken(tokenUrl="/auth/token", auto_error=False)
 
 
 @dataclass(frozen=True)
@@ -54,11 +77,6 @@ def client_of(request: Request) -> Client:
 ClientInfo = Annotated[Client, Depends(client_of)]
 
 
-def invalid_access_token() -> Unauthorized:
-    # One answer for every kind of bad token, so a caller learns nothing from the difference.
-    return Unauthorized("invalid_token", "The access token is invalid, expired or revoked.")
-
-
 def require_csrf(request: Request, auth: AuthComponents, session_id: uuid.UUID | None) -> None:
     """Cookie-authenticated unsafe requests: allowed Origin (if sent) and X-CSRF-Token = csrf cookie."""
     if request.method in SAFE_METHODS:
@@ -72,9 +90,7 @@ def require_csrf(request: Request, auth: AuthComponents, session_id: uuid.UUID |
     header = request.headers.get(CSRF_HEADER)
     if not header or not cookie or not hmac.compare_digest(header.encode(), cookie.encode()):
         raise AppError(403, "csrf_failed", f"The {CSRF_HEADER} header must equal the csrf_token cookie.")
-    if session_id is not None and not hmac.compare_digest(
-        header.encode(), auth.csrf_token(session_id).encode()
-    ):
+    if session_id is not None and not auth.csrf_token_matches(session_id, header):
         raise AppError(403, "csrf_failed", f"The {CSRF_HEADER} header must equal the csrf_token cookie.")
 
 

@@ -8,6 +8,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -47,14 +48,35 @@ class AuthComponents:
     rate_limiter: RateLimiter
     session_cache: SessionStatusCache
 
-    @property
-    def refresh_key(self) -> bytes:
-        return derive_key(self.settings.SECRET_KEY, "refresh-token-child")
+    @cached_property
+    def _secrets(self) -> tuple[str, ...]:
+        """The current secret first, then the previous one during a key rollover."""
+        previous = self.settings.SECRET_KEY_PREVIOUS
+        return (self.settings.SECRET_KEY, *((previous,) if previous else ()))
+
+    @cached_property
+    def _csrf_keys(self) -> tuple[bytes, ...]:
+        return tuple(derive_key(secret, "csrf") for secret in self._secrets)
+
+    @cached_property
+    def _refresh_keys(self) -> tuple[bytes, ...]:
+        return tuple(derive_key(secret, "refresh-token-child") for secret in self._secrets)
 
     def csrf_token(self, session_id: uuid.UUID) -> str:
         """The CSRF token bound to a session (signed double-submit)."""
-        key = derive_key(self.settings.SECRET_KEY, "csrf")
-        return hmac.new(key, session_id.bytes, "sha256").hexdigest()
+        return hmac.new(self._csrf_keys[0], session_id.bytes, "sha256").hexdigest()
+
+    def csrf_token_matches(self, session_id: uuid.UUID, value: str) -> bool:
+        return any(
+            hmac.compare_digest(
+                value.encode(), hmac.new(key, session_id.bytes, "sha256").hexdigest().encode()
+            )
+            for key in self._csrf_keys
+        )
+
+    def child_refresh_tokens(self, parent: str) -> list[str]:
+        """The successor of a refresh token: derived with the current key, or the previous one."""
+        return [derived_opaque_token(REFRESH_TOKEN_PREFIX, key, parent) for key in self._refresh_keys]
 
 
 @dataclass(frozen=True)
@@ -170,32 +192,14 @@ async def refresh(db: AsyncSession, auth: AuthComponents, *, refresh_token: str,
     if session.revoked_at is not None or session.expires_at <= now or idle_deadline <= now:
         raise invalid_refresh_token()
 
-    child_token = derived_opaque_token(REFRESH_TOKEN_PREFIX, auth.refresh_key, refresh_token)
     if token.used_at is None:
-        token.used_at = now
-        session.last_used_at = now
-        await repository.add_refresh_token(
-            db,
-            RefreshToken(
-                session_id=session.id,
-                parent_id=token.id,
-                token_hash=sha256_hex(child_token),
-                issued_at=now,
-                user_agent=client.user_agent,
-                ip=client.ip,
-            ),
-        )
-    elif not await _within_grace(db, token, child_token, now, settings.REFRESH_REUSE_GRACE_SECONDS):
-        await repository.revoke_session(db, session.id, reason="refresh_token_reuse", now=now)
-        _forget_session(db, auth, session.id)
-        log.warning(
-            "security.refresh_token_reuse_detected",
-            session_id=str(session.id),
-            user_id=str(session.user_id),
-            ip=client.ip,
-            user_agent=client.user_agent,
-        )
-        raise invalid_refresh_token(keep_changes=True)
+        child_token = await _rotate(db, auth, token, session, refresh_token, client, now)
+    else:
+        repeated = await _repeat_within_grace(db, auth, token, refresh_token, now)
+        if repeated is None:
+            await _revoke_for_reuse(db, auth, session, client, now)
+            raise invalid_refresh_token(keep_changes=True)
+        child_token = repeated
 
     user = await repository.user_by_id(db, session.user_id)
     membership = await org_repository.membership_of_user(db, session.user_id, session.organization_id)
@@ -239,18 +243,63 @@ async def profile(
     return user, current[0], current[1], memberships
 
 
-async def _within_grace(
-    db: AsyncSession, token: RefreshToken, child_token: str, now: datetime, grace_seconds: int
-) -> bool:
+async def _rotate(
+    db: AsyncSession,
+    auth: AuthComponents,
+    token: RefreshToken,
+    session: AuthSession,
+    refresh_token: str,
+    client: Client,
+    now: datetime,
+) -> str:
+    child_token = auth.child_refresh_tokens(refresh_token)[0]
+    token.used_at = now
+    session.last_used_at = now
+    await repository.add_refresh_token(
+        db,
+        RefreshToken(
+            session_id=session.id,
+            parent_id=token.id,
+            token_hash=sha256_hex(child_token),
+            issued_at=now,
+            user_agent=client.user_agent,
+            ip=client.ip,
+        ),
+    )
+    return child_token
+
+
+async def _revoke_for_reuse(
+    db: AsyncSession, auth: AuthComponents, session: AuthSession, client: Client, now: datetime
+) -> None:
+    await repository.revoke_session(db, session.id, reason="refresh_token_reuse", now=now)
+    _forget_session(db, auth, session.id)
+    log.warning(
+        "security.refresh_token_reuse_detected",
+        session_id=str(session.id),
+        user_id=str(session.user_id),
+        ip=client.ip,
+        user_agent=client.user_agent,
+    )
+
+
+async def _repeat_within_grace(
+    db: AsyncSession, auth: AuthComponents, token: RefreshToken, refresh_token: str, now: datetime
+) -> str | None:
     """A just-rotated token presented again (two tabs, a lost response) gets the same child back."""
-    if token.used_at is None or now - token.used_at > timedelta(seconds=grace_seconds):
-        return False
+    grace = timedelta(seconds=auth.settings.REFRESH_REUSE_GRACE_SECONDS)
+    if token.used_at is None or now - token.used_at > grace:
+        return None
     child = await repository.child_of(db, token.id)
-    return (
-        child is not None
-        and child.used_at is None
-        and child.revoked_at is None
-        and hmac.compare_digest(child.token_hash, sha256_hex(child_token))
+    if child is None or child.used_at is not None or child.revoked_at is not None:
+        return None
+    return next(
+        (
+            candidate
+            for candidate in auth.child_refresh_tokens(refresh_token)
+            if hmac.compare_digest(child.token_hash, sha256_hex(candidate))
+        ),
+        None,
     )
 
 
