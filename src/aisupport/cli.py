@@ -51,6 +51,7 @@ def serve(settings: Settings) -> None:
         port=settings.API_PORT,
         proxy_headers=False,  # the app applies FORWARDED_ALLOW_IPS itself (ProxyHeadersMiddleware)
         access_log=False,  # the app logs one line per request, with its request id
+        log_config=None,  # keep the app's structured logging (configured by create_app)
         timeout_graceful_shutdown=30,
     )
 
