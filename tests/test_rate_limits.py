@@ -122,3 +122,12 @@ async def test_limits_are_shared_through_redis(
         assert await _login(replica_a, new_email()) == 401
         assert await _login(replica_b, new_email()) == 401
         assert await _login(replica_a, new_email()) == 429
+
+
+async def test_a_client_host_that_is_not_an_address_is_stored_as_unknown(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with serve(make_settings(), client_ip="testclient") as client:
+        body = (await signup(client)).json()
+        refreshed = await client.post("/auth/refresh", json={"refresh_token": body["refresh_token"]})
+        assert refreshed.status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -68,10 +69,16 @@ Auth = Annotated[AuthComponents, Depends(auth_components)]
 def client_of(request: Request) -> Client:
     """The caller's address (the socket's, or a trusted proxy's X-Forwarded-For) and user agent."""
     user_agent = request.headers.get("user-agent")
-    return Client(
-        ip=request.client.host if request.client else None,
-        user_agent=user_agent[:512] if user_agent else None,
-    )
+    return Client(ip=_ip_address(request), user_agent=user_agent[:512] if user_agent else None)
+
+
+def _ip_address(request: Request) -> str | None:
+    # Unix sockets and some test clients give a host that is not an address; it is stored as unknown.
+    host = request.client.host if request.client else None
+    try:
+        return str(ipaddress.ip_address(host)) if host else None
+    except ValueError:
+        return None
 
 
 ClientInfo = Annotated[Client, Depends(client_of)]
