@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from pydantic import ValidationError
@@ -44,6 +45,9 @@ def serve(settings: Settings) -> None:
 
     from aisupport.main import create_app
 
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; ending with SystemExit
+    # instead of the default handler lets exit hooks run (they stop the embedded PostgreSQL).
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     migrate(settings)
     uvicorn.run(
         create_app(settings),
@@ -54,6 +58,10 @@ def serve(settings: Settings) -> None:
         log_config=None,  # keep the app's structured logging (configured by create_app)
         timeout_graceful_shutdown=30,
     )
+
+
+def _exit_on_signal(signum: int, _: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> None:
