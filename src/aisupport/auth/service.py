@@ -64,19 +64,19 @@ class AuthComponents:
 
     def csrf_token(self, session_id: uuid.UUID) -> str:
         """The CSRF token bound to a session (signed double-submit)."""
-        return hmac.new(self._csrf_keys[0], session_id.bytes, "sha256").hexdigest()
+        return _session_mac(self._csrf_keys[0], session_id)
 
     def csrf_token_matches(self, session_id: uuid.UUID, value: str) -> bool:
-        return any(
-            hmac.compare_digest(
-                value.encode(), hmac.new(key, session_id.bytes, "sha256").hexdigest().encode()
-            )
-            for key in self._csrf_keys
-        )
+        expected = (_session_mac(key, session_id) for key in self._csrf_keys)
+        return any(hmac.compare_digest(value.encode(), candidate.encode()) for candidate in expected)
 
     def child_refresh_tokens(self, parent: str) -> list[str]:
         """The successor of a refresh token: derived with the current key, or the previous one."""
         return [derived_opaque_token(REFRESH_TOKEN_PREFIX, key, parent) for key in self._refresh_keys]
+
+
+def _session_mac(key: bytes, session_id: uuid.UUID) -> str:
+    return hmac.new(key, session_id.bytes, "sha256").hexdigest()
 
 
 @dataclass(frozen=True)
