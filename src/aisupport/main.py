@@ -47,9 +47,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = redis
+        passwords = PasswordHasher(settings)
         app.state.auth = AuthComponents(
             settings=settings,
-            passwords=PasswordHasher(settings),
+            passwords=passwords,
             access_tokens=AccessTokenCodec(settings),
             rate_limiter=limiter,
             session_cache=SessionStatusCache(
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            passwords.close()
             if redis is not None:
                 await redis.aclose()
             await engine.dispose()

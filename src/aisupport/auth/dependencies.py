@@ -58,7 +58,7 @@ class Principal:
     via: Literal["bearer", "cookie"]
 
 
-def auth_components(request: Request) -> AuthComponents:
+async def auth_components(request: Request) -> AuthComponents:
     components: AuthComponents = request.app.state.auth
     return components
 
@@ -66,7 +66,7 @@ def auth_components(request: Request) -> AuthComponents:
 Auth = Annotated[AuthComponents, Depends(auth_components)]
 
 
-def client_of(request: Request) -> Client:
+async def client_of(request: Request) -> Client:
     """The caller's address (the socket's, or a trusted proxy's X-Forwarded-For) and user agent."""
     user_agent = request.headers.get("user-agent")
     return Client(ip=_ip_address(request), user_agent=user_agent[:512] if user_agent else None)

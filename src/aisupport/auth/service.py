@@ -19,7 +19,7 @@ from aisupport.auth.models import AuthSession, RefreshToken, User
 from aisupport.auth.password_policy import check_password, normalize_password
 from aisupport.auth.session_cache import SessionStatusCache
 from aisupport.core.config import Settings
-from aisupport.core.db import after_commit
+from aisupport.core.db import after_commit, release_connection
 from aisupport.core.errors import AppError, Unauthorized
 from aisupport.core.ratelimit import RateLimiter, limit_key
 from aisupport.core.security import (
@@ -131,13 +131,14 @@ async def signup(
     password = normalize_password(password)
     check_password(password, email=email)
     email_normalized = normalize_email(email)
+    password_hash = await auth.passwords.hash(password)  # before the database: no connection held
     if await repository.user_by_email(db, email_normalized) is not None:
         raise _email_taken()
     user = User(
         id=uuid.uuid4(),
         email=email,
         email_normalized=email_normalized,
-        password_hash=await auth.passwords.hash(password),
+        password_hash=password_hash,
         full_name=full_name,
     )
     try:
@@ -166,6 +167,7 @@ async def login(
     await auth.rate_limiter.hit(limits["login_ip"], "login-ip", client.ip or "unknown")
     await auth.rate_limiter.hit(limits["login_account"], "login-account", limit_key(email_normalized))
     user = await repository.user_by_email(db, email_normalized)
+    await release_connection(db)
     # An unknown email is verified against a dummy hash: same work, same answer as a wrong password.
     valid, upgraded_hash = await auth.passwords.verify(
         normalize_password(password), user.password_hash if user else None
@@ -235,8 +237,8 @@ async def profile(
     db: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID
 ) -> tuple[User, Organization, Role, list[tuple[Organization, Role]]]:
     """The signed-in user, their current organization and role, and all their organizations."""
-    user = await repository.user_by_id(db, user_id)
-    memberships = await org_repository.memberships_of_user(db, user_id)
+    found = await org_repository.user_with_memberships(db, user_id)
+    user, memberships = found if found else (None, [])
     current = next(((org, role) for org, role in memberships if org.id == organization_id), None)
     if user is None or not user.is_active or current is None:
         raise Unauthorized("invalid_token", "The access token is invalid, expired or revoked.")

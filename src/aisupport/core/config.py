@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     ARGON2_MEMORY_COST_KIB: int = Field(default=65536, ge=8)
     ARGON2_PARALLELISM: int = Field(default=4, ge=1)
     PASSWORD_HASH_CONCURRENCY: int | None = Field(default=None, ge=1)
+    PASSWORD_HASH_MAX_WAITING: int = Field(default=200, ge=0)
 
     # Abuse limits, in the `limits` notation ("10/minute", "5 per 15 minutes").
     RATE_LIMIT_LOGIN_PER_IP: str = "30/minute"

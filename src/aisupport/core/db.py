@@ -62,6 +62,17 @@ def after_commit(session: AsyncSession, action: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(action)
 
 
+async def release_connection(session: AsyncSession) -> None:
+    """Return the connection to the pool before slow work that needs no database (password hashing).
+
+    Only for a request that has written nothing yet: it ends the read transaction, and the next query
+    starts another. Holding a connection through a hash would let a login storm empty the pool.
+    """
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("release_connection would commit unflushed writes")
+    await session.commit()
+
+
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: commits once on success, rolls back on any error."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
+import threading
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-import anyio
 import jwt
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
 
 from aisupport.core.config import Settings
+from aisupport.core.errors import AppError
+
+T = TypeVar("T")
 
 ACCESS_TOKEN_TYPE = "access"
 ACCESS_TOKEN_HEADER_TYPE = "at+jwt"  # RFC 9068
+HASHING_BUSY_RETRY_AFTER_SECONDS = 5
 
 
 def derive_key(secret: str, purpose: str) -> bytes:
@@ -50,11 +58,23 @@ def derived_opaque_token(prefix: str, key: bytes, parent: str) -> str:
     return f"{prefix}_{base64.urlsafe_b64encode(digest).rstrip(b'=').decode()}"
 
 
-class PasswordHasher:
-    """argon2id hashing off the event loop, with bounded concurrency.
+class PasswordHashingBusy(AppError):
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "password_hashing_busy",
+            "Too many sign-ins are in progress. Try again shortly.",
+            headers={"Retry-After": str(HASHING_BUSY_RETRY_AFTER_SECONDS)},
+        )
 
-    Each argon2 computation holds `memory_cost` KiB; the limiter caps how many run at once, so a login
-    storm queues instead of exhausting memory, and the event loop stays free for other requests.
+
+class PasswordHasher:
+    """argon2id hashing on a small pool of low-priority threads, with a bounded queue.
+
+    Each argon2 computation holds `memory_cost` KiB and a core for a good fraction of a second. The pool
+    caps how many run at once (memory), its threads run at the lowest CPU priority so the event loop
+    keeps answering other requests during a login storm (latency), and at most `max_waiting` calls
+    queue before new ones get 503 with Retry-After (memory and waiting time stay bounded).
     bcrypt hashes (the seed's) still verify and are upgraded to argon2id on the next login.
     """
 
@@ -69,25 +89,45 @@ class PasswordHasher:
                 BcryptHasher(),
             )
         )
-        self._limiter = anyio.CapacityLimiter(settings.PASSWORD_HASH_CONCURRENCY or os.cpu_count() or 1)
+        workers = settings.PASSWORD_HASH_CONCURRENCY or os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(workers, "password-hash", initializer=_lowest_cpu_priority)
+        self._max_pending = workers + settings.PASSWORD_HASH_MAX_WAITING
+        self._pending = 0
         # Verified when the email is unknown, so both failures cost the same.
         self._dummy_hash = self._hash.hash(secrets.token_urlsafe(16))
 
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     async def hash(self, password: str) -> str:
-        return await anyio.to_thread.run_sync(self._hash.hash, password, limiter=self._limiter)
+        return await self._run(self._hash.hash, password)
 
     async def verify(self, password: str, password_hash: str | None) -> tuple[bool, str | None]:
         """Check `password`; returns (valid, new hash if the stored one should be upgraded)."""
         stored = password_hash or self._dummy_hash
         try:
-            valid, updated = await anyio.to_thread.run_sync(
-                self._hash.verify_and_update, password, stored, limiter=self._limiter
-            )
+            valid, updated = await self._run(self._hash.verify_and_update, password, stored)
         except ValueError:  # bcrypt refuses passwords over 72 bytes rather than truncate them
             return False, None
         if password_hash is None:
             return False, None
         return valid, updated
+
+    async def _run(self, function: Callable[..., T], *args: object) -> T:
+        if self._pending >= self._max_pending:
+            raise PasswordHashingBusy
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+        finally:
+            self._pending -= 1
+
+
+def _lowest_cpu_priority() -> None:
+    # Linux applies setpriority to a single thread when given its id; elsewhere, or when not
+    # permitted, hashing simply keeps the normal priority.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 @dataclass(frozen=True)

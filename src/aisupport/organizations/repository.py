@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aisupport.auth.models import User
 from aisupport.organizations.models import Membership, Organization, Role
 
 
@@ -35,6 +36,25 @@ async def memberships_of_user(db: AsyncSession, user_id: uuid.UUID) -> list[tupl
         .order_by(Membership.created_at, Organization.id)
     )
     return [(organization, Role(role)) for organization, role in rows.all()]
+
+
+async def user_with_memberships(
+    db: AsyncSession, user_id: uuid.UUID
+) -> tuple[User, list[tuple[Organization, Role]]] | None:
+    """The user and their organizations with their role, oldest membership first, in one query."""
+    rows = (
+        await db.execute(
+            select(User, Organization, Membership.role)
+            .outerjoin(Membership, Membership.user_id == User.id)
+            .outerjoin(Organization, Organization.id == Membership.organization_id)
+            .where(User.id == user_id)
+            .order_by(Membership.created_at, Organization.id)
+        )
+    ).all()
+    if not rows:
+        return None
+    memberships = [(organization, Role(role)) for _, organization, role in rows if organization is not None]
+    return rows[0][0], memberships
 
 
 async def membership_of_user(
