@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Connection, create_engine, pool, text
 
 from aisupport.core.db import async_url
-from aisupport.models import Base
+from aisupport.models import Base, is_ours
 
 config = context.config
 target_metadata = Base.metadata
@@ -30,7 +30,9 @@ def run_migrations_offline() -> None:
 
 
 def _run_locked(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    context.configure(
+        connection=connection, target_metadata=target_metadata, compare_type=True, include_name=is_ours
+    )
     with context.begin_transaction():
         # Replicas starting together apply migrations one at a time; the lock ends with the transaction.
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from aisupport.cli import alembic_config
-from aisupport.models import Base
+from aisupport.models import Base, is_ours
 
 
 def _tables(url: str) -> set[str]:
@@ -36,7 +36,7 @@ def test_models_and_migrations_agree(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": is_ours})
             diff = compare_metadata(context, Base.metadata)
     finally:
         engine.dispose()

@@ -1,4 +1,4 @@
-"""The `aisupport` command: serve, migrate."""
+"""The `aisupport` command: serve, worker, migrate."""
 
 from __future__ import annotations
 
@@ -60,6 +60,28 @@ def serve(settings: Settings) -> None:
     )
 
 
+def worker(settings: Settings) -> None:
+    """Run background jobs until SIGTERM or SIGINT (running jobs get WORKER_SHUTDOWN_SECONDS to finish)."""
+    import asyncio
+
+    from aisupport.core.db import create_engine
+    from aisupport.core.email import create_mailer
+    from aisupport.core.jobs import run_worker
+    from aisupport.core.logging import configure_logging
+    from aisupport.main import database_url
+
+    configure_logging(json=settings.ENV == "prod", level=settings.LOG_LEVEL)
+
+    async def main() -> None:
+        engine = create_engine(database_url(settings), pool_size=settings.WORKER_CONCURRENCY)
+        try:
+            await run_worker(settings, engine, create_mailer(settings), install_signal_handlers=True)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
 def _exit_on_signal(signum: int, _: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -68,12 +90,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="aisupport", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="apply migrations, then serve the API on API_HOST:API_PORT")
+    commands.add_parser("worker", help="run background jobs (email, periodic clean-up)")
     migrate_parser = commands.add_parser("migrate", help="apply database migrations")
     migrate_parser.add_argument("revision", nargs="?", default="head")
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.command == "serve":
         serve(settings)
+    elif args.command == "worker":
+        worker(settings)
     elif args.command == "migrate":
         migrate(settings, args.revision)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,6 +11,7 @@ import structlog
 from fastapi import Depends, FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from aisupport.auth.account_router import router as account_router
 from aisupport.auth.router import AUTH_MAX_BODY_BYTES
 from aisupport.auth.router import router as auth_router
 from aisupport.auth.service import AuthComponents
@@ -16,8 +19,10 @@ from aisupport.auth.session_cache import SessionStatusCache
 from aisupport.core.config import Settings
 from aisupport.core.cors import ProblemCORSMiddleware
 from aisupport.core.db import create_engine, create_sessionmaker
+from aisupport.core.email import create_mailer
 from aisupport.core.embedded import start_embedded_postgres
 from aisupport.core.errors import install_error_handlers
+from aisupport.core.jobs import run_worker
 from aisupport.core.logging import RequestLogMiddleware, configure_logging
 from aisupport.core.ratelimit import RateLimiter
 from aisupport.core.redis import create_redis
@@ -64,9 +69,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("rate_limiting_in_process", reason="REDIS_URL is unset; counters are per process")
         else:
             log.info("rate_limiting_on_redis")
+        worker = None
+        if settings.run_worker_in_process:
+            worker = asyncio.create_task(run_worker(settings, engine, create_mailer(settings)))
+            log.info("job_worker_in_process", reason="RUN_WORKER_IN_PROCESS or the embedded database")
         try:
             yield
         finally:
+            if worker is not None:
+                worker.cancel()  # procrastinate lets running jobs finish (WORKER_SHUTDOWN_SECONDS)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
             passwords.close()
             if redis is not None:
                 await redis.aclose()
@@ -83,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(auth_router)
+    app.include_router(account_router)
 
     app.add_middleware(
         ProblemCORSMiddleware,

@@ -1,7 +1,12 @@
 """Every model, imported in one place so the metadata is complete for Alembic and the tests."""
 
-from aisupport.auth.models import AuthSession, RefreshToken, User
+from aisupport.auth.models import AccountToken, AuthSession, RefreshToken, User
 from aisupport.core.db import Base
 from aisupport.organizations.models import Membership, Organization
 
-__all__ = ["AuthSession", "Base", "Membership", "Organization", "RefreshToken", "User"]
+__all__ = ["AccountToken", "AuthSession", "Base", "Membership", "Organization", "RefreshToken", "User"]
+
+
+def is_ours(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's include_name hook: procrastinate's tables belong to its own schema SQL, not our models."""
+    return not (type_ == "table" and name is not None and name.startswith("procrastinate_"))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aisupport.auth.models import AuthSession, RefreshToken, User
+from aisupport.auth.models import AccountToken, AuthSession, RefreshToken, User
 
 
 async def user_by_email(db: AsyncSession, email_normalized: str) -> User | None:
@@ -82,16 +83,98 @@ async def session_is_live(db: AsyncSession, session_id: uuid.UUID, now: datetime
 
 async def revoke_session(db: AsyncSession, session_id: uuid.UUID, *, reason: str, now: datetime) -> bool:
     """Revoke a session and every refresh token of its family; False if it was already revoked."""
+    return bool(await _revoke_sessions(db, AuthSession.id == session_id, reason=reason, now=now))
+
+
+async def revoke_sessions_of_user(
+    db: AsyncSession, user_id: uuid.UUID, *, reason: str, now: datetime, keep: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    """Revoke every live session of a user (but `keep`); returns the ids revoked."""
+    condition = AuthSession.user_id == user_id
+    if keep is not None:
+        condition = condition & (AuthSession.id != keep)
+    return await _revoke_sessions(db, condition, reason=reason, now=now)
+
+
+async def _revoke_sessions(
+    db: AsyncSession, condition: Any, *, reason: str, now: datetime
+) -> list[uuid.UUID]:
     result = await db.execute(
         update(AuthSession)
-        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .where(condition, AuthSession.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason)
         .returning(AuthSession.id)
     )
-    revoked = result.first() is not None
-    await db.execute(
-        update(RefreshToken)
-        .where(RefreshToken.session_id == session_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    revoked = list(result.scalars())
+    if revoked:
+        await db.execute(
+            update(RefreshToken)
+            .where(RefreshToken.session_id.in_(revoked), RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
     return revoked
+
+
+async def live_sessions_of_user(
+    db: AsyncSession, user_id: uuid.UUID, *, idle_since: datetime
+) -> list[AuthSession]:
+    """Sessions that can still refresh: not revoked, not expired, used after `idle_since`; newest first."""
+    result = await db.execute(
+        select(AuthSession)
+        .where(
+            AuthSession.user_id == user_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > func.now(),
+            AuthSession.last_used_at > idle_since,
+        )
+        .order_by(AuthSession.last_used_at.desc(), AuthSession.id)
+    )
+    return list(result.scalars())
+
+
+async def session_of_user(db: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID) -> AuthSession | None:
+    result = await db.execute(
+        select(AuthSession).where(AuthSession.id == session_id, AuthSession.user_id == user_id)
+    )
+    return result.scalar_one_or_none()
+
+
+async def add_account_token(db: AsyncSession, token: AccountToken) -> None:
+    db.add(token)
+    await db.flush()
+
+
+async def use_account_token(
+    db: AsyncSession, token_hash: str, purposes: tuple[str, ...], now: datetime
+) -> AccountToken | None:
+    """Mark an unused, unexpired token used and return it; None if there is no such token. Atomic, so
+    two requests with the same token cannot both succeed."""
+    result = await db.execute(
+        update(AccountToken)
+        .where(
+            AccountToken.token_hash == token_hash,
+            AccountToken.purpose.in_(purposes),
+            AccountToken.used_at.is_(None),
+            AccountToken.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(AccountToken)
+    )
+    return result.scalar_one_or_none()
+
+
+async def purge_expired(db: AsyncSession, *, before: datetime, idle_before: datetime) -> tuple[int, int]:
+    """Delete sessions (with their refresh tokens) and account tokens that ended before `before`."""
+    sessions = await db.execute(
+        delete(AuthSession).where(
+            or_(
+                AuthSession.revoked_at < before,
+                AuthSession.expires_at < before,
+                AuthSession.last_used_at < idle_before,
+            )
+        )
+    )
+    tokens = await db.execute(
+        delete(AccountToken).where(or_(AccountToken.used_at < before, AccountToken.expires_at < before))
+    )
+    return sessions.rowcount, tokens.rowcount  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
 from aisupport.auth import service
@@ -23,6 +24,7 @@ from aisupport.auth.schemas import (
     MeResponse,
     OrganizationOut,
     RefreshRequest,
+    SignupPending,
     SignupRequest,
     TokenResponse,
     Transport,
@@ -64,12 +66,19 @@ def _answer(response: Response, auth: AuthComponents, sign_in: SignIn, transport
     status_code=status.HTTP_201_CREATED,
     response_model=TokenResponse,
     response_model_exclude_none=True,
-    responses=problem_responses(409, 413, 415, 422, 429),
+    responses={
+        202: {
+            "model": SignupPending,
+            "description": "REQUIRE_EMAIL_VERIFICATION is on: confirm, then sign in",
+        },
+        **problem_responses(409, 413, 415, 422, 429, 503),
+    },
 )
 async def signup(
     payload: SignupRequest, response: Response, db: DbSession, auth: Auth, client: ClientInfo
-) -> TokenResponse:
-    """Create an account and its organization (you become its owner), and sign in."""
+) -> TokenResponse | JSONResponse:
+    """Create an account and its organization (you become its owner), email a link to confirm the
+    address, and sign in; with REQUIRE_EMAIL_VERIFICATION, answer 202 and sign in after confirming."""
     sign_in = await service.signup(
         db,
         auth,
@@ -79,6 +88,8 @@ async def signup(
         organization_name=payload.organization_name,
         client=client,
     )
+    if sign_in is None:
+        return JSONResponse(SignupPending().model_dump(), status_code=status.HTTP_202_ACCEPTED)
     return _answer(response, auth, sign_in, payload.transport)
 
 
@@ -100,6 +111,8 @@ async def login(
         organization_id=payload.organization_id,
         client=client,
     )
+    if sign_in is None:
+        return JSONResponse(SignupPending().model_dump(), status_code=status.HTTP_202_ACCEPTED)
     return _answer(response, auth, sign_in, payload.transport)
 
 

@@ -44,6 +44,7 @@ class UserOut(BaseModel):
 
     id: uuid.UUID
     email: str
+    email_verified: bool
     full_name: str | None
     created_at: datetime
 
@@ -76,3 +77,61 @@ class MeResponse(BaseModel):
     organization: OrganizationOut
     role: Role
     organizations: list[MembershipOut]
+
+
+class SignupPending(BaseModel):
+    """Sign-up with REQUIRE_EMAIL_VERIFICATION: no session until the address is confirmed."""
+
+    status: Literal["verification_required"] = "verification_required"
+    detail: str = "Check your email: the link in it confirms your address, then you can sign in."
+
+
+class Accepted(BaseModel):
+    detail: str
+
+
+ACCOUNT_TOKEN_MAX = 512
+
+
+class EmailTokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=ACCOUNT_TOKEN_MAX)
+
+
+class ForgotPasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+
+
+class ResetPasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=ACCOUNT_TOKEN_MAX)
+    new_password: str = Field(max_length=PASSWORD_INPUT_MAX)
+
+
+class ChangePasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(max_length=PASSWORD_INPUT_MAX)
+    new_password: str = Field(max_length=PASSWORD_INPUT_MAX)
+
+
+class ChangeEmailRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    new_email: EmailStr
+    password: str = Field(max_length=PASSWORD_INPUT_MAX)
+
+
+class SessionOut(BaseModel):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    user_agent: str | None
+    ip: str | None
+    current: bool

@@ -15,12 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.auth import repository
-from aisupport.auth.models import AuthSession, RefreshToken, User
+from aisupport.auth.models import AuthSession, RefreshToken, TokenPurpose, User
 from aisupport.auth.password_policy import check_password, normalize_password
 from aisupport.auth.session_cache import SessionStatusCache
 from aisupport.core.config import Settings
 from aisupport.core.db import after_commit, release_connection
 from aisupport.core.errors import AppError, Unauthorized
+from aisupport.core.jobs import defer
 from aisupport.core.ratelimit import RateLimiter, limit_key
 from aisupport.core.security import (
     AccessTokenCodec,
@@ -125,15 +126,30 @@ async def signup(
     full_name: str | None,
     organization_name: str | None,
     client: Client,
-) -> SignIn:
-    """Create a user and their first organization (as owner), and sign them in."""
-    await auth.rate_limiter.hit(auth.settings.rate_limits["signup_ip"], "signup-ip", client.ip or "unknown")
+) -> SignIn | None:
+    """Create a user and their first organization (as owner) and queue the verification email.
+
+    Signs in at once unless REQUIRE_EMAIL_VERIFICATION is on; then it returns None, and a taken address
+    gets the same answer (its owner is emailed instead), so sign-up cannot tell which addresses exist.
+    """
+    settings = auth.settings
+    await auth.rate_limiter.hit(settings.rate_limits["signup_ip"], "signup-ip", client.ip or "unknown")
     password = normalize_password(password)
     check_password(password, email=email)
     email_normalized = normalize_email(email)
     password_hash = await auth.passwords.hash(password)  # before the database: no connection held
-    if await repository.user_by_email(db, email_normalized) is not None:
-        raise _email_taken()
+    existing = await repository.user_by_email(db, email_normalized)
+    if existing is not None:
+        if not settings.REQUIRE_EMAIL_VERIFICATION:
+            raise _email_taken()
+        await defer(
+            db,
+            "auth:send_notice",
+            to=existing.email,
+            template="signup_existing",
+            values={"name": existing.full_name, "email": existing.email},
+        )
+        return None
     user = User(
         id=uuid.uuid4(),
         email=email,
@@ -148,7 +164,16 @@ async def signup(
     name = organization_name or f"{full_name or email.split('@')[0]}'s organization"
     organization = await org_repository.add_organization(db, name=name, slug=_slug(name))
     await org_repository.add_membership(db, organization_id=organization.id, user_id=user.id, role=Role.OWNER)
+    await defer(
+        db,
+        "auth:send_email_verification",
+        user_id=str(user.id),
+        email=user.email,
+        purpose=TokenPurpose.VERIFY_EMAIL.value,
+    )
     log.info("user_signed_up", user_id=str(user.id), organization_id=str(organization.id))
+    if settings.REQUIRE_EMAIL_VERIFICATION:
+        return None
     return await _start_session(db, auth, user, organization, Role.OWNER, client)
 
 
@@ -175,6 +200,8 @@ async def login(
     if user is None or not valid or not user.is_active:
         log.info("login_failed", user_id=str(user.id) if user else None, ip=client.ip)
         raise invalid_credentials()
+    if auth.settings.REQUIRE_EMAIL_VERIFICATION and not user.email_verified:
+        raise AppError(403, "email_not_verified", "Confirm your email address first: see the email we sent.")
     if upgraded_hash is not None:
         user.password_hash = upgraded_hash
     organization, role = await _choose_membership(db, user.id, organization_id)
@@ -215,7 +242,7 @@ async def logout(db: AsyncSession, auth: AuthComponents, session_id: uuid.UUID) 
     """Revoke a session's refresh-token family; its access tokens stop working at once."""
     if await repository.revoke_session(db, session_id, reason="logout", now=datetime.now(UTC)):
         log.info("session_revoked", session_id=str(session_id), reason="logout")
-    _forget_session(db, auth, session_id)
+    forget_sessions(db, auth, [session_id])
 
 
 async def session_of_refresh_token(db: AsyncSession, refresh_token: str) -> uuid.UUID | None:
@@ -275,7 +302,7 @@ async def _revoke_for_reuse(
     db: AsyncSession, auth: AuthComponents, session: AuthSession, client: Client, now: datetime
 ) -> None:
     await repository.revoke_session(db, session.id, reason="refresh_token_reuse", now=now)
-    _forget_session(db, auth, session.id)
+    forget_sessions(db, auth, [session.id])
     log.warning(
         "security.refresh_token_reuse_detected",
         session_id=str(session.id),
@@ -383,9 +410,12 @@ def _sign_in(
     )
 
 
-def _forget_session(db: AsyncSession, auth: AuthComponents, session_id: uuid.UUID) -> None:
+def forget_sessions(db: AsyncSession, auth: AuthComponents, session_ids: list[uuid.UUID]) -> None:
+    """Once the revocation commits, tell the session cache, so access tokens stop working at once."""
+
     async def mark_revoked() -> None:
-        await auth.session_cache.put(session_id, live=False)
+        for session_id in session_ids:
+            await auth.session_cache.put(session_id, live=False)
 
     after_commit(db, mark_revoked)
 

@@ -7,9 +7,11 @@ start when `ENV=prod`, naming the setting at fault.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 
 from limits import RateLimitItem, parse
 from pydantic import Field, field_validator, model_validator
@@ -26,8 +28,21 @@ def _split_csv(value: object) -> object:
     return value
 
 
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    username: str | None
+    password: str | None = field(repr=False)
+    tls: Literal["starttls", "tls", "none"]
+    timeout: float
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # Empty values count as unset, so compose can pass `${NAME:-}` for optional settings.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     # The seed's variables.
     ENV: Literal["dev", "test", "prod"] = "dev"
@@ -63,6 +78,9 @@ class Settings(BaseSettings):
     RATE_LIMIT_LOGIN_PER_ACCOUNT: str = "10 per 15 minutes"
     RATE_LIMIT_SIGNUP_PER_IP: str = "10/hour"
     RATE_LIMIT_REFRESH_PER_IP: str = "120/minute"
+    RATE_LIMIT_EMAIL_PER_ACCOUNT: str = "5/hour"
+    RATE_LIMIT_PASSWORD_FORGOT_PER_IP: str = "20/hour"
+    RATE_LIMIT_ACCOUNT_TOKEN_PER_IP: str = "30/minute"
     RATE_LIMIT_KEY_PREFIX: str = "aisupport"
 
     # Network.
@@ -73,6 +91,33 @@ class Settings(BaseSettings):
     EMBEDDED_PGDATA: Path = PROJECT_ROOT / ".data" / "pgdata"
 
     LOG_LEVEL: str = "INFO"
+
+    # Account emails: links point at the front end, PUBLIC_APP_URL.
+    PRODUCT_NAME: str = "aisupport"
+    PUBLIC_APP_URL: str = "http://localhost:3000"
+    REQUIRE_EMAIL_VERIFICATION: bool = False
+    EMAIL_VERIFICATION_TTL_HOURS: int = Field(default=24, ge=1, le=24 * 30)
+    PASSWORD_RESET_TTL_MINUTES: int = Field(default=30, ge=5, le=24 * 60)
+
+    # Mail: SMTP when SMTP_URL or SMTP_HOST is set, otherwise (not in production) the development
+    # backend, which logs each message and writes it to EMAIL_DEV_DIR as a .eml file.
+    EMAIL_FROM: str = "aisupport <no-reply@localhost>"
+    SMTP_URL: str | None = None  # smtp://user:password@host:587 (STARTTLS) or smtps://...:465 (TLS)
+    SMTP_HOST: str | None = None
+    SMTP_PORT: int = Field(default=587, ge=1, le=65535)
+    SMTP_USERNAME: str | None = None
+    SMTP_PASSWORD: str | None = None
+    SMTP_TLS: Literal["starttls", "tls", "none"] = "starttls"
+    SMTP_TIMEOUT_SECONDS: float = Field(default=20, gt=0)
+    EMAIL_DEV_DIR: Path = PROJECT_ROOT / ".data" / "mail"
+
+    # Background jobs. The in-process worker defaults to on with the embedded database (one command
+    # runs everything) and off otherwise, where `aisupport worker` processes run.
+    RUN_WORKER_IN_PROCESS: bool | None = None
+    WORKER_CONCURRENCY: int = Field(default=10, ge=1, le=200)
+    WORKER_HEARTBEAT_SECONDS: float = Field(default=10, gt=0)
+    WORKER_STALLED_AFTER_SECONDS: float = Field(default=30, gt=0)
+    WORKER_SHUTDOWN_SECONDS: float = Field(default=30, ge=0)
 
     @field_validator("CORS_ORIGINS", "FORWARDED_ALLOW_IPS", mode="before")
     @classmethod
@@ -97,6 +142,9 @@ class Settings(BaseSettings):
         "RATE_LIMIT_LOGIN_PER_ACCOUNT",
         "RATE_LIMIT_SIGNUP_PER_IP",
         "RATE_LIMIT_REFRESH_PER_IP",
+        "RATE_LIMIT_EMAIL_PER_ACCOUNT",
+        "RATE_LIMIT_PASSWORD_FORGOT_PER_IP",
+        "RATE_LIMIT_ACCOUNT_TOKEN_PER_IP",
     )
     @classmethod
     def _rate_limit(cls, value: str) -> str:
@@ -125,7 +173,42 @@ class Settings(BaseSettings):
             raise ValueError("COOKIE_SAMESITE=none requires COOKIE_SECURE=true")
         if "*" in self.FORWARDED_ALLOW_IPS:
             raise ValueError("FORWARDED_ALLOW_IPS must list the proxies' addresses when ENV=prod, not '*'")
+        if self.smtp is None:
+            raise ValueError("SMTP_URL or SMTP_HOST must be set when ENV=prod: account emails must go out")
         return self
+
+    @cached_property
+    def smtp(self) -> SmtpSettings | None:
+        """Where mail goes, from SMTP_URL or else the SMTP_* settings; None means the dev backend."""
+        if self.SMTP_URL:
+            url = urlsplit(self.SMTP_URL)
+            if url.scheme not in {"smtp", "smtps"} or not url.hostname:
+                raise ValueError("SMTP_URL must look like smtp://user:password@host:587 or smtps://host:465")
+            implicit_tls = url.scheme == "smtps"
+            return SmtpSettings(
+                host=url.hostname,
+                port=url.port or (465 if implicit_tls else 587),
+                username=unquote(url.username) if url.username else None,
+                password=unquote(url.password) if url.password else None,
+                tls="tls" if implicit_tls else self.SMTP_TLS,
+                timeout=self.SMTP_TIMEOUT_SECONDS,
+            )
+        if self.SMTP_HOST:
+            return SmtpSettings(
+                host=self.SMTP_HOST,
+                port=self.SMTP_PORT,
+                username=self.SMTP_USERNAME,
+                password=self.SMTP_PASSWORD,
+                tls=self.SMTP_TLS,
+                timeout=self.SMTP_TIMEOUT_SECONDS,
+            )
+        return None
+
+    @property
+    def run_worker_in_process(self) -> bool:
+        if self.RUN_WORKER_IN_PROCESS is not None:
+            return self.RUN_WORKER_IN_PROCESS
+        return self.embedded_database and self.ENV != "prod"
 
     @property
     def embedded_database(self) -> bool:
@@ -138,6 +221,9 @@ class Settings(BaseSettings):
             "login_account": parse(self.RATE_LIMIT_LOGIN_PER_ACCOUNT),
             "signup_ip": parse(self.RATE_LIMIT_SIGNUP_PER_IP),
             "refresh_ip": parse(self.RATE_LIMIT_REFRESH_PER_IP),
+            "email_account": parse(self.RATE_LIMIT_EMAIL_PER_ACCOUNT),
+            "forgot_ip": parse(self.RATE_LIMIT_PASSWORD_FORGOT_PER_IP),
+            "account_token_ip": parse(self.RATE_LIMIT_ACCOUNT_TOKEN_PER_IP),
         }
 
     @property

@@ -1,0 +1,148 @@
+"""/auth: email verification, password reset and change, email change, sessions."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from aisupport.auth import account_service
+from aisupport.auth.cookies import clear_auth_cookies
+from aisupport.auth.dependencies import Auth, ClientInfo, CurrentPrincipal
+from aisupport.auth.schemas import (
+    Accepted,
+    ChangeEmailRequest,
+    ChangePasswordRequest,
+    EmailTokenRequest,
+    ForgotPasswordRequest,
+    ResetPasswordRequest,
+    SessionOut,
+    UserOut,
+)
+from aisupport.core.db import DbSession
+from aisupport.core.errors import problem_responses
+
+router = APIRouter(prefix="/auth", tags=["account"], responses=problem_responses(500, 503))
+
+BODY_ERRORS = (413, 415, 422, 429)
+
+
+@router.post(
+    "/verify-email/confirm", response_model=UserOut, responses=problem_responses(400, 409, *BODY_ERRORS)
+)
+async def confirm_email(payload: EmailTokenRequest, db: DbSession, auth: Auth, client: ClientInfo) -> UserOut:
+    """Use the link from a verification email: the address is verified (or the requested change applies)."""
+    user = await account_service.confirm_email(db, auth, payload.token, client)
+    return UserOut.model_validate(user)
+
+
+@router.post(
+    "/verify-email/resend",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses=problem_responses(401, 403, 409, 429),
+)
+async def resend_verification(principal: CurrentPrincipal, db: DbSession, auth: Auth) -> Accepted:
+    """Send the verification email again."""
+    await account_service.resend_verification(db, auth, principal.user_id)
+    return Accepted(detail="A new verification email is on its way.")
+
+
+@router.post(
+    "/password/forgot",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses=problem_responses(*BODY_ERRORS),
+)
+async def forgot_password(
+    payload: ForgotPasswordRequest, db: DbSession, auth: Auth, client: ClientInfo
+) -> Accepted:
+    """Email a reset link if an account has this address. The answer is the same either way."""
+    await account_service.forgot_password(db, auth, payload.email, client)
+    return Accepted(detail="If an account uses this address, a reset link is on its way.")
+
+
+@router.post(
+    "/password/reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, *BODY_ERRORS),
+)
+async def reset_password(
+    payload: ResetPasswordRequest, db: DbSession, auth: Auth, client: ClientInfo
+) -> Response:
+    """Set a new password with the link from a reset email; every session is signed out."""
+    await account_service.reset_password(db, auth, payload.token, payload.new_password, client)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/password/change",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, *BODY_ERRORS),
+)
+async def change_password(
+    payload: ChangePasswordRequest, principal: CurrentPrincipal, db: DbSession, auth: Auth
+) -> Response:
+    """Change your password (the current one is required); your other sessions are signed out."""
+    await account_service.change_password(
+        db, auth, principal.user_id, principal.session_id, payload.current_password, payload.new_password
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/email/change",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses=problem_responses(401, 403, 409, *BODY_ERRORS),
+)
+async def change_email(
+    payload: ChangeEmailRequest, principal: CurrentPrincipal, db: DbSession, auth: Auth
+) -> Accepted:
+    """Ask to change your address: a link goes to the new one, and the change applies when it is used."""
+    await account_service.change_email(db, auth, principal.user_id, payload.new_email, payload.password)
+    return Accepted(detail="Confirm the change with the link sent to the new address.")
+
+
+@router.get("/sessions", response_model=list[SessionOut], responses=problem_responses(401, 403))
+async def list_sessions(principal: CurrentPrincipal, db: DbSession, auth: Auth) -> list[SessionOut]:
+    """Your signed-in sessions, most recently used first; `current` marks this one."""
+    sessions = await account_service.live_sessions(db, auth, principal.user_id)
+    return [
+        SessionOut(
+            id=session.id,
+            organization_id=session.organization_id,
+            created_at=session.created_at,
+            last_used_at=session.last_used_at,
+            expires_at=session.expires_at,
+            user_agent=session.user_agent,
+            ip=str(session.ip) if session.ip is not None else None,
+            current=session.id == principal.session_id,
+        )
+        for session in sessions
+    ]
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def revoke_session(
+    session_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, auth: Auth
+) -> Response:
+    """Sign out one of your sessions; its access token stops working at once."""
+    await account_service.revoke_session(db, auth, principal.user_id, session_id)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    if session_id == principal.session_id:
+        clear_auth_cookies(response, auth.settings)
+    return response
+
+
+@router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403))
+async def logout_all(principal: CurrentPrincipal, db: DbSession, auth: Auth) -> Response:
+    """Sign out every session of your account, this one included, and clear the cookies."""
+    await account_service.logout_all(db, auth, principal.user_id)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    clear_auth_cookies(response, auth.settings)
+    return response

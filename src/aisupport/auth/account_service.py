@@ -1,0 +1,214 @@
+"""Business rules of the account's life after sign-up: verifying the address, resetting and changing
+the password, changing the address, and the user's sessions. Never commits; mail goes out through jobs
+deferred in the request's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aisupport.auth import repository
+from aisupport.auth.models import AuthSession, TokenPurpose, User
+from aisupport.auth.password_policy import check_password, normalize_password
+from aisupport.auth.service import AuthComponents, Client, forget_sessions, normalize_email
+from aisupport.auth.tasks import password_fingerprint
+from aisupport.core.db import release_connection
+from aisupport.core.errors import AppError, Unauthorized
+from aisupport.core.jobs import defer
+from aisupport.core.ratelimit import limit_key
+from aisupport.core.security import sha256_hex
+
+log = structlog.get_logger("aisupport.auth")
+
+ADDRESS_PURPOSES = (TokenPurpose.VERIFY_EMAIL.value, TokenPurpose.CHANGE_EMAIL.value)
+
+
+def invalid_account_token() -> AppError:
+    # One answer for unknown, used, expired and no-longer-bound tokens.
+    return AppError(400, "invalid_token", "This link is invalid, expired or already used.")
+
+
+async def send_verification(db: AsyncSession, user: User) -> None:
+    """Queue the email that confirms the account's current address."""
+    await defer(
+        db,
+        "auth:send_email_verification",
+        user_id=str(user.id),
+        email=user.email,
+        purpose=TokenPurpose.VERIFY_EMAIL.value,
+    )
+
+
+async def resend_verification(db: AsyncSession, auth: AuthComponents, user_id: uuid.UUID) -> None:
+    """Queue a new verification email for the signed-in user, unless the address is already verified."""
+    await auth.rate_limiter.hit(auth.settings.rate_limits["email_account"], "email-account", str(user_id))
+    user = await _active_user(db, user_id)
+    if user.email_verified:
+        raise AppError(409, "email_already_verified", "This email address is already verified.")
+    await send_verification(db, user)
+
+
+async def confirm_email(db: AsyncSession, auth: AuthComponents, token: str, client: Client) -> User:
+    """Use a verification link: mark the address verified, or apply a requested address change."""
+    await auth.rate_limiter.hit(
+        auth.settings.rate_limits["account_token_ip"], "account-token-ip", client.ip or "unknown"
+    )
+    now = datetime.now(UTC)
+    found = await repository.use_account_token(db, sha256_hex(token), ADDRESS_PURPOSES, now)
+    user = await repository.user_by_id(db, found.user_id) if found else None
+    if found is None or user is None or not user.is_active:
+        raise invalid_account_token()
+    if found.purpose == TokenPurpose.VERIFY_EMAIL:
+        if found.email != user.email:  # the address changed since the link was sent
+            raise invalid_account_token()
+        user.email_verified_at = user.email_verified_at or now
+        log.info("email_verified", user_id=str(user.id))
+        return user
+    old_email, new_email = user.email, found.email
+    taken = await repository.user_by_email(db, normalize_email(new_email))
+    if taken is not None and taken.id != user.id:
+        raise AppError(409, "email_taken", "An account with this email already exists.")
+    user.email, user.email_normalized, user.email_verified_at = new_email, normalize_email(new_email), now
+    await defer(
+        db,
+        "auth:send_notice",
+        to=old_email,
+        template="email_changed",
+        values={"name": user.full_name, "email": old_email, "new_email": new_email},
+    )
+    log.info("email_changed", user_id=str(user.id))
+    return user
+
+
+async def forgot_password(db: AsyncSession, auth: AuthComponents, email: str, client: Client) -> None:
+    """Queue a reset email. The same work and answer whether or not the account exists: the lookup
+    happens in the job."""
+    email_normalized = normalize_email(email)
+    limits = auth.settings.rate_limits
+    await auth.rate_limiter.hit(limits["forgot_ip"], "forgot-ip", client.ip or "unknown")
+    await auth.rate_limiter.hit(limits["email_account"], "email-account", limit_key(email_normalized))
+    await defer(db, "auth:send_password_reset", email_normalized=email_normalized)
+
+
+async def reset_password(
+    db: AsyncSession, auth: AuthComponents, token: str, new_password: str, client: Client
+) -> None:
+    """Use a reset link: set the new password, sign out every session, tell the user."""
+    await auth.rate_limiter.hit(
+        auth.settings.rate_limits["account_token_ip"], "account-token-ip", client.ip or "unknown"
+    )
+    password = normalize_password(new_password)
+    now = datetime.now(UTC)
+    found = await repository.use_account_token(
+        db, sha256_hex(token), (TokenPurpose.RESET_PASSWORD.value,), now
+    )
+    user = await repository.user_by_id(db, found.user_id) if found else None
+    if found is None or user is None or not user.is_active:
+        raise invalid_account_token()
+    if found.password_fingerprint != password_fingerprint(user.password_hash):
+        raise invalid_account_token()  # the password changed since the link was sent
+    check_password(password, email=user.email)
+    await _set_password(db, auth, user, password, now, keep_session=None)
+
+
+async def change_password(
+    db: AsyncSession,
+    auth: AuthComponents,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    current_password: str,
+    new_password: str,
+) -> None:
+    """Change the password of the signed-in user; every other session is signed out."""
+    await auth.rate_limiter.hit(auth.settings.rate_limits["login_account"], "password-account", str(user_id))
+    user = await _active_user(db, user_id)
+    await _check_current_password(db, auth, user, current_password)
+    password = normalize_password(new_password)
+    check_password(password, email=user.email)
+    await _set_password(db, auth, user, password, datetime.now(UTC), keep_session=session_id)
+
+
+async def change_email(
+    db: AsyncSession, auth: AuthComponents, user_id: uuid.UUID, new_email: str, current_password: str
+) -> None:
+    """Queue a confirmation to the new address; the change applies when its link is used."""
+    await auth.rate_limiter.hit(auth.settings.rate_limits["email_account"], "email-account", str(user_id))
+    user = await _active_user(db, user_id)
+    await _check_current_password(db, auth, user, current_password)
+    if normalize_email(new_email) == user.email_normalized:
+        raise AppError(409, "email_unchanged", "This is already the account's email address.")
+    # A taken address gets the same answer and no email, so this cannot probe for accounts.
+    if await repository.user_by_email(db, normalize_email(new_email)) is None:
+        await defer(
+            db,
+            "auth:send_email_verification",
+            user_id=str(user.id),
+            email=new_email,
+            purpose=TokenPurpose.CHANGE_EMAIL.value,
+        )
+
+
+async def live_sessions(db: AsyncSession, auth: AuthComponents, user_id: uuid.UUID) -> list[AuthSession]:
+    """The user's sessions that can still refresh, most recently used first."""
+    idle = timedelta(days=auth.settings.REFRESH_TOKEN_IDLE_DAYS)
+    return await repository.live_sessions_of_user(db, user_id, idle_since=datetime.now(UTC) - idle)
+
+
+async def revoke_session(
+    db: AsyncSession, auth: AuthComponents, user_id: uuid.UUID, session_id: uuid.UUID
+) -> None:
+    """Sign out one of the user's own sessions; another user's (or an unknown) session is 404."""
+    if await repository.session_of_user(db, session_id, user_id) is None:
+        raise AppError(404, "session_not_found", "No such session.")
+    if await repository.revoke_session(db, session_id, reason="revoked_by_user", now=datetime.now(UTC)):
+        log.info("session_revoked", session_id=str(session_id), reason="revoked_by_user")
+    forget_sessions(db, auth, [session_id])
+
+
+async def logout_all(db: AsyncSession, auth: AuthComponents, user_id: uuid.UUID) -> None:
+    """Sign out every session of the user, the current one included."""
+    revoked = await repository.revoke_sessions_of_user(
+        db, user_id, reason="logout_all", now=datetime.now(UTC)
+    )
+    forget_sessions(db, auth, revoked)
+    log.info("sessions_revoked", user_id=str(user_id), reason="logout_all", count=len(revoked))
+
+
+async def _active_user(db: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await repository.user_by_id(db, user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("invalid_token", "The access token is invalid, expired or revoked.")
+    return user
+
+
+async def _check_current_password(db: AsyncSession, auth: AuthComponents, user: User, password: str) -> None:
+    await release_connection(db)
+    valid, _ = await auth.passwords.verify(normalize_password(password), user.password_hash)
+    if not valid:
+        raise AppError(403, "invalid_current_password", "The current password is not correct.")
+
+
+async def _set_password(
+    db: AsyncSession,
+    auth: AuthComponents,
+    user: User,
+    password: str,
+    now: datetime,
+    *,
+    keep_session: uuid.UUID | None,
+) -> None:
+    user.password_hash = await auth.passwords.hash(password)
+    reason = "password_changed" if keep_session else "password_reset"
+    revoked = await repository.revoke_sessions_of_user(db, user.id, reason=reason, now=now, keep=keep_session)
+    forget_sessions(db, auth, revoked)
+    await defer(
+        db,
+        "auth:send_notice",
+        to=user.email,
+        template="password_changed",
+        values={"name": user.full_name, "email": user.email, "signed_out_everywhere": keep_session is None},
+    )
+    log.info(reason, user_id=str(user.id), sessions_revoked=len(revoked))

@@ -1,0 +1,128 @@
+"""Jobs of the auth domain: account emails and the purge of expired sessions and tokens.
+
+The secret links are created here, in the job, not in the request: the job's arguments (stored in the
+queue table) never hold a token, and the token row is committed only once its email went out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from procrastinate import JobContext
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aisupport.auth import repository
+from aisupport.auth.models import AccountToken, TokenPurpose, User
+from aisupport.core.email import Templates
+from aisupport.core.jobs import RETRY, jobs, services_of
+from aisupport.core.security import new_opaque_token, sha256_hex
+
+log = structlog.get_logger("aisupport.auth")
+
+TOKEN_PREFIXES = {
+    TokenPurpose.VERIFY_EMAIL: "ev",
+    TokenPurpose.CHANGE_EMAIL: "ce",
+    TokenPurpose.RESET_PASSWORD: "pr",
+}
+TEMPLATES = "aisupport.auth"  # auth/templates/email/
+RETENTION = timedelta(days=7)  # ended sessions and used tokens stay this long for support questions
+
+
+def password_fingerprint(password_hash: str) -> str:
+    """Ties a reset token to the password it replaces: any password change kills the token."""
+    return hashlib.sha256(b"reset-binding/" + password_hash.encode()).hexdigest()
+
+
+@jobs.task(name="auth:send_email_verification", retry=RETRY, pass_context=True)
+async def send_email_verification(context: JobContext, user_id: str, email: str, purpose: str) -> None:
+    """Mail a link that confirms `email` (the account's address, or the new one it asked for)."""
+    services = services_of(context)
+    settings = services.settings
+    async with services.sessionmaker() as db:
+        user = await repository.user_by_id(db, uuid.UUID(user_id))
+        if user is None or not user.is_active:
+            return
+        if purpose == TokenPurpose.VERIFY_EMAIL and (user.email_verified or user.email != email):
+            return  # verified meanwhile, or the address changed: this link would be useless
+        hours = settings.EMAIL_VERIFICATION_TTL_HOURS
+        token = await _issue(db, user, TokenPurpose(purpose), email, timedelta(hours=hours))
+        page = "verify-email" if purpose == TokenPurpose.VERIFY_EMAIL else "confirm-email-change"
+        message = Templates(settings, TEMPLATES).message(
+            purpose,
+            to=email,
+            name=user.full_name,
+            email=email,
+            hours=hours,
+            link=f"{settings.PUBLIC_APP_URL}/{page}?token={token}",
+        )
+        await services.mailer.send(message)
+        await db.commit()
+
+
+@jobs.task(name="auth:send_password_reset", retry=RETRY, pass_context=True)
+async def send_password_reset(context: JobContext, email_normalized: str) -> None:
+    """Mail a reset link if an active account has this address; otherwise do nothing."""
+    services = services_of(context)
+    settings = services.settings
+    async with services.sessionmaker() as db:
+        user = await repository.user_by_email(db, email_normalized)
+        if user is None or not user.is_active:
+            return
+        minutes = settings.PASSWORD_RESET_TTL_MINUTES
+        token = await _issue(db, user, TokenPurpose.RESET_PASSWORD, user.email, timedelta(minutes=minutes))
+        message = Templates(settings, TEMPLATES).message(
+            "password_reset",
+            to=user.email,
+            name=user.full_name,
+            email=user.email,
+            minutes=minutes,
+            link=f"{settings.PUBLIC_APP_URL}/reset-password?token={token}",
+        )
+        await services.mailer.send(message)
+        await db.commit()
+
+
+@jobs.task(name="auth:send_notice", retry=RETRY, pass_context=True)
+async def send_notice(context: JobContext, to: str, template: str, values: dict[str, Any]) -> None:
+    """Mail an informational message (password changed, address changed, sign-up attempt)."""
+    services = services_of(context)
+    message = Templates(services.settings, TEMPLATES).message(template, to=to, **values)
+    await services.mailer.send(message)
+
+
+@jobs.periodic(cron="17 * * * *", periodic_id="purge-expired")
+@jobs.task(name="auth:purge_expired", queueing_lock="auth:purge_expired", pass_context=True)
+async def purge_expired(context: JobContext, timestamp: int) -> None:
+    """Hourly: delete sessions, refresh tokens and account tokens that ended over a week ago."""
+    services = services_of(context)
+    now = datetime.now(UTC)
+    idle = timedelta(days=services.settings.REFRESH_TOKEN_IDLE_DAYS)
+    async with services.sessionmaker() as db:
+        sessions, tokens = await repository.purge_expired(
+            db, before=now - RETENTION, idle_before=now - idle - RETENTION
+        )
+        await db.commit()
+    await context.app.job_manager.delete_old_jobs(nb_hours=int(RETENTION.total_seconds() // 3600))
+    log.info("purged_expired", sessions=sessions, account_tokens=tokens)
+
+
+async def _issue(db: AsyncSession, user: User, purpose: TokenPurpose, email: str, ttl: timedelta) -> str:
+    token = new_opaque_token(TOKEN_PREFIXES[purpose])
+    await repository.add_account_token(
+        db,
+        AccountToken(
+            user_id=user.id,
+            purpose=purpose.value,
+            token_hash=sha256_hex(token),
+            email=email,
+            password_fingerprint=password_fingerprint(user.password_hash)
+            if purpose == TokenPurpose.RESET_PASSWORD
+            else None,
+            expires_at=datetime.now(UTC) + ttl,
+        ),
+    )
+    return token

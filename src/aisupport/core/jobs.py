@@ -1,0 +1,120 @@
+"""Background jobs on procrastinate (PostgreSQL is the queue).
+
+Jobs are deferred on the request's own connection, inside its transaction (`defer`), so a job exists
+exactly when the change that caused it committed. Tasks live in their domain package (`<domain>/tasks.py`)
+and get what they need (settings, database, mailer) from `Services` in the job context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import procrastinate
+import structlog
+from procrastinate import JobContext, PsycopgConnector, RetryStrategy
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from aisupport.core.config import Settings
+from aisupport.core.db import create_sessionmaker
+from aisupport.core.email import Mailer
+
+log = structlog.get_logger("aisupport.jobs")
+
+TASK_MODULES = ["aisupport.auth.tasks"]
+
+# Transient failures (a mail server down, a deadlock) are retried after 2, 4, 8, ... 512 s; after the
+# last attempt the job is marked failed and logged (`job_failed`).
+MAX_ATTEMPTS = 10
+RETRY = RetryStrategy(max_attempts=MAX_ATTEMPTS, exponential_wait=2)
+
+# The connector is replaced by a configured one in each process that runs a worker (`worker_app`);
+# deferring on a request's connection needs none of its own.
+jobs = procrastinate.App(connector=PsycopgConnector(), import_paths=TASK_MODULES)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What tasks use, built once per worker."""
+
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    mailer: Mailer
+
+
+def services_of(context: JobContext) -> Services:
+    services: Services = context.additional_context["services"]
+    return services
+
+
+async def defer(db: AsyncSession, task_name: str, **arguments: Any) -> None:
+    """Queue a job in the request's transaction: it commits, or vanishes, with the request's writes."""
+    connection = await db.connection()
+    raw = await connection.get_raw_connection()
+    await jobs.configure_task(task_name, allow_unknown=False, connection=raw.driver_connection).defer_async(
+        **arguments
+    )
+
+
+def libpq_url(url: str) -> str:
+    """The libpq form of a SQLAlchemy URL (procrastinate's psycopg pool takes no driver suffix)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def run_worker(
+    settings: Settings,
+    engine: AsyncEngine,
+    mailer: Mailer,
+    *,
+    wait: bool = True,
+    install_signal_handlers: bool = False,
+) -> None:
+    """Run jobs until cancelled (or, with wait=False, until the queue is empty)."""
+    services = Services(settings=settings, sessionmaker=create_sessionmaker(engine), mailer=mailer)
+    connector = PsycopgConnector(conninfo=libpq_url(engine.url.render_as_string(hide_password=False)))
+    with jobs.replace_connector(connector):
+        async with jobs.open_async():
+            await recover_stalled_jobs(settings.WORKER_STALLED_AFTER_SECONDS)
+            await jobs.run_worker_async(
+                concurrency=settings.WORKER_CONCURRENCY,
+                wait=wait,
+                install_signal_handlers=install_signal_handlers,
+                additional_context={"services": services},
+                update_heartbeat_interval=settings.WORKER_HEARTBEAT_SECONDS,
+                stalled_worker_timeout=settings.WORKER_STALLED_AFTER_SECONDS,
+                shutdown_graceful_timeout=settings.WORKER_SHUTDOWN_SECONDS,
+                worker_middleware=[_log_final_failure],
+            )
+
+
+async def recover_stalled_jobs(stalled_after_seconds: float) -> int:
+    """Requeue jobs whose worker stopped sending heartbeats (killed mid-job); returns how many."""
+    stalled = list(await jobs.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after_seconds))
+    for job in stalled:
+        await jobs.job_manager.retry_job(job)
+        log.warning("job_recovered", task=job.task_name, job_id=job.id, worker_id=job.worker_id)
+    return len(stalled)
+
+
+@jobs.periodic(cron="* * * * *", periodic_id="recover-stalled-jobs")
+@jobs.task(name="jobs:recover_stalled_jobs", queueing_lock="recover_stalled_jobs", pass_context=True)
+async def recover_stalled_jobs_every_minute(context: JobContext, timestamp: int) -> None:
+    await recover_stalled_jobs(services_of(context).settings.WORKER_STALLED_AFTER_SECONDS)
+
+
+async def _log_final_failure(
+    call_next: Callable[[], Awaitable[Any]], context: JobContext, worker: Any
+) -> Any:
+    job = context.job
+    with structlog.contextvars.bound_contextvars(task=job.task_name, job_id=job.id):
+        try:
+            return await call_next()
+        except Exception as exc:
+            task = context.app.tasks.get(job.task_name)
+            if task is None or task.get_retry_exception(exc, job) is None:
+                log.error("job_failed", attempts=job.attempts + 1, error=type(exc).__name__)
+            else:
+                log.warning("job_will_retry", attempts=job.attempts + 1, error=type(exc).__name__)
+            raise
