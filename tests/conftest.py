@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import secrets
+import socket
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
 from typing import Any
 
 import psycopg
 import pytest
 import redis
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient, Response
 from psycopg import sql
@@ -19,7 +28,9 @@ from sqlalchemy.engine import make_url
 
 from aisupport.cli import migrate
 from aisupport.core.config import PROJECT_ROOT, Settings
+from aisupport.core.email import create_mailer
 from aisupport.core.embedded import start_embedded_postgres
+from aisupport.core.jobs import run_worker
 from aisupport.main import create_app
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -86,8 +97,72 @@ def require_redis(redis_url: str | None) -> str:
     return redis_url
 
 
+class Mailbox:
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives.
+
+    Recipients listed in `refuse_once` get a 451 (try later) the first time; those in `stall` make the
+    first delivery hang (a mail server that stopped answering) and succeed afterwards.
+    """
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.messages: list[EmailMessage] = []
+        self.refuse_once: set[str] = set()
+        self.stall: set[str] = set()
+        self.stalled = threading.Event()
+        self._attempted: set[str] = set()
+
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:  # noqa: N802
+        recipients = set(envelope.rcpt_tos)
+        first_time = not (recipients & self._attempted)
+        self._attempted |= recipients
+        if first_time and recipients & self.refuse_once:
+            return "451 4.3.0 Try again later"
+        if first_time and recipients & self.stall:
+            self.stalled.set()
+            await asyncio.sleep(60)
+            return "451 4.3.0 Timed out"
+        assert isinstance(envelope.content, bytes)
+        self.messages.append(
+            message_from_bytes(envelope.content, _class=EmailMessage, policy=email_policy.default)
+        )
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [message for message in self.messages if message["To"] == address]
+
+    def token_sent_to(self, address: str) -> str:
+        """The secret of the newest link mailed to `address`."""
+        for message in reversed(self.to(address)):
+            text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+            match = re.search(r"token=([A-Za-z0-9_-]+)", text)
+            if match:
+                return match.group(1)
+        raise AssertionError(f"no link was mailed to {address}")
+
+
 @pytest.fixture(scope="session")
-def make_settings(database_url: str, redis_url: str | None) -> Callable[..., Settings]:
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    box.port = port
+    yield box
+    controller.stop()
+
+
+async def run_jobs(client: AsyncClient) -> None:
+    """Run the queued jobs of the app behind `client` until none is left (a real worker, wait=False)."""
+    app = client.app  # type: ignore[attr-defined]
+    settings: Settings = app.state.settings
+    await run_worker(settings, app.state.engine, create_mailer(settings), wait=False)
+
+
+@pytest.fixture(scope="session")
+def make_settings(database_url: str, redis_url: str | None, mailbox: Mailbox) -> Callable[..., Settings]:
     """Settings for a test app: real database and Redis, cheap argon2, limits out of the way."""
 
     def make(**overrides: Any) -> Settings:
@@ -104,6 +179,13 @@ def make_settings(database_url: str, redis_url: str | None) -> Callable[..., Set
             "RATE_LIMIT_SIGNUP_PER_IP": "100000/minute",
             "RATE_LIMIT_REFRESH_PER_IP": "100000/minute",
             "RATE_LIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+            "RATE_LIMIT_EMAIL_PER_ACCOUNT": "100000/minute",
+            "RATE_LIMIT_PASSWORD_FORGOT_PER_IP": "100000/minute",
+            "RATE_LIMIT_ACCOUNT_TOKEN_PER_IP": "100000/minute",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": mailbox.port,
+            "SMTP_TLS": "none",
+            "WORKER_STALLED_AFTER_SECONDS": 2,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "46a1de097b36"
 down_revision: str | None = "226f367e3c56"
 branch_labels: str | Sequence[str] | None = None

@@ -25,10 +25,9 @@ log = structlog.get_logger("aisupport.jobs")
 
 TASK_MODULES = ["aisupport.auth.tasks"]
 
-# Transient failures (a mail server down, a deadlock) are retried after 2, 4, 8, ... 512 s; after the
-# last attempt the job is marked failed and logged (`job_failed`).
-MAX_ATTEMPTS = 10
-RETRY = RetryStrategy(max_attempts=MAX_ATTEMPTS, exponential_wait=2)
+# A failing job (a mail server down, a deadlock) is retried up to 10 times, 2, 4, 8, ... 1024 s apart
+# (about 34 minutes in all); then it is marked failed and logged (`job_failed`).
+RETRY = RetryStrategy(max_attempts=10, exponential_wait=2)
 
 # The connector is replaced by a configured one in each process that runs a worker (`worker_app`);
 # deferring on a request's connection needs none of its own.
