@@ -45,12 +45,16 @@ def test_compose_file_follows_the_compose_specification(compose: dict[str, Any])
     assert errors == []
 
 
-def test_compose_runs_api_postgres_with_pgvector_and_redis_healthy_before_the_api(
-    compose: dict[str, Any],
-) -> None:
+def test_compose_runs_api_worker_postgres_with_pgvector_and_redis_in_order(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"api", "postgres", "redis"}
-    assert all("healthcheck" in service for service in services.values())
+    assert set(services) == {"api", "worker", "postgres", "redis"}
+    assert all("healthcheck" in services[name] for name in ("api", "postgres", "redis"))
+    # Workers start once the API is healthy, i.e. once it has applied the migrations.
+    assert services["worker"]["command"] == ["aisupport", "worker"]
+    assert services["worker"]["depends_on"] == {"api": {"condition": "service_healthy"}}
+    assert services["worker"]["image"] == services["api"]["image"]
+    assert services["worker"]["environment"] == services["api"]["environment"]
+    assert services["worker"]["environment"]["RUN_WORKER_IN_PROCESS"] == "false"
     assert services["postgres"]["image"].startswith("pgvector/pgvector:")
     assert services["api"]["depends_on"] == {
         "postgres": {"condition": "service_healthy"},

@@ -58,6 +58,8 @@ def test_env_example_lists_every_seed_variable() -> None:
         ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS"),
         ({"COOKIE_SAMESITE": "none", "COOKIE_SECURE": False}, "COOKIE_SAMESITE"),
         ({"FORWARDED_ALLOW_IPS": "*"}, "FORWARDED_ALLOW_IPS"),
+        ({"SMTP_HOST": None}, "SMTP_URL or SMTP_HOST"),
+        ({"SMTP_URL": "http://mail.example"}, "SMTP_URL"),
     ],
 )
 def test_production_refuses_unsafe_settings(values: dict[str, object], setting: str) -> None:
@@ -94,3 +96,29 @@ def test_cli_names_the_setting_and_exits(
     err = capsys.readouterr().err
     assert "SECRET_KEY" in err
     assert "change-me" not in err
+
+
+def test_smtp_settings_come_from_the_url_or_the_separate_variables() -> None:
+    from_url = Settings(_env_file=None, SMTP_URL="smtps://mailer%40example.com:p%40ss@mail.example")  # type: ignore[call-arg]
+    assert from_url.smtp is not None
+    assert (from_url.smtp.host, from_url.smtp.port, from_url.smtp.tls) == ("mail.example", 465, "tls")
+    assert (from_url.smtp.username, from_url.smtp.password) == ("mailer@example.com", "p@ss")
+    assert "p@ss" not in repr(from_url.smtp)
+    separate = Settings(_env_file=None, SMTP_HOST="relay.example", SMTP_PORT=2525, SMTP_TLS="none")  # type: ignore[call-arg]
+    assert separate.smtp is not None
+    assert (separate.smtp.host, separate.smtp.port, separate.smtp.tls) == ("relay.example", 2525, "none")
+    assert Settings(_env_file=None).smtp is None  # type: ignore[call-arg]
+
+
+def test_the_in_process_worker_runs_with_the_embedded_database_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings(_env_file=None).run_worker_in_process  # type: ignore[call-arg]
+    assert not Settings(_env_file=None, DATABASE_URL="postgresql://db/x").run_worker_in_process  # type: ignore[call-arg]
+    assert Settings(
+        _env_file=None, DATABASE_URL="postgresql://db/x", RUN_WORKER_IN_PROCESS=True
+    ).run_worker_in_process  # type: ignore[call-arg]
+    assert not prod(DATABASE_URL=None).run_worker_in_process
+    monkeypatch.setenv("SECRET_KEY_PREVIOUS", "")  # compose passes `${NAME:-}` for unset optional values
+    monkeypatch.setenv("SMTP_URL", "")
+    assert prod().SECRET_KEY_PREVIOUS is None
