@@ -27,7 +27,16 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
-AUTH_POSTS = ["/auth/signup", "/auth/login", "/auth/refresh", "/auth/logout", "/auth/token"]
+# Public endpoints that take a JSON body; then the rest, which take a form or an optional body.
+JSON_POSTS = [
+    "/auth/signup",
+    "/auth/login",
+    "/auth/refresh",
+    "/auth/verify-email/confirm",
+    "/auth/password/forgot",
+    "/auth/password/reset",
+]
+AUTH_POSTS = [*JSON_POSTS, "/auth/logout", "/auth/token"]
 
 
 def _assert_clean_4xx(status: int, content_type: str) -> None:
@@ -76,10 +85,25 @@ async def test_arbitrary_bytes_as_json_bodies(client: AsyncClient, path: str, bo
 
 
 @PROPERTY_SETTINGS
-@given(path=st.sampled_from(AUTH_POSTS[:3]), body=json_values)
+@given(path=st.sampled_from(JSON_POSTS), body=json_values)
 async def test_arbitrary_json_values_as_bodies(client: AsyncClient, path: str, body: object) -> None:
     response = await client.post(path, json=body)
     _assert_clean_4xx(response.status_code, response.headers["content-type"])
+
+
+@PROPERTY_SETTINGS
+@given(
+    token=st.text(max_size=600), path=st.sampled_from(["/auth/verify-email/confirm", "/auth/password/reset"])
+)
+async def test_arbitrary_emailed_tokens_are_refused(client: AsyncClient, token: str, path: str) -> None:
+    response = await client.post(
+        path,
+        json={"token": token, "new_password": "a fine new passphrase"}
+        if path.endswith("reset")
+        else {"token": token},
+    )
+    assert response.status_code in {400, 422}
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 @settings(max_examples=300, deadline=None)
