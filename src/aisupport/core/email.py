@@ -47,7 +47,9 @@ class Templates:
         message["From"] = self.settings.EMAIL_FROM
         message["To"] = to
         message["Message-ID"] = make_msgid(domain=_domain(self.settings.EMAIL_FROM))
-        message.set_content(environment.get_template(f"email/{template}.txt").render(values))
+        # 8bit keeps the text (and its link) readable in a .eml file; every SMTP server we target
+        # announces 8BITMIME, and aiosmtplib re-encodes for one that does not.
+        message.set_content(environment.get_template(f"email/{template}.txt").render(values), cte="8bit")
         message.add_alternative(
             environment.get_template(f"email/{template}.html").render(values), subtype="html"
         )
