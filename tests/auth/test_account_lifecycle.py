@@ -58,7 +58,7 @@ async def test_signup_mails_a_verification_link_that_verifies_once(
     assert (await client.get("/auth/me", headers=bearer(access))).json()["user"]["email_verified"] is True
     again = await client.post("/auth/verify-email/confirm", json={"token": token})
     assert again.status_code == 400
-    assert again.json()["code"] == "invalid_token"
+    assert again.json()["code"] == "invalid_link"
 
 
 async def test_bad_and_expired_verification_tokens_get_one_answer(
@@ -75,7 +75,7 @@ async def test_bad_and_expired_verification_tokens_get_one_answer(
         await client.post("/auth/verify-email/confirm", json={"token": candidate})
         for candidate in (token, "ev_unknown", "x" * 512)
     ]
-    assert {(answer.status_code, answer.json()["code"]) for answer in answers} == {(400, "invalid_token")}
+    assert {(answer.status_code, answer.json()["code"]) for answer in answers} == {(400, "invalid_link")}
     assert len({answer.json()["detail"] for answer in answers}) == 1
     for body in ({}, {"token": ""}, {"token": "x" * 513}, {"token": 5}, {"token": "t", "extra": 1}):
         response = await client.post("/auth/verify-email/confirm", json=body)
@@ -189,7 +189,7 @@ async def test_reset_sets_the_password_signs_out_everywhere_and_works_once(
         "/auth/password/reset", json={"token": token, "new_password": "yet another passphrase"}
     )
     assert again.status_code == 400
-    assert again.json()["code"] == "invalid_token"
+    assert again.json()["code"] == "invalid_link"
     await run_jobs(client)
     assert any("password was changed" in message["Subject"] for message in mailbox.to(email))
 
@@ -210,7 +210,7 @@ async def test_a_reset_link_dies_when_the_password_changes(client: AsyncClient, 
         "/auth/password/reset", json={"token": token, "new_password": "yet another passphrase"}
     )
     assert late.status_code == 400
-    assert late.json()["code"] == "invalid_token"
+    assert late.json()["code"] == "invalid_link"
 
 
 async def test_change_password_keeps_this_session_and_ends_the_others(

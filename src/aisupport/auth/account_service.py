@@ -28,7 +28,7 @@ ADDRESS_PURPOSES = (TokenPurpose.VERIFY_EMAIL.value, TokenPurpose.CHANGE_EMAIL.v
 
 def invalid_account_token() -> AppError:
     # One answer for unknown, used, expired and no-longer-bound tokens.
-    return AppError(400, "invalid_token", "This link is invalid, expired or already used.")
+    return AppError(400, "invalid_link", "This link is invalid, expired or already used.")
 
 
 async def send_verification(db: AsyncSession, user: User) -> None:
