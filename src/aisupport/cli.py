@@ -33,11 +33,15 @@ def alembic_config(url: str) -> object:
 
 
 def migrate(settings: Settings, revision: str = "head") -> None:
+    """Apply migrations as the tables' owner (DATABASE_URL), then grant the service's role its rights."""
     from alembic import command
 
+    from aisupport.core.tenancy import provision_app_role
     from aisupport.main import database_url
 
-    command.upgrade(alembic_config(database_url(settings)), revision)  # type: ignore[arg-type]
+    owner_url = database_url(settings)
+    command.upgrade(alembic_config(owner_url), revision)  # type: ignore[arg-type]
+    provision_app_role(settings, owner_url)
 
 
 def serve(settings: Settings) -> None:
@@ -68,12 +72,15 @@ def worker(settings: Settings) -> None:
     from aisupport.core.email import create_mailer
     from aisupport.core.jobs import run_worker
     from aisupport.core.logging import configure_logging
+    from aisupport.core.tenancy import app_database_url
     from aisupport.main import database_url
 
     configure_logging(json=settings.ENV == "prod", level=settings.LOG_LEVEL)
 
     async def main() -> None:
-        engine = create_engine(database_url(settings), pool_size=settings.WORKER_CONCURRENCY)
+        engine = create_engine(
+            app_database_url(settings, database_url(settings)), pool_size=settings.WORKER_CONCURRENCY
+        )
         try:
             await run_worker(settings, engine, create_mailer(settings), install_signal_handlers=True)
         finally:

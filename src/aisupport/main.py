@@ -28,6 +28,7 @@ from aisupport.core.ratelimit import RateLimiter
 from aisupport.core.redis import create_redis
 from aisupport.core.request_body import BodySizeLimitMiddleware, require_json_body
 from aisupport.core.security import AccessTokenCodec, PasswordHasher
+from aisupport.core.tenancy import app_database_url, refuse_privileged_role
 from aisupport.health.router import router as health_router
 
 log = structlog.get_logger("aisupport")
@@ -46,7 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(database_url(settings))
+        engine = create_engine(app_database_url(settings, database_url(settings)))
+        await refuse_privileged_role(engine)
         redis = create_redis(settings.REDIS_URL) if settings.REDIS_URL else None
         limiter = RateLimiter(settings.REDIS_URL, settings.RATE_LIMIT_KEY_PREFIX)
         app.state.engine = engine

@@ -2,9 +2,20 @@
 
 from aisupport.auth.models import AccountToken, AuthSession, RefreshToken, User
 from aisupport.core.db import Base
-from aisupport.organizations.models import Membership, Organization
+from aisupport.organizations.models import ApiKey, AuditEvent, Invitation, Membership, Organization
 
-__all__ = ["AccountToken", "AuthSession", "Base", "Membership", "Organization", "RefreshToken", "User"]
+__all__ = [
+    "AccountToken",
+    "ApiKey",
+    "AuditEvent",
+    "AuthSession",
+    "Base",
+    "Invitation",
+    "Membership",
+    "Organization",
+    "RefreshToken",
+    "User",
+]
 
 
 def is_ours(name: str | None, type_: str, parent_names: object) -> bool:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from aisupport.auth import account_service
 from aisupport.auth.cookies import clear_auth_cookies
-from aisupport.auth.dependencies import Auth, ClientInfo, CurrentPrincipal
+from aisupport.auth.dependencies import Account, Auth, ClientInfo, public
 from aisupport.auth.schemas import (
     Accepted,
     ChangeEmailRequest,
@@ -28,7 +28,10 @@ BODY_ERRORS = (413, 415, 422, 429)
 
 
 @router.post(
-    "/verify-email/confirm", response_model=UserOut, responses=problem_responses(400, 409, *BODY_ERRORS)
+    "/verify-email/confirm",
+    dependencies=[Depends(public)],
+    response_model=UserOut,
+    responses=problem_responses(400, 409, *BODY_ERRORS),
 )
 async def confirm_email(payload: EmailTokenRequest, db: DbSession, auth: Auth, client: ClientInfo) -> UserOut:
     """Use the link from a verification email: the address is verified (or the requested change applies)."""
@@ -42,14 +45,15 @@ async def confirm_email(payload: EmailTokenRequest, db: DbSession, auth: Auth, c
     response_model=Accepted,
     responses=problem_responses(401, 403, 409, 429),
 )
-async def resend_verification(principal: CurrentPrincipal, db: DbSession, auth: Auth) -> Accepted:
+async def resend_verification(principal: Account, db: DbSession, auth: Auth) -> Accepted:
     """Send the verification email again."""
-    await account_service.resend_verification(db, auth, principal.user_id)
+    await account_service.resend_verification(db, auth, principal.person)
     return Accepted(detail="A new verification email is on its way.")
 
 
 @router.post(
     "/password/forgot",
+    dependencies=[Depends(public)],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
     responses=problem_responses(*BODY_ERRORS),
@@ -64,6 +68,7 @@ async def forgot_password(
 
 @router.post(
     "/password/reset",
+    dependencies=[Depends(public)],
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(400, *BODY_ERRORS),
 )
@@ -81,11 +86,11 @@ async def reset_password(
     responses=problem_responses(401, 403, *BODY_ERRORS),
 )
 async def change_password(
-    payload: ChangePasswordRequest, principal: CurrentPrincipal, db: DbSession, auth: Auth
+    payload: ChangePasswordRequest, principal: Account, db: DbSession, auth: Auth
 ) -> Response:
     """Change your password (the current one is required); your other sessions are signed out."""
     await account_service.change_password(
-        db, auth, principal.user_id, principal.session_id, payload.current_password, payload.new_password
+        db, auth, principal.person, principal.session_id, payload.current_password, payload.new_password
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -97,17 +102,17 @@ async def change_password(
     responses=problem_responses(401, 403, 409, *BODY_ERRORS),
 )
 async def change_email(
-    payload: ChangeEmailRequest, principal: CurrentPrincipal, db: DbSession, auth: Auth
+    payload: ChangeEmailRequest, principal: Account, db: DbSession, auth: Auth
 ) -> Accepted:
     """Ask to change your address: a link goes to the new one, and the change applies when it is used."""
-    await account_service.change_email(db, auth, principal.user_id, payload.new_email, payload.password)
+    await account_service.change_email(db, auth, principal.person, payload.new_email, payload.password)
     return Accepted(detail="Confirm the change with the link sent to the new address.")
 
 
 @router.get("/sessions", response_model=list[SessionOut], responses=problem_responses(401, 403))
-async def list_sessions(principal: CurrentPrincipal, db: DbSession, auth: Auth) -> list[SessionOut]:
+async def list_sessions(principal: Account, db: DbSession, auth: Auth) -> list[SessionOut]:
     """Your signed-in sessions, most recently used first; `current` marks this one."""
-    sessions = await account_service.live_sessions(db, auth, principal.user_id)
+    sessions = await account_service.live_sessions(db, auth, principal.person)
     return [
         SessionOut(
             id=session.id,
@@ -128,11 +133,9 @@ async def list_sessions(principal: CurrentPrincipal, db: DbSession, auth: Auth) 
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def revoke_session(
-    session_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, auth: Auth
-) -> Response:
+async def revoke_session(session_id: uuid.UUID, principal: Account, db: DbSession, auth: Auth) -> Response:
     """Sign out one of your sessions; its access token stops working at once."""
-    await account_service.revoke_session(db, auth, principal.user_id, session_id)
+    await account_service.revoke_session(db, auth, principal.person, session_id)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     if session_id == principal.session_id:
         clear_auth_cookies(response, auth.settings)
@@ -140,9 +143,9 @@ async def revoke_session(
 
 
 @router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403))
-async def logout_all(principal: CurrentPrincipal, db: DbSession, auth: Auth) -> Response:
+async def logout_all(principal: Account, db: DbSession, auth: Auth) -> Response:
     """Sign out every session of your account, this one included, and clear the cookies."""
-    await account_service.logout_all(db, auth, principal.user_id)
+    await account_service.logout_all(db, auth, principal.person)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     clear_auth_cookies(response, auth.settings)
     return response

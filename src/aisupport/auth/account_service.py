@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aisupport.auth import repository
 from aisupport.auth.models import AuthSession, TokenPurpose, User
 from aisupport.auth.password_policy import check_password, normalize_password
-from aisupport.auth.service import AuthComponents, Client, forget_sessions, normalize_email
+from aisupport.auth.service import AuthComponents, forget_sessions, normalize_email
 from aisupport.auth.tasks import password_fingerprint
+from aisupport.core.client import Client
 from aisupport.core.db import release_connection
 from aisupport.core.errors import AppError, Unauthorized
 from aisupport.core.jobs import defer
@@ -118,7 +119,7 @@ async def change_password(
     db: AsyncSession,
     auth: AuthComponents,
     user_id: uuid.UUID,
-    session_id: uuid.UUID,
+    session_id: uuid.UUID | None,
     current_password: str,
     new_password: str,
 ) -> None:

@@ -5,20 +5,34 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
+import structlog
 from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
 from aisupport.auth import service
 from aisupport.auth.cookies import request_cookies
-from aisupport.auth.service import AuthComponents, Client
+from aisupport.auth.service import AuthComponents
+from aisupport.core.client import Client
 from aisupport.core.db import DbSession
 from aisupport.core.errors import AppError, Unauthorized
-from aisupport.core.security import InvalidToken
+from aisupport.core.security import InvalidToken, sha256_hex
+from aisupport.core.tenancy import set_tenant
+from aisupport.organizations import audit
+from aisupport.organizations import repository as org_repository
+from aisupport.organizations.audit import Actor
 from aisupport.organizations.models import Role
+from aisupport.organizations.permissions import Permission, permissions_of
+
+log = structlog.get_logger("aisupport.auth")
+
+API_KEY_PREFIX = "sk"
+API_KEY_LAST_USED_PRECISION = timedelta(minutes=1)  # last_used_at is written at most once a minute
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -47,18 +61,42 @@ class BearerToken(OAuth2PasswordBearer):
 
 
 bearer_scheme = BearerToken(tokenUrl="/auth/token", auto_error=False)
+api_key_scheme = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="An organization API key (sk_...)."
+)
 
 
 @dataclass(frozen=True)
 class Principal:
-    user_id: uuid.UUID
-    session_id: uuid.UUID
+    """Who is calling, in which organization, with which effective role.
+
+    A person signed in with an access token, or an API key (a non-human member, `user_id` None).
+    """
+
     organization_id: uuid.UUID
     role: Role
-    via: Literal["bearer", "cookie"]
+    via: Literal["bearer", "cookie", "api_key"]
+    user_id: uuid.UUID | None = None
+    session_id: uuid.UUID | None = None
+    api_key_id: uuid.UUID | None = None
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        return permissions_of(self.role, api_key=self.api_key_id is not None)
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(user_id=self.user_id, api_key_id=self.api_key_id)
+
+    @property
+    def person(self) -> uuid.UUID:
+        """The signed-in user's id; routes that need a person require Permission.ACCOUNT first."""
+        if self.user_id is None:
+            raise AppError(403, "forbidden", "API keys cannot do this.")
+        return self.user_id
 
 
-async def auth_components(request: Request) -> AuthComponents:
+def auth_components(request: Request) -> AuthComponents:
     components: AuthComponents = request.app.state.auth
     return components
 
@@ -105,8 +143,14 @@ async def current_principal(
     request: Request,
     db: DbSession,
     auth: Auth,
+    client: ClientInfo,
     bearer_token: Annotated[str | None, Depends(bearer_scheme)],
+    api_key_header: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
+    """Authenticate the request, scope its transaction to the caller's organization, and resolve the
+    effective role: the weaker of the token's and the membership's current one, read on every request."""
+    if api_key_header is not None or (bearer_token or "").startswith(API_KEY_PREFIX + "_"):
+        return await _api_key_principal(db, auth, client, api_key_header or bearer_token or "")
     token = bearer_token
     via: Literal["bearer", "cookie"] = "bearer"
     if token is None:
@@ -116,20 +160,92 @@ async def current_principal(
         raise Unauthorized()
     try:
         claims = auth.access_tokens.decode(token)
-        role = Role(claims.role)
+        token_role = Role(claims.role)
     except (InvalidToken, ValueError):
         raise invalid_access_token() from None
     if via == "cookie":
         require_csrf(request, auth, claims.session_id)
     if not await service.session_is_live(db, auth, claims.session_id):
         raise invalid_access_token()
+    await set_tenant(db, organization_id=claims.organization_id, user_id=claims.user_id)
+    member_role = await org_repository.role_of(db, claims.user_id, claims.organization_id)
+    if member_role is None:  # removed from the organization since the token was issued
+        raise invalid_access_token()
     return Principal(
+        organization_id=claims.organization_id,
+        role=token_role.at_most(member_role),
+        via=via,
         user_id=claims.user_id,
         session_id=claims.session_id,
-        organization_id=claims.organization_id,
-        role=role,
-        via=via,
+    )
+
+
+async def _api_key_principal(db: DbSession, auth: AuthComponents, client: Client, secret: str) -> Principal:
+    key_hash = sha256_hex(secret)
+    organization_id = await org_repository.organization_of_api_key(db, key_hash)
+    if organization_id is None:
+        raise invalid_api_key()
+    await set_tenant(db, organization_id=organization_id, user_id=None)
+    key = await org_repository.api_key_by_hash(db, organization_id, key_hash)
+    now = datetime.now(UTC)
+    if key is None or (key.expires_at is not None and key.expires_at <= now):
+        raise invalid_api_key()
+    if key.revoked_at is not None:
+        await audit.record(
+            db,
+            organization_id,
+            "api_key.revoked_used",
+            actor=Actor(),
+            client=client,
+            target=("api_key", key.id),
+        )
+        log.warning("security.revoked_api_key_used", api_key_id=str(key.id), ip=client.ip)
+        raise invalid_api_key(keep_changes=True)
+    await auth.rate_limiter.hit(auth.settings.rate_limits["api_key"], "api-key", str(key.id))
+    if key.last_used_at is None or now - key.last_used_at > API_KEY_LAST_USED_PRECISION:
+        key.last_used_at = now
+    return Principal(organization_id=organization_id, role=Role(key.role), via="api_key", api_key_id=key.id)
+
+
+def invalid_api_key(*, keep_changes: bool = False) -> Unauthorized:
+    return Unauthorized(
+        "invalid_api_key", "The API key is invalid, expired or revoked.", keep_changes=keep_changes
     )
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that lets the request through only if the caller holds `permission`.
+
+    On routes under /orgs/{org_id}, the organization must be the caller's current one: another
+    organization answers 404, as if it did not exist (switch organization first to act in it).
+    """
+
+    async def check(request: Request, principal: CurrentPrincipal) -> Principal:
+        path_org = request.path_params.get("org_id")
+        if path_org is not None and path_org != str(principal.organization_id):
+            raise AppError(404, "organization_not_found", "No such organization.")
+        if permission not in principal.permissions:
+            raise AppError(403, "forbidden", f"Your role does not allow this ({permission}).")
+        return principal
+
+    check.permission = permission  # type: ignore[attr-defined]  # read by the route-coverage test
+    return check
+
+
+async def public() -> None:
+    """Marks a route as open to anyone (it does its own checks, if any)."""
+
+
+def declared_access(dependency: object) -> Permission | Literal["public"] | None:
+    """What a route dependency declares: a permission, `public`, or nothing."""
+    if dependency is public:
+        return "public"
+    permission: Permission | None = getattr(dependency, "permission", None)
+    return permission
+
+
+# A signed-in person acting on their own account (API keys never hold this permission).
+Account = Annotated[Principal, Depends(requires(Permission.ACCOUNT))]

@@ -132,6 +132,10 @@ async def live_sessions_of_user(
     return list(result.scalars())
 
 
+async def session_by_id(db: AsyncSession, session_id: uuid.UUID) -> AuthSession | None:
+    return await db.get(AuthSession, session_id)
+
+
 async def session_of_user(db: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID) -> AuthSession | None:
     result = await db.execute(
         select(AuthSession).where(AuthSession.id == session_id, AuthSession.user_id == user_id)

@@ -12,10 +12,11 @@ from fastapi.security import OAuth2PasswordRequestForm
 from aisupport.auth import service
 from aisupport.auth.cookies import clear_auth_cookies, request_cookies, set_auth_cookies
 from aisupport.auth.dependencies import (
+    Account,
     Auth,
     ClientInfo,
-    CurrentPrincipal,
     bearer_scheme,
+    public,
     require_csrf,
 )
 from aisupport.auth.schemas import (
@@ -63,6 +64,7 @@ def _answer(response: Response, auth: AuthComponents, sign_in: SignIn, transport
 
 @router.post(
     "/signup",
+    dependencies=[Depends(public)],
     status_code=status.HTTP_201_CREATED,
     response_model=TokenResponse,
     response_model_exclude_none=True,
@@ -95,6 +97,7 @@ async def signup(
 
 @router.post(
     "/login",
+    dependencies=[Depends(public)],
     response_model=TokenResponse,
     response_model_exclude_none=True,
     responses=problem_responses(401, 403, 413, 415, 422, 429),
@@ -118,6 +121,7 @@ async def login(
 
 @router.post(
     "/token",
+    dependencies=[Depends(public)],
     response_model=TokenResponse,
     response_model_exclude_none=True,
     responses=problem_responses(401, 403, 413, 422, 429),
@@ -137,10 +141,10 @@ async def token(
 
 
 @router.get("/me", response_model=MeResponse, responses=problem_responses(401, 403))
-async def me(principal: CurrentPrincipal, db: DbSession) -> MeResponse:
+async def me(principal: Account, db: DbSession) -> MeResponse:
     """The signed-in user, the organization of this session, the role in it, and all memberships."""
     user, organization, role, memberships = await service.profile(
-        db, principal.user_id, principal.organization_id
+        db, principal.person, principal.organization_id
     )
     return MeResponse(
         user=UserOut.model_validate(user),
@@ -155,6 +159,7 @@ async def me(principal: CurrentPrincipal, db: DbSession) -> MeResponse:
 
 @router.post(
     "/refresh",
+    dependencies=[Depends(public)],
     response_model=TokenResponse,
     response_model_exclude_none=True,
     responses=problem_responses(401, 403, 413, 415, 422, 429),
@@ -185,7 +190,10 @@ async def refresh(
 
 
 @router.post(
-    "/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(403, 413, 415, 422)
+    "/logout",
+    dependencies=[Depends(public)],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(403, 413, 415, 422),
 )
 async def logout(
     request: Request,

@@ -18,6 +18,7 @@ from aisupport.auth import repository
 from aisupport.auth.models import AuthSession, RefreshToken, TokenPurpose, User
 from aisupport.auth.password_policy import check_password, normalize_password
 from aisupport.auth.session_cache import SessionStatusCache
+from aisupport.core.client import Client
 from aisupport.core.config import Settings
 from aisupport.core.db import after_commit, release_connection
 from aisupport.core.errors import AppError, Unauthorized
@@ -31,7 +32,10 @@ from aisupport.core.security import (
     new_opaque_token,
     sha256_hex,
 )
+from aisupport.core.tenancy import set_tenant
+from aisupport.organizations import audit
 from aisupport.organizations import repository as org_repository
+from aisupport.organizations.audit import Actor
 from aisupport.organizations.models import Organization, Role
 
 log = structlog.get_logger("aisupport.auth")
@@ -81,9 +85,14 @@ def _session_mac(key: bytes, session_id: uuid.UUID) -> str:
 
 
 @dataclass(frozen=True)
-class Client:
-    ip: str | None
-    user_agent: str | None
+class AccessGrant:
+    """A new access token for a session that keeps its refresh token (switching organization)."""
+
+    user: User
+    organization: Organization
+    role: Role
+    access_token: str
+    expires_in: int
 
 
 @dataclass(frozen=True)
@@ -105,8 +114,10 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-def invalid_credentials() -> Unauthorized:
-    return Unauthorized("invalid_credentials", "The email or password is incorrect.")
+def invalid_credentials(*, keep_changes: bool = False) -> Unauthorized:
+    return Unauthorized(
+        "invalid_credentials", "The email or password is incorrect.", keep_changes=keep_changes
+    )
 
 
 def invalid_refresh_token(*, keep_changes: bool = False) -> Unauthorized:
@@ -162,8 +173,15 @@ async def signup(
     except IntegrityError:  # a concurrent signup with the same address won the race
         raise _email_taken() from None
     name = organization_name or f"{full_name or email.split('@')[0]}'s organization"
-    organization = await org_repository.add_organization(db, name=name, slug=_slug(name))
+    organization_id = uuid.uuid4()
+    await set_tenant(db, organization_id=organization_id, user_id=user.id)
+    organization = await org_repository.add_organization(
+        db, name=name, slug=_slug(name), organization_id=organization_id
+    )
     await org_repository.add_membership(db, organization_id=organization.id, user_id=user.id, role=Role.OWNER)
+    await audit.record(
+        db, organization.id, "organization.created", actor=Actor(user_id=user.id), client=client
+    )
     await defer(
         db,
         "auth:send_email_verification",
@@ -199,12 +217,17 @@ async def login(
     )
     if user is None or not valid or not user.is_active:
         log.info("login_failed", user_id=str(user.id) if user else None, ip=client.ip)
-        raise invalid_credentials()
+        if user is None:
+            raise invalid_credentials()
+        await _record_failed_sign_in(db, user, client)
+        raise invalid_credentials(keep_changes=True)
     if auth.settings.REQUIRE_EMAIL_VERIFICATION and not user.email_verified:
         raise AppError(403, "email_not_verified", "Confirm your email address first: see the email we sent.")
     if upgraded_hash is not None:
         user.password_hash = upgraded_hash
+    await set_tenant(db, organization_id=None, user_id=user.id)
     organization, role = await _choose_membership(db, user.id, organization_id)
+    await set_tenant(db, organization_id=organization.id, user_id=user.id)
     return await _start_session(db, auth, user, organization, role, client)
 
 
@@ -216,6 +239,7 @@ async def refresh(db: AsyncSession, auth: AuthComponents, *, refresh_token: str,
     if found is None:
         raise invalid_refresh_token()
     token, session = found
+    await set_tenant(db, organization_id=session.organization_id, user_id=session.user_id)
     now = datetime.now(UTC)
     idle_deadline = session.last_used_at + timedelta(days=settings.REFRESH_TOKEN_IDLE_DAYS)
     if session.revoked_at is not None or session.expires_at <= now or idle_deadline <= now:
@@ -303,6 +327,14 @@ async def _revoke_for_reuse(
 ) -> None:
     await repository.revoke_session(db, session.id, reason="refresh_token_reuse", now=now)
     forget_sessions(db, auth, [session.id])
+    await audit.record(
+        db,
+        session.organization_id,
+        "auth.refresh_token_reuse_detected",
+        actor=Actor(user_id=session.user_id),
+        client=client,
+        target=("session", session.id),
+    )
     log.warning(
         "security.refresh_token_reuse_detected",
         session_id=str(session.id),
@@ -330,6 +362,42 @@ async def _repeat_within_grace(
         ),
         None,
     )
+
+
+async def switch_organization(
+    db: AsyncSession,
+    auth: AuthComponents,
+    *,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    client: Client,
+) -> AccessGrant:
+    """Move a session to another of the user's organizations: a new access token for it, same family."""
+    await set_tenant(db, organization_id=organization_id, user_id=user_id)
+    membership = await org_repository.membership_of_user(db, user_id, organization_id)
+    user = await repository.user_by_id(db, user_id)
+    session = await repository.session_by_id(db, session_id)
+    if membership is None or user is None or session is None:
+        raise AppError(404, "organization_not_found", "No such organization.")
+    organization, role = membership
+    session.organization_id = organization.id
+    actor = Actor(user_id=user_id)
+    await audit.record(db, organization.id, "auth.organization_switched", actor=actor, client=client)
+    access_token = auth.access_tokens.encode(
+        user_id=user.id, session_id=session.id, organization_id=organization.id, role=role.value
+    )
+    return AccessGrant(user, organization, role, access_token, auth.access_tokens.ttl_seconds)
+
+
+async def _record_failed_sign_in(db: AsyncSession, user: User, client: Client) -> None:
+    """A wrong password for a known account goes into the audit log of each of its organizations."""
+    await set_tenant(db, organization_id=None, user_id=user.id)
+    for organization, _ in await org_repository.memberships_of_user(db, user.id):
+        await set_tenant(db, organization_id=organization.id, user_id=user.id)
+        await audit.record(
+            db, organization.id, "auth.sign_in_failed", actor=Actor(), client=client, target=("user", user.id)
+        )
 
 
 async def _choose_membership(
@@ -380,6 +448,10 @@ async def _start_session(
         ),
     )
     log.info("session_started", user_id=str(user.id), session_id=str(session.id), ip=client.ip)
+    target = ("session", session.id)
+    await audit.record(
+        db, organization.id, "auth.signed_in", actor=Actor(user_id=user.id), client=client, target=target
+    )
     return _sign_in(auth, user, organization, role, session, refresh_token, now)
 
 

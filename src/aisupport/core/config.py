@@ -81,11 +81,18 @@ class Settings(BaseSettings):
     RATE_LIMIT_EMAIL_PER_ACCOUNT: str = "5/hour"
     RATE_LIMIT_PASSWORD_FORGOT_PER_IP: str = "20/hour"
     RATE_LIMIT_ACCOUNT_TOKEN_PER_IP: str = "30/minute"
+    RATE_LIMIT_API_KEY: str = "600/minute"
     RATE_LIMIT_KEY_PREFIX: str = "aisupport"
 
     # Network.
     FORWARDED_ALLOW_IPS: Annotated[list[str], NoDecode] = ["127.0.0.1"]
     MAX_BODY_BYTES: int = Field(default=1024 * 1024, ge=1024)
+
+    # The service's own database role (row-level security binds it; DATABASE_URL's user owns the tables
+    # and runs migrations). APP_DATABASE_URL wins; else DATABASE_URL with this role and password.
+    APP_DATABASE_URL: str | None = None
+    APP_DATABASE_ROLE: str = Field(default="aisupport_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    APP_DATABASE_PASSWORD: str | None = None
 
     # Embedded PostgreSQL, used when DATABASE_URL is unset.
     EMBEDDED_PGDATA: Path = PROJECT_ROOT / ".data" / "pgdata"
@@ -145,6 +152,7 @@ class Settings(BaseSettings):
         "RATE_LIMIT_EMAIL_PER_ACCOUNT",
         "RATE_LIMIT_PASSWORD_FORGOT_PER_IP",
         "RATE_LIMIT_ACCOUNT_TOKEN_PER_IP",
+        "RATE_LIMIT_API_KEY",
     )
     @classmethod
     def _rate_limit(cls, value: str) -> str:
@@ -224,6 +232,7 @@ class Settings(BaseSettings):
             "email_account": parse(self.RATE_LIMIT_EMAIL_PER_ACCOUNT),
             "forgot_ip": parse(self.RATE_LIMIT_PASSWORD_FORGOT_PER_IP),
             "account_token_ip": parse(self.RATE_LIMIT_ACCOUNT_TOKEN_PER_IP),
+            "api_key": parse(self.RATE_LIMIT_API_KEY),
         }
 
     @property

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from aisupport.auth.dependencies import public
 from aisupport.core.errors import problem_response, problem_responses
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -15,13 +16,13 @@ router = APIRouter(prefix="/health", tags=["health"])
 CHECK_TIMEOUT_SECONDS = 2.0
 
 
-@router.get("/live")
+@router.get("/live", dependencies=[Depends(public)])
 async def live() -> dict[str, str]:
     """The process is up and serving."""
     return {"status": "ok"}
 
 
-@router.get("/ready", responses=problem_responses(503))
+@router.get("/ready", dependencies=[Depends(public)], responses=problem_responses(503))
 async def ready(request: Request) -> JSONResponse:
     """The database (and Redis, when configured) answer: ready to take traffic."""
     checks: dict[str, str] = {}

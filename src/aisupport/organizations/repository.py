@@ -1,21 +1,206 @@
-"""All SQL for organizations and memberships."""
+"""All SQL for organizations, memberships, invitations, API keys and the audit log.
+
+Every query on a tenant-owned table is scoped here to the caller's organization, and row-level
+security scopes it again in the database (core/tenancy.py).
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.auth.models import User
-from aisupport.organizations.models import Membership, Organization, Role
+from aisupport.organizations.models import ApiKey, AuditEvent, Invitation, Membership, Organization, Role
 
 
-async def add_organization(db: AsyncSession, *, name: str, slug: str) -> Organization:
-    organization = Organization(id=uuid.uuid4(), name=name, slug=slug)
+async def add_organization(
+    db: AsyncSession, *, name: str, slug: str, organization_id: uuid.UUID | None = None
+) -> Organization:
+    organization = Organization(id=organization_id or uuid.uuid4(), name=name, slug=slug)
     db.add(organization)
     await db.flush()
     return organization
+
+
+async def organization(db: AsyncSession, organization_id: uuid.UUID) -> Organization | None:
+    return await db.get(Organization, organization_id)
+
+
+async def delete_organization(db: AsyncSession, organization_id: uuid.UUID) -> None:
+    """Delete an organization; its memberships, invitations, keys and audit log go with it (cascade)."""
+    await db.execute(delete(Organization).where(Organization.id == organization_id))
+
+
+async def role_of(db: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID) -> Role | None:
+    """The user's current role in the organization, or None if they are not a member."""
+    role = await db.scalar(
+        select(Membership.role).where(
+            Membership.organization_id == organization_id, Membership.user_id == user_id
+        )
+    )
+    return None if role is None else Role(role)
+
+
+async def members(
+    db: AsyncSession, organization_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[tuple[Membership, User]]:
+    """A page of members, oldest first (keyset on joined time, then user id)."""
+    query = (
+        select(Membership, User)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.organization_id == organization_id)
+        .order_by(Membership.created_at, Membership.user_id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(tuple_(Membership.created_at, Membership.user_id) > after)
+    return [(membership, user) for membership, user in (await db.execute(query)).all()]
+
+
+async def membership(db: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID) -> Membership | None:
+    return await db.get(Membership, (organization_id, user_id))
+
+
+async def lock_owners(db: AsyncSession, organization_id: uuid.UUID) -> list[uuid.UUID]:
+    """The owners, with their rows locked: two demotions at once cannot both leave no owner."""
+    result = await db.execute(
+        select(Membership.user_id)
+        .where(Membership.organization_id == organization_id, Membership.role == Role.OWNER.value)
+        .with_for_update()
+    )
+    return list(result.scalars())
+
+
+async def remove_membership(db: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    await db.execute(
+        delete(Membership).where(Membership.organization_id == organization_id, Membership.user_id == user_id)
+    )
+
+
+async def add_invitation(db: AsyncSession, invitation: Invitation) -> Invitation:
+    db.add(invitation)
+    await db.flush()
+    return invitation
+
+
+async def invitation(
+    db: AsyncSession, organization_id: uuid.UUID, invitation_id: uuid.UUID
+) -> Invitation | None:
+    return await db.scalar(
+        select(Invitation).where(
+            Invitation.organization_id == organization_id, Invitation.id == invitation_id
+        )
+    )
+
+
+async def pending_invitations(
+    db: AsyncSession,
+    organization_id: uuid.UUID,
+    *,
+    now: datetime,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Invitation]:
+    query = (
+        select(Invitation)
+        .where(
+            Invitation.organization_id == organization_id,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > now,
+        )
+        .order_by(Invitation.created_at, Invitation.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(tuple_(Invitation.created_at, Invitation.id) > after)
+    return list((await db.execute(query)).scalars())
+
+
+async def organization_of_invitation(db: AsyncSession, token_hash: str) -> uuid.UUID | None:
+    """The organization an invitation link belongs to, found before any tenant is set (SECURITY DEFINER)."""
+    return await db.scalar(select(func.organization_of_invitation(token_hash)))
+
+
+async def invitation_by_token_hash(
+    db: AsyncSession, organization_id: uuid.UUID, token_hash: str
+) -> Invitation | None:
+    return await db.scalar(
+        select(Invitation)
+        .where(Invitation.organization_id == organization_id, Invitation.token_hash == token_hash)
+        .with_for_update()
+    )
+
+
+async def add_api_key(db: AsyncSession, key: ApiKey) -> ApiKey:
+    db.add(key)
+    await db.flush()
+    return key
+
+
+async def api_keys(
+    db: AsyncSession, organization_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[ApiKey]:
+    query = (
+        select(ApiKey)
+        .where(ApiKey.organization_id == organization_id)
+        .order_by(ApiKey.created_at, ApiKey.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(tuple_(ApiKey.created_at, ApiKey.id) > after)
+    return list((await db.execute(query)).scalars())
+
+
+async def api_key(db: AsyncSession, organization_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
+    return await db.scalar(
+        select(ApiKey).where(ApiKey.organization_id == organization_id, ApiKey.id == key_id)
+    )
+
+
+async def organization_of_api_key(db: AsyncSession, key_hash: str) -> uuid.UUID | None:
+    """The organization of an API key, found before any tenant is set (SECURITY DEFINER)."""
+    return await db.scalar(select(func.organization_of_api_key(key_hash)))
+
+
+async def api_key_by_hash(db: AsyncSession, organization_id: uuid.UUID, key_hash: str) -> ApiKey | None:
+    return await db.scalar(
+        select(ApiKey).where(ApiKey.organization_id == organization_id, ApiKey.key_hash == key_hash)
+    )
+
+
+async def audit_events(
+    db: AsyncSession,
+    organization_id: uuid.UUID,
+    *,
+    before_id: int | None,
+    limit: int,
+    action: str | None,
+    actor_user_id: uuid.UUID | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[AuditEvent]:
+    """A page of the audit log, newest first (keyset on the event id)."""
+    query = (
+        select(AuditEvent)
+        .where(AuditEvent.organization_id == organization_id)
+        .order_by(AuditEvent.id.desc())
+        .limit(limit)
+    )
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    if action is not None:
+        query = query.where(AuditEvent.action == action)
+    if actor_user_id is not None:
+        query = query.where(AuditEvent.actor_user_id == actor_user_id)
+    if since is not None:
+        query = query.where(AuditEvent.occurred_at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.occurred_at < until)
+    return list((await db.execute(query)).scalars())
 
 
 async def add_membership(

@@ -1,0 +1,159 @@
+"""Tenant isolation in the database itself.
+
+Tenant-owned tables have row-level security policies that read two per-transaction settings,
+`app.current_org` and `app.current_user` (migration f91660802374). This module:
+
+- names the tenant of a request's transactions (`set_tenant`); the settings are applied with
+  `set_config(..., is_local => true)` at the start of every transaction of that session, so they never
+  outlive a transaction or leak to the next user of a pooled connection;
+- gives the service its own database role, neither superuser nor table owner, so the policies bind it
+  (`provision_app_role`, run by `aisupport migrate` as the owner), and refuses to serve as anything else.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg import sql
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+
+from aisupport.core.config import Settings
+
+log = structlog.get_logger("aisupport.tenancy")
+
+TENANT_KEY = "tenant"
+APPLY_TENANT = text(
+    "SELECT set_config('app.current_org', :organization_id, true),"
+    " set_config('app.current_user', :user_id, true)"
+)
+# Tables the service may read but never change: the audit log is append-only, migrations are the owner's.
+APPEND_ONLY_TABLES = ("audit_events",)
+OWNER_ONLY_TABLES = ("alembic_version",)
+
+
+class TenantSession(Session):
+    """The ORM session class of the service: applies its tenant at the start of each transaction."""
+
+
+@event.listens_for(TenantSession, "after_begin")
+def _apply_tenant(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    tenant = session.info.get(TENANT_KEY)
+    if tenant is not None:
+        connection.execute(APPLY_TENANT, tenant)
+
+
+async def set_tenant(
+    db: AsyncSession, *, organization_id: uuid.UUID | None, user_id: uuid.UUID | None
+) -> None:
+    """Scope this session's transactions to an organization (and a user, for their own memberships)."""
+    tenant = {
+        "organization_id": str(organization_id) if organization_id else "",
+        "user_id": str(user_id) if user_id else "",
+    }
+    db.info[TENANT_KEY] = tenant
+    if db.in_transaction():
+        await db.execute(APPLY_TENANT, tenant)
+
+
+def app_database_url(settings: Settings, owner_url: str) -> str:
+    """What the service connects as: APP_DATABASE_URL, else the owner's URL with the app role's name."""
+    if settings.APP_DATABASE_URL:
+        return settings.APP_DATABASE_URL
+    url = make_url(owner_url).set(
+        username=settings.APP_DATABASE_ROLE, password=settings.APP_DATABASE_PASSWORD
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def provision_app_role(settings: Settings, owner_url: str) -> None:
+    """Create the service's role if needed and grant it what it may do (run as the tables' owner).
+
+    Idempotent; run after every migration so new tables are granted too.
+    """
+    app_url = make_url(app_database_url(settings, owner_url))
+    role = app_url.username
+    if not role:
+        raise RuntimeError("APP_DATABASE_URL must name a user")
+    owner = make_url(owner_url).set(drivername="postgresql")
+    with psycopg.connect(owner.render_as_string(hide_password=False), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        if not exists:
+            if settings.APP_DATABASE_URL:
+                raise RuntimeError(
+                    f"the role {role!r} of APP_DATABASE_URL does not exist; "
+                    "create it as docs/tenant-isolation.md shows"
+                )
+            conn.execute(
+                sql.SQL(
+                    "CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT"
+                ).format(sql.Identifier(role))
+            )
+            log.info("app_role_created", role=role)
+        if settings.APP_DATABASE_PASSWORD and not settings.APP_DATABASE_URL:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(settings.APP_DATABASE_PASSWORD)
+                )
+            )
+        _grant(conn, role, str(owner.database))
+
+
+def _grant(conn: psycopg.Connection[Any], role: str, database: str) -> None:
+    name = sql.Identifier(role)
+    statements = [
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), name),
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(name),
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(name),
+        sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(name),
+        *(
+            sql.SQL("REVOKE UPDATE, DELETE ON {} FROM {}").format(sql.Identifier(table), name)
+            for table in APPEND_ONLY_TABLES
+        ),
+        *(
+            sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), name)
+            for table in OWNER_ONLY_TABLES
+        ),
+    ]
+    for statement in statements:
+        conn.execute(statement)
+
+
+async def refuse_privileged_role(engine: AsyncEngine) -> None:
+    """Stop at start-up if the service's connection would not be bound by row-level security.
+
+    A database that does not answer yet is left to the readiness probe (`aisupport serve` has already
+    migrated through it by then, so in practice the check runs).
+    """
+    try:
+        async with engine.connect() as conn:
+            unsafe = (await conn.execute(UNSAFE_ROLE_QUERY)).scalar_one()
+            role = (await conn.execute(text("SELECT current_user"))).scalar_one()
+    except (OperationalError, InterfaceError) as exc:
+        log.warning("database_role_unchecked", reason=type(exc).__name__)
+        return
+    if unsafe:
+        raise RuntimeError(unsafe_role_message(role))
+
+
+UNSAFE_ROLE_QUERY = text(
+    """
+    SELECT r.rolsuper OR r.rolbypassrls
+           OR EXISTS (SELECT 1 FROM pg_tables t WHERE t.schemaname = 'public' AND t.tableowner = current_user)
+      FROM pg_roles r WHERE r.rolname = current_user
+    """
+)
+
+
+def unsafe_role_message(role: str) -> str:
+    return (
+        f"the service connects to PostgreSQL as {role!r}, a superuser, a table owner or a role that "
+        "bypasses row-level security, so tenant isolation would not hold; connect as the app role "
+        "(APP_DATABASE_URL / APP_DATABASE_ROLE, docs/tenant-isolation.md)"
+    )

@@ -1,0 +1,88 @@
+"""Who may do what: the permission matrix, in one place.
+
+Routes declare what they need with `Depends(requires(Permission.X))` (or the `public` marker);
+docs/permissions.md is rendered from this table (`render_matrix`) and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from aisupport.organizations.models import Role
+
+
+class Permission(StrEnum):
+    ACCOUNT = "account"
+    ORG_READ = "org:read"
+    ORG_UPDATE = "org:update"
+    ORG_DELETE = "org:delete"
+    MEMBERS_READ = "members:read"
+    MEMBERS_MANAGE = "members:manage"
+    INVITATIONS_MANAGE = "invitations:manage"
+    API_KEYS_MANAGE = "api_keys:manage"
+    AUDIT_READ = "audit:read"
+
+    @property
+    def description(self) -> str:
+        return DESCRIPTIONS[self]
+
+
+DESCRIPTIONS = {
+    Permission.ACCOUNT: "manage your own account: profile, sessions, password, email, organizations",
+    Permission.ORG_READ: "see the organization",
+    Permission.ORG_UPDATE: "rename the organization, change its slug and settings",
+    Permission.ORG_DELETE: "delete the organization and all its data",
+    Permission.MEMBERS_READ: "list the members and their roles",
+    Permission.MEMBERS_MANAGE: "change members' roles and remove members (never above your own role)",
+    Permission.INVITATIONS_MANAGE: "invite people (never above your own role), list and revoke invitations",
+    Permission.API_KEYS_MANAGE: "create, list and revoke API keys",
+    Permission.AUDIT_READ: "read the audit log",
+}
+
+_EVERYONE = {Permission.ACCOUNT, Permission.ORG_READ, Permission.MEMBERS_READ}
+_MANAGERS = _EVERYONE | {
+    Permission.ORG_UPDATE,
+    Permission.MEMBERS_MANAGE,
+    Permission.INVITATIONS_MANAGE,
+    Permission.API_KEYS_MANAGE,
+    Permission.AUDIT_READ,
+}
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.OWNER: frozenset(_MANAGERS | {Permission.ORG_DELETE}),
+    Role.ADMIN: frozenset(_MANAGERS),
+    Role.AGENT: frozenset(_EVERYONE),
+    Role.VIEWER: frozenset(_EVERYONE),
+}
+
+# An API key acts as a non-human member with its role, minus everything about people, keys and the
+# organization itself: a leaked key cannot lock the humans out or mint more keys.
+API_KEY_EXCLUDED = frozenset(
+    {
+        Permission.ACCOUNT,
+        Permission.ORG_UPDATE,
+        Permission.ORG_DELETE,
+        Permission.MEMBERS_MANAGE,
+        Permission.INVITATIONS_MANAGE,
+        Permission.API_KEYS_MANAGE,
+    }
+)
+API_KEY_ROLES = (Role.ADMIN, Role.AGENT, Role.VIEWER)
+
+
+def permissions_of(role: Role, *, api_key: bool = False) -> frozenset[Permission]:
+    granted = ROLE_PERMISSIONS[role]
+    return granted - API_KEY_EXCLUDED if api_key else granted
+
+
+def render_matrix() -> str:
+    """The permission matrix as the Markdown table of docs/permissions.md."""
+    columns = [*Role, "API key (admin)"]
+    lines = [
+        "| permission | what it allows | " + " | ".join(str(column) for column in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for permission in Permission:
+        cells = ["yes" if permission in permissions_of(role) else "" for role in Role]
+        cells.append("yes" if permission in permissions_of(Role.ADMIN, api_key=True) else "")
+        lines.append(f"| `{permission}` | {permission.description} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
