@@ -30,6 +30,7 @@ from aisupport.core.request_body import BodySizeLimitMiddleware, require_json_bo
 from aisupport.core.security import AccessTokenCodec, PasswordHasher
 from aisupport.core.tenancy import app_database_url, refuse_privileged_role
 from aisupport.health.router import router as health_router
+from aisupport.organizations.router import router as organizations_router
 
 log = structlog.get_logger("aisupport")
 
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(account_router)
+    app.include_router(organizations_router)
 
     app.add_middleware(
         ProblemCORSMiddleware,

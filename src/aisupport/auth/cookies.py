@@ -30,9 +30,14 @@ class CookieNames:
         return cls("access_token", "refresh_token", "csrf_token")
 
 
+def set_access_cookie(response: Response, settings: Settings, access_token: str, expires_in: int) -> None:
+    names = CookieNames.for_settings(settings)
+    _put(response, settings, names.access, access_token, expires_in, "/", httponly=True)
+
+
 def set_auth_cookies(response: Response, settings: Settings, sign_in: SignIn) -> None:
     names = CookieNames.for_settings(settings)
-    _put(response, settings, names.access, sign_in.access_token, sign_in.expires_in, "/", httponly=True)
+    set_access_cookie(response, settings, sign_in.access_token, sign_in.expires_in)
     _put(
         response,
         settings,

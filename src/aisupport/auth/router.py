@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
 from aisupport.auth import service
-from aisupport.auth.cookies import clear_auth_cookies, request_cookies, set_auth_cookies
+from aisupport.auth.cookies import clear_auth_cookies, request_cookies, set_access_cookie, set_auth_cookies
 from aisupport.auth.dependencies import (
     Account,
     Auth,
@@ -27,13 +27,14 @@ from aisupport.auth.schemas import (
     RefreshRequest,
     SignupPending,
     SignupRequest,
+    SwitchOrganization,
     TokenResponse,
     Transport,
     UserOut,
 )
 from aisupport.auth.service import AuthComponents, SignIn
 from aisupport.core.db import DbSession
-from aisupport.core.errors import problem_responses
+from aisupport.core.errors import AppError, problem_responses
 from aisupport.core.security import InvalidToken
 
 AUTH_MAX_BODY_BYTES = 64 * 1024
@@ -45,7 +46,9 @@ router = APIRouter(
 )
 
 
-def _answer(response: Response, auth: AuthComponents, sign_in: SignIn, transport: Transport) -> TokenResponse:
+def answer_sign_in(
+    response: Response, auth: AuthComponents, sign_in: SignIn, transport: Transport
+) -> TokenResponse:
     body = TokenResponse(
         access_token=sign_in.access_token,
         expires_in=sign_in.expires_in,
@@ -92,7 +95,7 @@ async def signup(
     )
     if sign_in is None:
         return JSONResponse(SignupPending().model_dump(), status_code=status.HTTP_202_ACCEPTED)
-    return _answer(response, auth, sign_in, payload.transport)
+    return answer_sign_in(response, auth, sign_in, payload.transport)
 
 
 @router.post(
@@ -116,7 +119,7 @@ async def login(
     )
     if sign_in is None:
         return JSONResponse(SignupPending().model_dump(), status_code=status.HTTP_202_ACCEPTED)
-    return _answer(response, auth, sign_in, payload.transport)
+    return answer_sign_in(response, auth, sign_in, payload.transport)
 
 
 @router.post(
@@ -137,7 +140,7 @@ async def token(
     sign_in = await service.login(
         db, auth, email=form.username, password=form.password, organization_id=None, client=client
     )
-    return _answer(response, auth, sign_in, "body")
+    return answer_sign_in(response, auth, sign_in, "body")
 
 
 @router.get("/me", response_model=MeResponse, responses=problem_responses(401, 403))
@@ -186,7 +189,7 @@ async def refresh(
     if transport == "cookie":
         # The CSRF cookie is bound to the session: check it now that the session is known.
         require_csrf(request, auth, sign_in.session_id)
-    return _answer(response, auth, sign_in, transport)
+    return answer_sign_in(response, auth, sign_in, transport)
 
 
 @router.post(
@@ -227,3 +230,41 @@ def _session_of_access_token(auth: AuthComponents, token: str) -> uuid.UUID | No
         return auth.access_tokens.decode(token).session_id
     except InvalidToken:
         return None
+
+
+@router.post(
+    "/switch-org",
+    response_model=TokenResponse,
+    response_model_exclude_none=True,
+    responses=problem_responses(404, 422),
+)
+async def switch_organization(
+    payload: SwitchOrganization,
+    response: Response,
+    principal: Account,
+    db: DbSession,
+    auth: Auth,
+    client: ClientInfo,
+) -> TokenResponse:
+    """A new access token for another organization you belong to, in the same session (the refresh
+    token is unchanged and refreshes into the new organization from now on)."""
+    if principal.session_id is None:
+        raise AppError(403, "forbidden", "API keys belong to one organization.")
+    grant = await service.switch_organization(
+        db,
+        auth,
+        user_id=principal.person,
+        session_id=principal.session_id,
+        organization_id=payload.organization_id,
+        client=client,
+    )
+    if principal.via == "cookie":
+        set_access_cookie(response, auth.settings, grant.access_token, grant.expires_in)
+    response.headers["Cache-Control"] = "no-store"
+    return TokenResponse(
+        access_token=grant.access_token,
+        expires_in=grant.expires_in,
+        user=UserOut.model_validate(grant.user),
+        organization=OrganizationOut.model_validate(grant.organization),
+        role=grant.role,
+    )

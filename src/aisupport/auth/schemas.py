@@ -135,3 +135,9 @@ class SessionOut(BaseModel):
     user_agent: str | None
     ip: str | None
     current: bool
+
+
+class SwitchOrganization(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    organization_id: uuid.UUID

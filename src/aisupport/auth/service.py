@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import re
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,7 +34,7 @@ from aisupport.core.tenancy import set_tenant
 from aisupport.organizations import audit
 from aisupport.organizations import repository as org_repository
 from aisupport.organizations.audit import Actor
-from aisupport.organizations.models import Organization, Role
+from aisupport.organizations.models import Organization, Role, new_slug
 
 log = structlog.get_logger("aisupport.auth")
 
@@ -176,7 +174,7 @@ async def signup(
     organization_id = uuid.uuid4()
     await set_tenant(db, organization_id=organization_id, user_id=user.id)
     organization = await org_repository.add_organization(
-        db, name=name, slug=_slug(name), organization_id=organization_id
+        db, name=name, slug=new_slug(name), organization_id=organization_id
     )
     await org_repository.add_membership(db, organization_id=organization.id, user_id=user.id, role=Role.OWNER)
     await audit.record(
@@ -192,7 +190,7 @@ async def signup(
     log.info("user_signed_up", user_id=str(user.id), organization_id=str(organization.id))
     if settings.REQUIRE_EMAIL_VERIFICATION:
         return None
-    return await _start_session(db, auth, user, organization, Role.OWNER, client)
+    return await start_session(db, auth, user, organization, Role.OWNER, client)
 
 
 async def login(
@@ -228,7 +226,7 @@ async def login(
     await set_tenant(db, organization_id=None, user_id=user.id)
     organization, role = await _choose_membership(db, user.id, organization_id)
     await set_tenant(db, organization_id=organization.id, user_id=user.id)
-    return await _start_session(db, auth, user, organization, role, client)
+    return await start_session(db, auth, user, organization, role, client)
 
 
 async def refresh(db: AsyncSession, auth: AuthComponents, *, refresh_token: str, client: Client) -> SignIn:
@@ -390,6 +388,16 @@ async def switch_organization(
     return AccessGrant(user, organization, role, access_token, auth.access_tokens.ttl_seconds)
 
 
+async def verified_user(db: AsyncSession, user_id: uuid.UUID) -> User:
+    """The signed-in user, if their address is verified (joining an organization by email needs it)."""
+    user = await repository.user_by_id(db, user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("invalid_token", "The access token is invalid, expired or revoked.")
+    if not user.email_verified:
+        raise AppError(403, "email_not_verified", "Confirm your email address first: see the email we sent.")
+    return user
+
+
 async def _record_failed_sign_in(db: AsyncSession, user: User, client: Client) -> None:
     """A wrong password for a known account goes into the audit log of each of its organizations."""
     await set_tenant(db, organization_id=None, user_id=user.id)
@@ -414,7 +422,7 @@ async def _choose_membership(
     return memberships[0]
 
 
-async def _start_session(
+async def start_session(
     db: AsyncSession,
     auth: AuthComponents,
     user: User,
@@ -494,8 +502,3 @@ def forget_sessions(db: AsyncSession, auth: AuthComponents, session_ids: list[uu
 
 def _email_taken() -> AppError:
     return AppError(409, "email_taken", "An account with this email already exists.")
-
-
-def _slug(name: str) -> str:
-    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "org"
-    return f"{base}-{secrets.token_hex(3)}"

@@ -23,7 +23,7 @@ from aisupport.core.email import Mailer
 
 log = structlog.get_logger("aisupport.jobs")
 
-TASK_MODULES = ["aisupport.auth.tasks"]
+TASK_MODULES = ["aisupport.auth.tasks", "aisupport.organizations.tasks"]
 
 # A failing job (a mail server down, a deadlock) is retried up to 10 times, 2, 4, 8, ... 1024 s apart
 # (about 34 minutes in all); then it is marked failed and logged (`job_failed`).

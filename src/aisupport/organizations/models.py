@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+import secrets
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -49,6 +51,12 @@ class Organization(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+
+def new_slug(name: str) -> str:
+    """A slug from a name plus six random hex characters: unique without a retry loop."""
+    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "org"
+    return f"{base}-{secrets.token_hex(3)}"
 
 
 class Membership(Timestamped, Base):

@@ -34,6 +34,24 @@ async def delete_organization(db: AsyncSession, organization_id: uuid.UUID) -> N
     await db.execute(delete(Organization).where(Organization.id == organization_id))
 
 
+async def organizations_of_user(
+    db: AsyncSession, user_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[tuple[Organization, Role, datetime]]:
+    """A page of the user's organizations with their role and joining time, oldest membership first."""
+    query = (
+        select(Organization, Membership.role, Membership.created_at)
+        .join(Membership, Membership.organization_id == Organization.id)
+        .where(Membership.user_id == user_id)
+        .order_by(Membership.created_at, Organization.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(tuple_(Membership.created_at, Organization.id) > after)
+    return [
+        (organization, Role(role), joined) for organization, role, joined in (await db.execute(query)).all()
+    ]
+
+
 async def role_of(db: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID) -> Role | None:
     """The user's current role in the organization, or None if they are not a member."""
     role = await db.scalar(
@@ -62,6 +80,15 @@ async def members(
 
 async def membership(db: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID) -> Membership | None:
     return await db.get(Membership, (organization_id, user_id))
+
+
+async def member_with_email(db: AsyncSession, organization_id: uuid.UUID, email_normalized: str) -> bool:
+    found = await db.scalar(
+        select(Membership.user_id)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.organization_id == organization_id, User.email_normalized == email_normalized)
+    )
+    return found is not None
 
 
 async def lock_owners(db: AsyncSession, organization_id: uuid.UUID) -> list[uuid.UUID]:

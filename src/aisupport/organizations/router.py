@@ -1,0 +1,349 @@
+"""/orgs: organizations, members, invitations, API keys, the audit log; /invitations/accept."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from aisupport.auth import service as auth_service
+from aisupport.auth.cookies import request_cookies
+from aisupport.auth.dependencies import (
+    Account,
+    Auth,
+    ClientInfo,
+    Principal,
+    api_key_scheme,
+    bearer_scheme,
+    current_principal,
+    public,
+    requires,
+)
+from aisupport.auth.models import User
+from aisupport.auth.router import answer_sign_in
+from aisupport.auth.schemas import TokenResponse
+from aisupport.core.db import DbSession
+from aisupport.core.errors import AppError, problem_responses
+from aisupport.core.pagination import Cursor, Limit, Page, decode_cursor, page, time_and_id
+from aisupport.organizations import repository as repo
+from aisupport.organizations import service
+from aisupport.organizations.models import Membership, Role
+from aisupport.organizations.permissions import Permission
+from aisupport.organizations.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    AuditEventOut,
+    InvitationAccept,
+    InvitationAccepted,
+    InvitationCreate,
+    InvitationOut,
+    MemberOut,
+    MemberUpdate,
+    MyOrganization,
+    OrganizationCreate,
+    OrganizationDelete,
+    OrganizationOut,
+    OrganizationUpdate,
+)
+
+router = APIRouter(tags=["organizations"], responses=problem_responses(401, 403, 422, 500, 503))
+
+OrgReader = Annotated[Principal, Depends(requires(Permission.ORG_READ))]
+OrgEditor = Annotated[Principal, Depends(requires(Permission.ORG_UPDATE))]
+OrgDeleter = Annotated[Principal, Depends(requires(Permission.ORG_DELETE))]
+MemberReader = Annotated[Principal, Depends(requires(Permission.MEMBERS_READ))]
+MemberManager = Annotated[Principal, Depends(requires(Permission.MEMBERS_MANAGE))]
+InvitationManager = Annotated[Principal, Depends(requires(Permission.INVITATIONS_MANAGE))]
+KeyManager = Annotated[Principal, Depends(requires(Permission.API_KEYS_MANAGE))]
+AuditReader = Annotated[Principal, Depends(requires(Permission.AUDIT_READ))]
+NOT_FOUND = problem_responses(404)
+
+
+def _member(membership: Membership, user: User) -> MemberOut:
+    return MemberOut(
+        user_id=membership.user_id,
+        email=user.email,
+        full_name=user.full_name,
+        role=Role(membership.role),
+        joined_at=membership.created_at,
+    )
+
+
+@router.get("/orgs", response_model=Page[MyOrganization])
+async def list_my_organizations(
+    principal: Account, db: DbSession, limit: Limit = 50, cursor: Cursor = None
+) -> Page[MyOrganization]:
+    """The organizations you belong to, with your role in each, oldest membership first."""
+    rows = await repo.organizations_of_user(db, principal.person, after=time_and_id(cursor), limit=limit + 1)
+    items, next_cursor = page(rows, limit, lambda row: (row[2], row[0].id))
+    return Page(
+        items=[
+            MyOrganization.model_validate({**OrganizationOut.model_validate(org).model_dump(), "role": role})
+            for org, role, _ in items
+        ],
+        next_cursor=next_cursor,
+    )
+
+
+@router.post(
+    "/orgs",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MyOrganization,
+    responses=problem_responses(409, 422),
+)
+async def create_organization(
+    payload: OrganizationCreate, principal: Account, db: DbSession, client: ClientInfo
+) -> MyOrganization:
+    """Create an organization; you become its owner (switch to it to act in it)."""
+    organization, role = await service.create_organization(
+        db, principal, name=payload.name, slug=payload.slug, client=client
+    )
+    return MyOrganization.model_validate(
+        {**OrganizationOut.model_validate(organization).model_dump(), "role": role}
+    )
+
+
+@router.get("/orgs/{org_id}", response_model=OrganizationOut, responses=NOT_FOUND)
+async def get_organization(org_id: uuid.UUID, principal: OrgReader, db: DbSession) -> OrganizationOut:
+    """Your current organization."""
+    return OrganizationOut.model_validate(await service.get_organization(db, principal))
+
+
+@router.patch("/orgs/{org_id}", response_model=OrganizationOut, responses=problem_responses(404, 409, 422))
+async def update_organization(
+    org_id: uuid.UUID, payload: OrganizationUpdate, principal: OrgEditor, db: DbSession, client: ClientInfo
+) -> OrganizationOut:
+    """Rename it, change its slug (unique), or replace its settings."""
+    changes = payload.model_dump(exclude_unset=True)
+    return OrganizationOut.model_validate(await service.update_organization(db, principal, changes, client))
+
+
+@router.delete(
+    "/orgs/{org_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 422)
+)
+async def delete_organization(
+    org_id: uuid.UUID, payload: OrganizationDelete, principal: OrgDeleter, db: DbSession
+) -> Response:
+    """Delete the organization and all its data at once; `confirm` must repeat its slug. Owners only."""
+    await service.delete_organization(db, principal, payload.confirm)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/orgs/{org_id}/members", response_model=Page[MemberOut], responses=NOT_FOUND)
+async def list_members(
+    org_id: uuid.UUID, principal: MemberReader, db: DbSession, limit: Limit = 50, cursor: Cursor = None
+) -> Page[MemberOut]:
+    """The members and their roles, in the order they joined."""
+    rows = await service.list_members(db, principal, after=time_and_id(cursor), limit=limit + 1)
+    items, next_cursor = page(rows, limit, lambda row: (row[0].created_at, row[0].user_id))
+    return Page(items=[_member(membership, user) for membership, user in items], next_cursor=next_cursor)
+
+
+@router.patch(
+    "/orgs/{org_id}/members/{user_id}", response_model=MemberOut, responses=problem_responses(404, 409, 422)
+)
+async def change_member_role(
+    org_id: uuid.UUID,
+    user_id: uuid.UUID,
+    payload: MemberUpdate,
+    principal: MemberManager,
+    db: DbSession,
+    client: ClientInfo,
+) -> MemberOut:
+    """Change a member's role; it takes effect on their next request."""
+    membership, user = await service.change_role(db, principal, user_id, payload.role, client)
+    return _member(membership, user)
+
+
+@router.delete(
+    "/orgs/{org_id}/members/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(404, 409),
+)
+async def remove_member(
+    org_id: uuid.UUID, user_id: uuid.UUID, principal: MemberManager, db: DbSession, client: ClientInfo
+) -> Response:
+    """Remove a member; their tokens for this organization stop working on their next request."""
+    await service.remove_member(db, principal, user_id, client)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/orgs/{org_id}/leave", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 409)
+)
+async def leave_organization(
+    org_id: uuid.UUID, principal: Account, db: DbSession, client: ClientInfo
+) -> Response:
+    """Leave the organization (the last owner cannot). Switch to another organization afterwards."""
+    if org_id != principal.organization_id:
+        raise service.organization_not_found()
+    await service.leave(db, principal, client)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/orgs/{org_id}/invitations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=InvitationOut,
+    responses=problem_responses(404, 409, 422),
+)
+async def invite(
+    org_id: uuid.UUID,
+    payload: InvitationCreate,
+    principal: InvitationManager,
+    db: DbSession,
+    client: ClientInfo,
+) -> InvitationOut:
+    """Invite someone by email, with a role no higher than yours; the link expires in 7 days."""
+    invitation = await service.invite(db, principal, email=payload.email, role=payload.role, client=client)
+    return InvitationOut.model_validate(invitation)
+
+
+@router.get("/orgs/{org_id}/invitations", response_model=Page[InvitationOut], responses=NOT_FOUND)
+async def list_invitations(
+    org_id: uuid.UUID, principal: InvitationManager, db: DbSession, limit: Limit = 50, cursor: Cursor = None
+) -> Page[InvitationOut]:
+    """Pending invitations, oldest first."""
+    rows = await repo.pending_invitations(
+        db,
+        principal.organization_id,
+        now=datetime.now().astimezone(),
+        after=time_and_id(cursor),
+        limit=limit + 1,
+    )
+    items, next_cursor = page(rows, limit, lambda row: (row.created_at, row.id))
+    return Page(items=[InvitationOut.model_validate(row) for row in items], next_cursor=next_cursor)
+
+
+@router.delete(
+    "/orgs/{org_id}/invitations/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND
+)
+async def revoke_invitation(
+    org_id: uuid.UUID,
+    invitation_id: uuid.UUID,
+    principal: InvitationManager,
+    db: DbSession,
+    client: ClientInfo,
+) -> Response:
+    """Revoke a pending invitation; its link stops working."""
+    await service.revoke_invitation(db, principal, invitation_id, client)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/invitations/accept",
+    response_model=InvitationAccepted | TokenResponse,
+    response_model_exclude_none=True,
+    responses=problem_responses(400, 403, 409, 413, 415, 422, 429),
+    dependencies=[Depends(public)],
+)
+async def accept_invitation(
+    request: Request,
+    response: Response,
+    payload: InvitationAccept,
+    db: DbSession,
+    auth: Auth,
+    client: ClientInfo,
+    bearer_token: Annotated[str | None, Depends(bearer_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> InvitationAccepted | TokenResponse | JSONResponse:
+    """Accept an invitation: signed in, as the invited address (verified); or, without an account,
+    with a password, which creates the account and signs it in."""
+    await auth.rate_limiter.hit(
+        auth.settings.rate_limits["account_token_ip"], "account-token-ip", client.ip or "unknown"
+    )
+    signed_in = bearer_token is not None or api_key is not None or request_cookies(request, auth.settings)[0]
+    if signed_in:
+        principal = await current_principal(request, db, auth, client, bearer_token, api_key)
+        user = await auth_service.verified_user(db, principal.person)
+        invitation = await service.open_invitation(db, payload.token)
+        organization, role = await service.accept_invitation(db, invitation, user, client)
+        return InvitationAccepted(organization=OrganizationOut.model_validate(organization), role=role)
+    if payload.password is None:
+        raise AppError(
+            422, "password_required", "Sign in to accept, or choose a password to create your account."
+        )
+    invitation = await service.open_invitation(db, payload.token)
+    sign_in = await service.signup_by_invitation(
+        db, auth, invitation=invitation, password=payload.password, full_name=payload.full_name, client=client
+    )
+    body = answer_sign_in(response, auth, sign_in, payload.transport)
+    return JSONResponse(
+        body.model_dump(mode="json", exclude_none=True), status_code=201, headers=dict(response.headers)
+    )
+
+
+@router.post(
+    "/orgs/{org_id}/api-keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    responses=problem_responses(404, 422),
+)
+async def create_api_key(
+    org_id: uuid.UUID, payload: ApiKeyCreate, principal: KeyManager, db: DbSession, client: ClientInfo
+) -> ApiKeyCreated:
+    """Create an API key (role no higher than yours). The secret is in this answer only."""
+    key, secret = await service.create_api_key(
+        db,
+        principal,
+        name=payload.name,
+        role=Role(payload.role),
+        expires_at=payload.expires_at,
+        client=client,
+    )
+    return ApiKeyCreated.model_validate({**ApiKeyOut.model_validate(key).model_dump(), "secret": secret})
+
+
+@router.get("/orgs/{org_id}/api-keys", response_model=Page[ApiKeyOut], responses=NOT_FOUND)
+async def list_api_keys(
+    org_id: uuid.UUID, principal: KeyManager, db: DbSession, limit: Limit = 50, cursor: Cursor = None
+) -> Page[ApiKeyOut]:
+    """The organization's API keys (never their secrets), oldest first."""
+    rows = await repo.api_keys(db, principal.organization_id, after=time_and_id(cursor), limit=limit + 1)
+    items, next_cursor = page(rows, limit, lambda row: (row.created_at, row.id))
+    return Page(items=[ApiKeyOut.model_validate(row) for row in items], next_cursor=next_cursor)
+
+
+@router.delete(
+    "/orgs/{org_id}/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND
+)
+async def revoke_api_key(
+    org_id: uuid.UUID, key_id: uuid.UUID, principal: KeyManager, db: DbSession, client: ClientInfo
+) -> Response:
+    """Revoke an API key at once; using it afterwards is recorded in the audit log."""
+    await service.revoke_api_key(db, principal, key_id, client)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/orgs/{org_id}/audit-log", response_model=Page[AuditEventOut], responses=problem_responses(400, 404)
+)
+async def audit_log(
+    org_id: uuid.UUID,
+    principal: AuditReader,
+    db: DbSession,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    action: Annotated[str | None, Query(max_length=60)] = None,
+    actor_user_id: uuid.UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[AuditEventOut]:
+    """Security-relevant events, newest first, filtered by action, actor and time."""
+    position = decode_cursor(cursor, int)
+    rows = await repo.audit_events(
+        db,
+        principal.organization_id,
+        before_id=position[0] if position else None,
+        limit=limit + 1,
+        action=action,
+        actor_user_id=actor_user_id,
+        since=since,
+        until=until,
+    )
+    items, next_cursor = page(rows, limit, lambda row: (row.id,))
+    return Page(items=[AuditEventOut.model_validate(row) for row in items], next_cursor=next_cursor)

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, IPvAnyAddress
+
+from aisupport.auth.schemas import PASSWORD_INPUT_MAX, Transport
+from aisupport.organizations.models import Role
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$"
+ApiKeyRole = Literal["admin", "agent", "viewer"]
+
+
+class OrganizationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    slug: str | None = Field(default=None, pattern=SLUG_PATTERN)
+
+
+class OrganizationUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    slug: str | None = Field(default=None, pattern=SLUG_PATTERN)
+    settings: dict[str, Any] | None = Field(default=None, description="Replaces the whole settings object.")
+
+
+class OrganizationDelete(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    confirm: str = Field(max_length=80, description="The organization's slug, typed again.")
+
+
+class OrganizationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    slug: str
+    settings: dict[str, Any]
+    created_at: datetime
+
+
+class MyOrganization(OrganizationOut):
+    role: Role
+
+
+class MemberOut(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    full_name: str | None
+    role: Role
+    joined_at: datetime
+
+
+class MemberUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+
+
+class InvitationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    role: Role
+
+
+class InvitationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    role: Role
+    invited_by: uuid.UUID | None
+    created_at: datetime
+    expires_at: datetime
+
+
+class InvitationAccept(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=512)
+    # For someone without an account: the invitation creates it.
+    password: str | None = Field(default=None, max_length=PASSWORD_INPUT_MAX)
+    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    transport: Transport = "cookie"
+
+
+class InvitationAccepted(BaseModel):
+    organization: OrganizationOut
+    role: Role
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    role: ApiKeyRole = "agent"
+    expires_at: AwareDatetime | None = None
+
+
+class ApiKeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    prefix: str
+    role: Role
+    created_by: uuid.UUID | None
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    secret: str = Field(description="Shown once; only its hash is stored.")
+
+
+class AuditEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    occurred_at: datetime
+    action: str
+    actor_user_id: uuid.UUID | None
+    actor_api_key_id: uuid.UUID | None
+    target_type: str | None
+    target_id: str | None
+    ip: IPvAnyAddress | None
+    user_agent: str | None
+    details: dict[str, Any]

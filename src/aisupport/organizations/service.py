@@ -1,0 +1,365 @@
+"""Business rules of organizations: members and roles, invitations, API keys, the audit log.
+
+Never commits. The caller's organization is the principal's; every function acts inside it, and the
+request's transaction is already scoped to it (row-level security). Roles never grow past the actor's:
+nobody grants, invites or changes a role above their own, and an organization always keeps an owner.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aisupport.auth import repository as auth_repository
+from aisupport.auth import service as auth_service
+from aisupport.auth.dependencies import API_KEY_PREFIX, Principal
+from aisupport.auth.models import User
+from aisupport.auth.password_policy import check_password, normalize_password
+from aisupport.auth.service import AuthComponents, SignIn, normalize_email
+from aisupport.core.client import Client
+from aisupport.core.errors import AppError
+from aisupport.core.jobs import defer
+from aisupport.core.security import sha256_hex
+from aisupport.core.tenancy import set_tenant
+from aisupport.organizations import audit
+from aisupport.organizations import repository as repo
+from aisupport.organizations.audit import Actor
+from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization, Role, new_slug
+
+log = structlog.get_logger("aisupport.organizations")
+
+INVITATION_TTL = timedelta(days=7)
+
+
+def organization_not_found() -> AppError:
+    return AppError(404, "organization_not_found", "No such organization.")
+
+
+def member_not_found() -> AppError:
+    return AppError(404, "member_not_found", "No such member.")
+
+
+def _above_you(what: str) -> AppError:
+    return AppError(403, "role_above_yours", f"You cannot {what} a role above your own.")
+
+
+async def create_organization(
+    db: AsyncSession, principal: Principal, *, name: str, slug: str | None, client: Client
+) -> tuple[Organization, Role]:
+    """Create an organization; its creator becomes its owner."""
+    user_id = principal.person
+    organization_id = uuid.uuid4()
+    await set_tenant(db, organization_id=organization_id, user_id=user_id)
+    try:
+        async with db.begin_nested():
+            organization = await repo.add_organization(
+                db, name=name, slug=slug or new_slug(name), organization_id=organization_id
+            )
+    except IntegrityError:
+        raise _slug_taken() from None
+    await repo.add_membership(db, organization_id=organization.id, user_id=user_id, role=Role.OWNER)
+    await audit.record(db, organization.id, "organization.created", actor=principal.actor, client=client)
+    return organization, Role.OWNER
+
+
+async def get_organization(db: AsyncSession, principal: Principal) -> Organization:
+    organization = await repo.organization(db, principal.organization_id)
+    if organization is None:
+        raise organization_not_found()
+    return organization
+
+
+async def update_organization(
+    db: AsyncSession, principal: Principal, changes: dict[str, Any], client: Client
+) -> Organization:
+    """Rename, re-slug or replace the settings of the caller's organization."""
+    organization = await get_organization(db, principal)
+    for field in ("name", "slug", "settings"):
+        if changes.get(field) is not None:
+            setattr(organization, field, changes[field])
+    try:
+        async with db.begin_nested():
+            await db.flush()
+    except IntegrityError:
+        raise _slug_taken() from None
+    await audit.record(
+        db,
+        organization.id,
+        "organization.updated",
+        actor=principal.actor,
+        client=client,
+        details={"fields": sorted(field for field in changes if changes[field] is not None)},
+    )
+    return organization
+
+
+async def delete_organization(db: AsyncSession, principal: Principal, confirm: str) -> None:
+    """Delete the caller's organization and everything in it; `confirm` must repeat its slug."""
+    organization = await get_organization(db, principal)
+    if confirm != organization.slug:
+        raise AppError(422, "confirmation_mismatch", "Type the organization's slug to confirm its deletion.")
+    await repo.delete_organization(db, organization.id)
+    log.warning("organization_deleted", organization_id=str(organization.id), by=str(principal.user_id))
+
+
+async def list_members(
+    db: AsyncSession, principal: Principal, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[tuple[Membership, User]]:
+    return await repo.members(db, principal.organization_id, after=after, limit=limit)
+
+
+async def change_role(
+    db: AsyncSession, principal: Principal, user_id: uuid.UUID, role: Role, client: Client
+) -> tuple[Membership, User]:
+    """Change a member's role: never to or from a role above the actor's; one owner always stays."""
+    organization_id = principal.organization_id
+    member = await repo.membership(db, organization_id, user_id)
+    user = await db.get(User, user_id)
+    if member is None or user is None:
+        raise member_not_found()
+    current = Role(member.role)
+    if current.rank > principal.role.rank or role.rank > principal.role.rank:
+        raise _above_you("give or change")
+    if current is Role.OWNER and role is not Role.OWNER:
+        await _keep_an_owner(db, organization_id, leaving=user_id)
+    member.role = role.value
+    await audit.record(
+        db,
+        organization_id,
+        "member.role_changed",
+        actor=principal.actor,
+        client=client,
+        target=("user", user_id),
+        details={"from": current.value, "to": role.value},
+    )
+    return member, user
+
+
+async def remove_member(db: AsyncSession, principal: Principal, user_id: uuid.UUID, client: Client) -> None:
+    """Remove a member (not one above the actor's role, not the last owner)."""
+    organization_id = principal.organization_id
+    member = await repo.membership(db, organization_id, user_id)
+    if member is None:
+        raise member_not_found()
+    if Role(member.role).rank > principal.role.rank:
+        raise _above_you("remove")
+    if member.role == Role.OWNER:
+        await _keep_an_owner(db, organization_id, leaving=user_id)
+    await repo.remove_membership(db, organization_id, user_id)
+    await audit.record(
+        db, organization_id, "member.removed", actor=principal.actor, client=client, target=("user", user_id)
+    )
+
+
+async def leave(db: AsyncSession, principal: Principal, client: Client) -> None:
+    """Leave the caller's organization; the last owner must hand over first."""
+    user_id = principal.person
+    if principal.role is Role.OWNER:
+        await _keep_an_owner(db, principal.organization_id, leaving=user_id)
+    await repo.remove_membership(db, principal.organization_id, user_id)
+    await audit.record(db, principal.organization_id, "member.left", actor=principal.actor, client=client)
+
+
+async def _keep_an_owner(db: AsyncSession, organization_id: uuid.UUID, *, leaving: uuid.UUID) -> None:
+    owners = await repo.lock_owners(db, organization_id)
+    if owners == [leaving] or not owners:
+        raise AppError(409, "last_owner", "An organization needs an owner: make someone else owner first.")
+
+
+async def invite(
+    db: AsyncSession, principal: Principal, *, email: str, role: Role, client: Client
+) -> Invitation:
+    """Invite someone by email with a role no higher than the inviter's; the link goes out by job."""
+    if role.rank > principal.role.rank:
+        raise _above_you("invite to")
+    organization_id = principal.organization_id
+    email_normalized = normalize_email(email)
+    if await repo.member_with_email(db, organization_id, email_normalized):
+        raise AppError(409, "already_member", "This person is already a member.")
+    now = datetime.now(UTC)
+    invitation = await repo.add_invitation(
+        db,
+        Invitation(
+            organization_id=organization_id,
+            email=email,
+            email_normalized=email_normalized,
+            role=role.value,
+            invited_by=principal.user_id,
+            created_at=now,
+            expires_at=now + INVITATION_TTL,
+        ),
+    )
+    await defer(
+        db,
+        "organizations:send_invitation",
+        organization_id=str(organization_id),
+        invitation_id=str(invitation.id),
+    )
+    await audit.record(
+        db,
+        organization_id,
+        "invitation.created",
+        actor=principal.actor,
+        client=client,
+        target=("invitation", invitation.id),
+        details={"email": email, "role": role.value},
+    )
+    return invitation
+
+
+async def revoke_invitation(
+    db: AsyncSession, principal: Principal, invitation_id: uuid.UUID, client: Client
+) -> None:
+    invitation = await repo.invitation(db, principal.organization_id, invitation_id)
+    if invitation is None or invitation.accepted_at is not None or invitation.revoked_at is not None:
+        raise AppError(404, "invitation_not_found", "No such pending invitation.")
+    invitation.revoked_at = datetime.now(UTC)
+    await audit.record(
+        db,
+        principal.organization_id,
+        "invitation.revoked",
+        actor=principal.actor,
+        client=client,
+        target=("invitation", invitation.id),
+    )
+
+
+async def open_invitation(db: AsyncSession, token: str) -> Invitation:
+    """The pending invitation behind a link, locked, with the transaction scoped to its organization."""
+    token_hash = sha256_hex(token)
+    organization_id = await repo.organization_of_invitation(db, token_hash)
+    if organization_id is None:
+        raise invalid_invitation()
+    await set_tenant(db, organization_id=organization_id, user_id=None)
+    invitation = await repo.invitation_by_token_hash(db, organization_id, token_hash)
+    now = datetime.now(UTC)
+    if invitation is None or invitation.accepted_at or invitation.revoked_at or invitation.expires_at <= now:
+        raise invalid_invitation()
+    return invitation
+
+
+async def accept_invitation(
+    db: AsyncSession, invitation: Invitation, user: User, client: Client
+) -> tuple[Organization, Role]:
+    """Make `user` a member with the invitation's role; their address must be the invited one."""
+    if user.email_normalized != invitation.email_normalized:
+        raise AppError(403, "invitation_for_another_address", "This invitation was sent to another address.")
+    await set_tenant(db, organization_id=invitation.organization_id, user_id=user.id)
+    if await repo.membership(db, invitation.organization_id, user.id) is not None:
+        raise AppError(409, "already_member", "You are already a member of this organization.")
+    role = Role(invitation.role)
+    await repo.add_membership(db, organization_id=invitation.organization_id, user_id=user.id, role=role)
+    invitation.accepted_at = datetime.now(UTC)
+    await audit.record(
+        db,
+        invitation.organization_id,
+        "invitation.accepted",
+        actor=Actor(user_id=user.id),
+        client=client,
+        target=("invitation", invitation.id),
+        details={"role": role.value},
+    )
+    organization = await repo.organization(db, invitation.organization_id)
+    if organization is None:
+        raise invalid_invitation()
+    return organization, role
+
+
+async def signup_by_invitation(
+    db: AsyncSession,
+    auth: AuthComponents,
+    *,
+    invitation: Invitation,
+    password: str,
+    full_name: str | None,
+    client: Client,
+) -> SignIn:
+    """Create the invited person's account (its address is verified: the link reached it), make them a
+    member, and sign them in to the organization."""
+    if await auth_repository.user_by_email(db, invitation.email_normalized) is not None:
+        raise AppError(409, "account_exists", "An account uses this address: sign in, then accept.")
+    password = normalize_password(password)
+    check_password(password, email=invitation.email)
+    user = await auth_repository.add_user(
+        db,
+        User(
+            id=uuid.uuid4(),
+            email=invitation.email,
+            email_normalized=invitation.email_normalized,
+            password_hash=await auth.passwords.hash(password),
+            full_name=full_name,
+            email_verified_at=datetime.now(UTC),
+        ),
+    )
+    organization, role = await accept_invitation(db, invitation, user, client)
+    return await auth_service.start_session(db, auth, user, organization, role, client)
+
+
+def invalid_invitation() -> AppError:
+    return AppError(400, "invalid_link", "This invitation is invalid, expired, revoked or already used.")
+
+
+async def create_api_key(
+    db: AsyncSession,
+    principal: Principal,
+    *,
+    name: str,
+    role: Role,
+    expires_at: datetime | None,
+    client: Client,
+) -> tuple[ApiKey, str]:
+    """Create a key with a role no higher than its creator's; the secret is returned once."""
+    if role.rank > principal.role.rank:
+        raise _above_you("give a key")
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise AppError(422, "expiry_in_the_past", "expires_at must be in the future.")
+    secret = f"{API_KEY_PREFIX}_{secrets.token_urlsafe(32)}"
+    key = await repo.add_api_key(
+        db,
+        ApiKey(
+            organization_id=principal.organization_id,
+            name=name,
+            prefix=secret[:10],
+            key_hash=sha256_hex(secret),
+            role=role.value,
+            created_by=principal.user_id,
+            created_at=datetime.now(UTC),
+            expires_at=expires_at,
+        ),
+    )
+    await audit.record(
+        db,
+        principal.organization_id,
+        "api_key.created",
+        actor=principal.actor,
+        client=client,
+        target=("api_key", key.id),
+        details={"name": name, "role": role.value},
+    )
+    return key, secret
+
+
+async def revoke_api_key(db: AsyncSession, principal: Principal, key_id: uuid.UUID, client: Client) -> None:
+    key = await repo.api_key(db, principal.organization_id, key_id)
+    if key is None:
+        raise AppError(404, "api_key_not_found", "No such API key.")
+    if key.revoked_at is None:
+        key.revoked_at = datetime.now(UTC)
+        await audit.record(
+            db,
+            principal.organization_id,
+            "api_key.revoked",
+            actor=principal.actor,
+            client=client,
+            target=("api_key", key.id),
+        )
+
+
+def _slug_taken() -> AppError:
+    return AppError(409, "slug_taken", "Another organization uses this slug.")
