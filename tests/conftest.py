@@ -129,13 +129,13 @@ class Mailbox:
         return "250 OK"
 
     def to(self, address: str) -> list[EmailMessage]:
-        return [message for message in self.messages if message["To"] == address]
+        return [message for message in self.messages if message["To"].casefold() == address.casefold()]
 
-    def token_sent_to(self, address: str) -> str:
-        """The secret of the newest link mailed to `address`."""
+    def token_sent_to(self, address: str, prefix: str = "") -> str:
+        """The secret of the newest link mailed to `address` (whose token starts with `prefix`)."""
         for message in reversed(self.to(address)):
             text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-            match = re.search(r"token=([A-Za-z0-9_-]+)", text)
+            match = re.search(rf"token=({prefix}[A-Za-z0-9_-]+)", text)
             if match:
                 return match.group(1)
         raise AssertionError(f"no link was mailed to {address}")
