@@ -88,6 +88,7 @@ async def test_invitations_respect_roles_and_join_signed_in_or_new_people(
     assert [item["id"] for item in listed.json()["items"]] == [invited.json()["id"]]
     await run_jobs(client)
     [message] = [m for m in mailbox.to(existing.email.upper()) if "invited you" in m["Subject"]]
+    assert "as viewer" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     token = mailbox.token_sent_to(existing.email.upper())
     assert token.startswith("inv_")
     unverified = await client.post("/invitations/accept", json={"token": token}, headers=existing.headers)

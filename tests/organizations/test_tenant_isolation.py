@@ -1,0 +1,204 @@
+"""Tenant isolation at every layer: routes (walked, not listed), repositories, and PostgreSQL's
+row-level security binding the service's own role."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi.routing import APIRoute
+from httpx import AsyncClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from aisupport.auth.dependencies import declared_access
+from aisupport.core.config import PROJECT_ROOT, Settings
+from aisupport.core.tenancy import set_tenant
+from aisupport.main import ROUTERS, create_app
+from aisupport.organizations.permissions import render_matrix
+from tests.conftest import Mailbox, run_jobs
+from tests.organizations.helpers import Person, add_member, new_owner
+
+TENANT_TABLES = ("memberships", "invitations", "api_keys", "audit_events")
+# Valid bodies, so a request reaches the lookup that must not find another tenant's row (routes are
+# walked; a new route with a body needs its example here, or the walk fails with a 422).
+BODIES: dict[tuple[str, str], dict[str, object]] = {
+    ("PATCH", "/orgs/{org_id}"): {"name": "x"},
+    ("DELETE", "/orgs/{org_id}"): {"confirm": "x"},
+    ("PATCH", "/orgs/{org_id}/members/{user_id}"): {"role": "viewer"},
+    ("POST", "/orgs/{org_id}/invitations"): {"email": "x@example.com", "role": "viewer"},
+    ("POST", "/orgs/{org_id}/api-keys"): {"name": "x"},
+}
+
+
+def _routes(client: AsyncClient) -> list[APIRoute]:
+    return [route for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
+
+
+def _declared(route: APIRoute) -> set[object]:
+    def walk(dependant: object) -> Iterator[object]:
+        for sub in dependant.dependencies:  # type: ignore[attr-defined]
+            yield declared_access(sub.call)
+            yield from walk(sub)
+
+    return {access for access in walk(route.dependant) if access is not None}
+
+
+async def test_every_route_declares_a_permission_or_is_marked_public(client: AsyncClient) -> None:
+    routes = _routes(client)
+    served = (await client.get("/openapi.json")).json()["paths"]
+    assert {route.path for route in routes} == set(served)  # no route escapes the walk
+    undeclared = [f"{sorted(route.methods)} {route.path}" for route in routes if not _declared(route)]
+    assert undeclared == []
+    # Routes inside an organization are never public.
+    assert all("public" not in _declared(route) for route in routes if "{org_id}" in route.path)
+
+
+def test_the_documented_permission_matrix_is_the_one_in_code() -> None:
+    assert render_matrix() in (PROJECT_ROOT / "docs" / "permissions.md").read_text()
+
+
+async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict[str, str]]:
+    """Organization B with one of everything; returns its owner and the ids to aim at."""
+    owner = await new_owner(client)
+    member = await add_member(client, mailbox, owner, "agent")
+    invitation = await client.post(
+        f"/orgs/{owner.organization_id}/invitations",
+        json={"email": f"b-{uuid.uuid4().hex[:8]}@example.com", "role": "viewer"},
+        headers=owner.headers,
+    )
+    key = await client.post(
+        f"/orgs/{owner.organization_id}/api-keys", json={"name": "b"}, headers=owner.headers
+    )
+    await run_jobs(client)
+    sessions = await client.get("/auth/sessions", headers=member.headers)
+    return owner, {
+        "org_id": owner.organization_id,
+        "user_id": member.user_id,
+        "invitation_id": invitation.json()["id"],
+        "key_id": key.json()["id"],
+        "session_id": sessions.json()[0]["id"],
+    }
+
+
+async def test_a_member_of_a_gets_404_for_every_id_of_b_on_every_route(
+    client: AsyncClient, mailbox: Mailbox
+) -> None:
+    a = await new_owner(client)  # owner: every permission in A
+    _, b = await _tenant_b(client, mailbox)
+    tried = 0
+    for route in _routes(client):
+        names = re.findall(r"{(\w+)}", route.path)
+        if not names:
+            continue
+        variants = [dict(b)]
+        if "org_id" in names and len(names) > 1:
+            variants.append({**b, "org_id": a.organization_id})  # A's organization, B's inner ids
+        for values in variants:
+            path = route.path.format(**{name: values[name] for name in names})
+            for method in route.methods:
+                body = BODIES.get((method, route.path))
+                response = await client.request(method, path, json=body, headers=a.headers)
+                assert response.status_code == 404, (method, path, response.text)
+                assert response.headers["content-type"] == "application/problem+json"
+                tried += 1
+    assert tried >= 15
+
+
+async def _rows(client: AsyncClient, organization_id: str | None, user_id: str | None) -> dict[str, set[str]]:
+    """What an unscoped SELECT on each tenant table returns through the service's own session."""
+    async with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
+        if organization_id or user_id:
+            await set_tenant(
+                db,
+                organization_id=uuid.UUID(organization_id) if organization_id else None,
+                user_id=uuid.UUID(user_id) if user_id else None,
+            )
+        seen = {
+            table: {str(row[0]) for row in await db.execute(text(f"SELECT organization_id FROM {table}"))}  # noqa: S608
+            for table in TENANT_TABLES
+        }
+        seen["organizations"] = {
+            str(row[0]) for row in await db.execute(text("SELECT id FROM organizations"))
+        }
+        return seen
+
+
+async def test_an_unscoped_select_sees_only_the_current_tenant(client: AsyncClient, mailbox: Mailbox) -> None:
+    a = await new_owner(client)
+    await client.post(f"/orgs/{a.organization_id}/api-keys", json={"name": "a"}, headers=a.headers)
+    invitation = {"email": f"a-{uuid.uuid4().hex[:8]}@example.com", "role": "agent"}
+    await client.post(f"/orgs/{a.organization_id}/invitations", json=invitation, headers=a.headers)
+    await _tenant_b(client, mailbox)
+    scoped = await _rows(client, a.organization_id, a.user_id)
+    assert scoped["organizations"] == {a.organization_id}
+    for table in TENANT_TABLES:
+        assert scoped[table] == {a.organization_id}, table
+    nobody = await _rows(client, None, None)
+    assert all(rows == set() for rows in nobody.values())
+
+
+@pytest.mark.parametrize(
+    ("statement", "refusal"),
+    [
+        ("SET LOCAL row_security = off; SELECT count(*) FROM api_keys", "row-level security"),
+        ("ALTER TABLE api_keys DISABLE ROW LEVEL SECURITY", "must be owner"),
+        ("UPDATE audit_events SET action = 'forged'", "permission denied"),
+        ("DELETE FROM audit_events", "permission denied"),
+        ("SELECT * FROM alembic_version", "permission denied"),
+        (
+            "INSERT INTO invitations (id, organization_id, email, email_normalized, role, expires_at)"
+            " VALUES (gen_random_uuid(), gen_random_uuid(), 'x@x.io', 'x@x.io', 'viewer', now())",
+            "row-level security",
+        ),
+    ],
+)
+async def test_the_service_role_cannot_get_around_row_level_security(
+    client: AsyncClient, statement: str, refusal: str
+) -> None:
+    owner = await new_owner(client)
+    async with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
+        await set_tenant(db, organization_id=uuid.UUID(owner.organization_id), user_id=None)
+        *setup, attempt = statement.split("; ")
+        for part in setup:
+            await db.execute(text(part))
+        with pytest.raises(DBAPIError, match=refusal):
+            await db.execute(text(attempt))
+
+
+async def test_the_service_cannot_become_a_privileged_role(client: AsyncClient, database_url: str) -> None:
+    superuser = make_url(database_url).username
+    async with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
+        role = (
+            await db.execute(text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"))
+        ).one()
+        assert tuple(role) == (False, False)
+        with pytest.raises(DBAPIError, match="permission denied"):
+            await db.execute(text(f'SET ROLE "{superuser}"'))
+
+
+async def test_keys_cannot_point_across_tenants(
+    client: AsyncClient, mailbox: Mailbox, database_url: str
+) -> None:
+    a = await new_owner(client)
+    _, b = await _tenant_b(client, mailbox)
+    owner_url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(owner_url) as conn, pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute(
+            "INSERT INTO audit_events (organization_id, action, actor_api_key_id) VALUES (%s, 'forged', %s)",
+            (a.organization_id, b["key_id"]),
+        )
+
+
+async def test_the_service_refuses_to_start_as_a_privileged_role(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    app = create_app(make_settings(APP_DATABASE_URL=database_url))
+    with pytest.raises(RuntimeError, match="tenant isolation would not hold"):
+        async with LifespanManager(app):
+            pass
