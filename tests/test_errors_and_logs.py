@@ -130,7 +130,10 @@ async def test_prod_logs_are_json_lines(
 ) -> None:
     import json
 
-    async with serve(make_settings(ENV="prod", SECRET_KEY="p" * 40, SMTP_HOST="127.0.0.1")) as client:
+    prod = make_settings(
+        ENV="prod", SECRET_KEY="p" * 40, SMTP_HOST="127.0.0.1", APP_DATABASE_PASSWORD="a" * 16
+    )
+    async with serve(prod) as client:
         capfd.readouterr()
         await client.get("/health/live", headers={"X-Request-ID": "json-line"})
     lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if "json-line" in line]

@@ -60,6 +60,8 @@ def test_env_example_lists_every_seed_variable() -> None:
         ({"FORWARDED_ALLOW_IPS": "*"}, "FORWARDED_ALLOW_IPS"),
         ({"SMTP_HOST": None}, "SMTP_URL or SMTP_HOST"),
         ({"SMTP_URL": "http://mail.example"}, "SMTP_URL"),
+        ({"DATABASE_URL": "postgresql://db/x"}, "APP_DATABASE_PASSWORD"),
+        ({"DATABASE_URL": "postgresql://db/x", "APP_DATABASE_PASSWORD": "short"}, "APP_DATABASE_PASSWORD"),
     ],
 )
 def test_production_refuses_unsafe_settings(values: dict[str, object], setting: str) -> None:
@@ -69,6 +71,8 @@ def test_production_refuses_unsafe_settings(values: dict[str, object], setting: 
 
 def test_production_accepts_safe_settings() -> None:
     settings = prod(COOKIE_SAMESITE="none", COOKIE_SECURE=True, CORS_ORIGINS="https://app.example")
+    assert prod(DATABASE_URL="postgresql://db/x", APP_DATABASE_PASSWORD="p" * 16).ENV == "prod"
+    assert prod(DATABASE_URL="postgresql://db/x", APP_DATABASE_URL="postgresql://app@db/x").ENV == "prod"
     assert settings.ENV == "prod"
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from httpx import AsyncClient
 
 from aisupport.core.config import Settings
-from tests.conftest import Mailbox, serve
+from tests.conftest import PASSWORD, Mailbox, bearer, serve
 from tests.organizations.helpers import Person, add_member, new_owner
 
 
@@ -126,3 +126,23 @@ async def test_the_audit_log_records_security_events_newest_first(
     assert (await client.get(log, params={"since": future}, headers=owner.headers)).json()["items"] == []
     denied = await client.get(log, headers=agent.headers)  # a viewer now
     assert denied.status_code == 403
+
+
+async def test_refresh_token_reuse_is_recorded_in_the_audit_log(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    log = f"/orgs/{owner.organization_id}/audit-log"
+    rotated = await client.post("/auth/refresh", json={"refresh_token": owner.refresh_token})
+    newest = await client.post("/auth/refresh", json={"refresh_token": rotated.json()["refresh_token"]})
+    replay = await client.post("/auth/refresh", json={"refresh_token": owner.refresh_token})
+    assert replay.status_code == 401  # not the immediate predecessor any more: the family is revoked
+    fresh = await client.post(
+        "/auth/login", json={"email": owner.email, "password": PASSWORD, "transport": "body"}
+    )
+    events = await client.get(
+        log,
+        params={"action": "auth.refresh_token_reuse_detected"},
+        headers=bearer(fresh.json()["access_token"]),
+    )
+    assert newest.status_code == 200
+    assert len(events.json()["items"]) == 1
+    assert events.json()["items"][0]["actor_user_id"] == owner.user_id
