@@ -185,8 +185,8 @@ class Settings(BaseSettings):
             raise ValueError("SMTP_URL or SMTP_HOST must be set when ENV=prod: account emails must go out")
         if self.DATABASE_URL and not self.APP_DATABASE_URL and len(self.APP_DATABASE_PASSWORD or "") < 16:
             raise ValueError(
-                "APP_DATABASE_PASSWORD must be at least 16 characters when ENV=prod (or set APP_DATABASE_URL): "
-                "it is the password of the service's own database role"
+                "APP_DATABASE_PASSWORD must be at least 16 characters when ENV=prod (or set "
+                "APP_DATABASE_URL): it is the password of the service's own database role"
             )
         return self
 
