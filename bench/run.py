@@ -371,8 +371,13 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(overrides: dict[str, str], redis_url: str | None) -> Iterator[Server]:
-    """One `aisupport serve` on a free loopback port, with its own embedded PostgreSQL; always stopped."""
+def running_server(
+    overrides: dict[str, str], redis_url: str | None, log_name: str = "server.log"
+) -> Iterator[Server]:
+    """One `aisupport serve` on a free loopback port, with its own embedded PostgreSQL; always stopped.
+
+    Its output goes to bench/results/`log_name`.
+    """
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="aisupport-bench-"))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -393,7 +398,7 @@ def running_server(overrides: dict[str, str], redis_url: str | None) -> Iterator
         env["REDIS_URL"] = redis_url
     env.update(overrides)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    log_path = RESULTS / "server.log"
+    log_path = RESULTS / log_name
     stopped_cleanly = False
     with log_path.open("wb") as log:
         # The working directory is the temporary one, so no `.env` of the checkout is read.
@@ -855,6 +860,30 @@ The higher of the two measurements is the one the login target is read against.
 """
 
 
+# bench/load.py writes its figures between these markers in the same file; each tool keeps the other's.
+LOAD_START = "<!-- load:start -->"
+LOAD_END = "<!-- load:end -->"
+
+
+def section_of(text: str, start: str = LOAD_START, end: str = LOAD_END) -> str | None:
+    """The part of `text` from `start` to `end` (markers included), or None if it has no such part."""
+    first = text.find(start)
+    last = text.find(end, first + len(start)) if first >= 0 else -1
+    if first < 0 or last < 0:
+        return None
+    return text[first : last + len(end)]
+
+
+def with_section(text: str, section: str | None, start: str = LOAD_START, end: str = LOAD_END) -> str:
+    """`text` with its marked section replaced by `section` (appended at the end if it had none)."""
+    if section is None:
+        return text
+    current = section_of(text, start, end)
+    if current is not None:
+        return text.replace(current, section, 1)
+    return text.rstrip("\n") + "\n\n" + section + "\n"
+
+
 # --- main ----------------------------------------------------------------------------------------------
 
 
@@ -965,7 +994,10 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(summary(results), indent=2) + "\n")
     if args.output != "-":
-        Path(args.output).write_text(text)
+        output = Path(args.output)
+        previous = output.read_text() if output.exists() else ""
+        # bench/load.py's section is another command's figures: carry it over unchanged.
+        output.write_text(with_section(text, section_of(previous)))
         print(f"\nwrote {args.output}")
     return 0
 

@@ -6,16 +6,23 @@ import asyncio
 import os
 import re
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 import redis
@@ -230,3 +237,74 @@ async def signup(client: AsyncClient, *, transport: str = "body", **fields: Any)
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServiceProcess:
+    """`aisupport serve` as a real process (the README's run command), logging to a file."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 45) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+
+def service_env(**settings: str) -> dict[str, str]:
+    """The test runner's environment without any aisupport setting, plus `settings`."""
+    prefixes = ("DATABASE_", "APP_DATABASE_", "REDIS_", "SMTP_", "RATE_LIMIT_", "ARGON2_")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
+    env.update({"ENV": "dev", "API_HOST": "127.0.0.1", "SECRET_KEY": "service-test-" + "x" * 40}, **settings)
+    return env
+
+
+@contextmanager
+def running_service(tmp_path: Path, **settings: str) -> Iterator[ServiceProcess]:
+    """Start `aisupport serve` on a free port and wait until it is ready; SIGTERM it afterwards."""
+    port = free_port()
+    log_path = tmp_path / f"serve-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aisupport.cli", "serve"],
+            env=service_env(API_PORT=str(port), **settings),
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        service = ServiceProcess(process, f"http://127.0.0.1:{port}", log_path)
+        try:
+            _wait_ready(service)
+            yield service
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=45)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def _wait_ready(service: ServiceProcess, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise AssertionError("the service exited during start-up:\n" + service.output())
+        try:
+            if httpx.get(f"{service.base_url}/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the service did not become ready:\n" + service.output())

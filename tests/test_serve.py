@@ -1,12 +1,9 @@
-"""The README's run command as a real process: embedded PostgreSQL, migrations, serving, clean stop."""
+"""The README's run command as a real process: embedded PostgreSQL, migrations, mail, clean stops."""
 
 from __future__ import annotations
 
-import os
+import asyncio
 import signal
-import socket
-import subprocess
-import sys
 import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -14,67 +11,30 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import PASSWORD, new_email
+from tests.conftest import PASSWORD, new_email, running_service
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the service exited during start-up"
-        try:
-            if httpx.get(f"{base_url}/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the service did not become ready")
-
-
-def test_serve_runs_embedded_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
+def test_serve_runs_embedded_delivers_mail_and_stops_cleanly(tmp_path: Path) -> None:
     pgdata = tmp_path / "pgdata"
     mail = tmp_path / "mail"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "SMTP_"))}
-    env.update(
-        ENV="dev",
-        API_HOST="127.0.0.1",
-        API_PORT=str(port),
-        EMBEDDED_PGDATA=str(pgdata),
-        SECRET_KEY="serve-test-" + "x" * 40,
-        EMAIL_DEV_DIR=str(mail),
-    )
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aisupport.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    with running_service(tmp_path, EMBEDDED_PGDATA=str(pgdata), EMAIL_DEV_DIR=str(mail)) as service:
+        base_url = service.base_url
+        credentials = {"email": new_email(), "password": PASSWORD, "transport": "body"}
+        signed_up = httpx.post(f"{base_url}/auth/signup", json=credentials)
+        assert signed_up.status_code == 201
+        me = httpx.get(
+            f"{base_url}/auth/me", headers={"Authorization": f"Bearer {signed_up.json()['access_token']}"}
         )
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            _wait_ready(base_url, process)
-            credentials = {"email": new_email(), "password": PASSWORD, "transport": "body"}
-            signed_up = httpx.post(f"{base_url}/auth/signup", json=credentials)
-            assert signed_up.status_code == 201
-            me = httpx.get(
-                f"{base_url}/auth/me", headers={"Authorization": f"Bearer {signed_up.json()['access_token']}"}
-            )
-            assert me.status_code == 200
-            assert httpx.get(f"{base_url}/docs").status_code == 200
-            assert (pgdata / "postmaster.pid").exists()
-            # The in-process worker delivers mail to the development folder.
-            verification = _wait_for_mail(mail, "verify-email?token=ev_")
-            forgot = httpx.post(f"{base_url}/auth/password/forgot", json={"email": credentials["email"]})
-            assert forgot.status_code == 202
-            reset = _wait_for_mail(mail, "reset-password?token=pr_")
-        finally:
-            process.send_signal(signal.SIGTERM)
-            returncode = process.wait(timeout=30)
-    output = log_path.read_text()
+        assert me.status_code == 200
+        assert httpx.get(f"{base_url}/docs").status_code == 200
+        assert (pgdata / "postmaster.pid").exists()
+        # The in-process worker delivers mail to the development folder.
+        verification = _wait_for_mail(mail, "verify-email?token=ev_")
+        forgot = httpx.post(f"{base_url}/auth/password/forgot", json={"email": credentials["email"]})
+        assert forgot.status_code == 202
+        reset = _wait_for_mail(mail, "reset-password?token=pr_")
+        returncode = service.stop()
+    output = service.output()
     assert returncode == 128 + signal.SIGTERM
     assert output.count("rate_limiting_in_process") == 1
     assert "Application shutdown complete" in output
@@ -83,6 +43,36 @@ def test_serve_runs_embedded_and_stops_cleanly_on_sigterm(tmp_path: Path) -> Non
     assert output.count("email_written") == 2
     for secret_link in (verification, reset):
         assert secret_link not in output  # the log names the file, never the link
+
+
+async def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(
+    tmp_path: Path, database_url: str
+) -> None:
+    # A deliberately slow argon2 makes a login take long enough to be in flight at SIGTERM.
+    with running_service(
+        tmp_path, DATABASE_URL=database_url, ARGON2_TIME_COST="24", SHUTDOWN_TIMEOUT_SECONDS="20"
+    ) as service:
+        async with httpx.AsyncClient(base_url=service.base_url, timeout=30) as client:
+            credentials = {"email": new_email(), "password": PASSWORD, "transport": "body"}
+            assert (await client.post("/auth/signup", json=credentials)).status_code == 201
+            finished: list[float] = []
+            in_flight = asyncio.create_task(client.post("/auth/login", json=credentials))
+            in_flight.add_done_callback(lambda _: finished.append(time.monotonic()))
+            await asyncio.sleep(0.1)
+            service.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            await asyncio.sleep(0.3)
+            async with httpx.AsyncClient(base_url=service.base_url, timeout=5) as late:
+                try:
+                    refused = (await late.get("/health/live")).status_code
+                except httpx.ConnectError:
+                    refused = None
+            answer = await in_flight
+        returncode = await asyncio.to_thread(service.process.wait, 30)
+    assert refused is None  # no new connections once shutting down
+    assert finished[0] > signalled  # it was still in flight when SIGTERM arrived
+    assert answer.status_code == 200  # and it finished
+    assert returncode == 128 + signal.SIGTERM
 
 
 def _wait_for_mail(folder: Path, link: str, timeout: float = 30) -> str:

@@ -60,7 +60,7 @@ def serve(settings: Settings) -> None:
         proxy_headers=False,  # the app applies FORWARDED_ALLOW_IPS itself (ProxyHeadersMiddleware)
         access_log=False,  # the app logs one line per request, with its request id
         log_config=None,  # keep the app's structured logging (configured by create_app)
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=int(settings.SHUTDOWN_TIMEOUT_SECONDS),
     )
 
 
@@ -68,7 +68,7 @@ def worker(settings: Settings) -> None:
     """Run background jobs until SIGTERM or SIGINT (running jobs get WORKER_SHUTDOWN_SECONDS to finish)."""
     import asyncio
 
-    from aisupport.core.db import create_engine
+    from aisupport.core.db import engine_for
     from aisupport.core.email import create_mailer
     from aisupport.core.jobs import run_worker
     from aisupport.core.logging import configure_logging
@@ -78,9 +78,8 @@ def worker(settings: Settings) -> None:
     configure_logging(json=settings.ENV == "prod", level=settings.LOG_LEVEL)
 
     async def main() -> None:
-        engine = create_engine(
-            app_database_url(settings, database_url(settings)), pool_size=settings.WORKER_CONCURRENCY
-        )
+        url = app_database_url(settings, database_url(settings))
+        engine = engine_for(settings, url, pool_size=settings.WORKER_CONCURRENCY)
         try:
             await run_worker(settings, engine, create_mailer(settings), install_signal_handlers=True)
         finally:

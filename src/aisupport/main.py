@@ -18,7 +18,7 @@ from aisupport.auth.service import AuthComponents
 from aisupport.auth.session_cache import SessionStatusCache
 from aisupport.core.config import Settings
 from aisupport.core.cors import ProblemCORSMiddleware
-from aisupport.core.db import create_engine, create_sessionmaker
+from aisupport.core.db import create_sessionmaker, engine_for
 from aisupport.core.email import create_mailer
 from aisupport.core.embedded import start_embedded_postgres
 from aisupport.core.errors import install_error_handlers
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(app_database_url(settings, database_url(settings)))
+        engine = engine_for(settings, app_database_url(settings, database_url(settings)))
         await refuse_privileged_role(engine)
         redis = create_redis(settings.REDIS_URL) if settings.REDIS_URL else None
         limiter = RateLimiter(settings.REDIS_URL, settings.RATE_LIMIT_KEY_PREFIX)

@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     APP_DATABASE_ROLE: str = Field(default="aisupport_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     APP_DATABASE_PASSWORD: str | None = None
 
+    # Bounds on waiting for PostgreSQL: connecting and getting a pooled connection (then 503), and
+    # any one statement.
+    DATABASE_TIMEOUT_SECONDS: float = Field(default=5, gt=0, le=120)
+    DATABASE_STATEMENT_TIMEOUT_SECONDS: float = Field(default=30, gt=0, le=3600)
+    # On SIGTERM, requests in flight get this long to finish; new connections are refused.
+    SHUTDOWN_TIMEOUT_SECONDS: float = Field(default=30, ge=0, le=600)
+
     # Embedded PostgreSQL, used when DATABASE_URL is unset.
     EMBEDDED_PGDATA: Path = PROJECT_ROOT / ".data" / "pgdata"
 

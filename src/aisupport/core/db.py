@@ -11,6 +11,7 @@ from sqlalchemy import DateTime, MetaData, func
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from aisupport.core.config import Settings
 from aisupport.core.errors import AppError
 
 # Stable constraint names, so migrations can address them (Alembic's recommended convention).
@@ -39,14 +40,31 @@ def async_url(url: str) -> str:
     return url
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def engine_for(settings: Settings, url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        timeout=settings.DATABASE_TIMEOUT_SECONDS,
+        statement_timeout=settings.DATABASE_STATEMENT_TIMEOUT_SECONDS,
+    )
+
+
+def create_engine(
+    url: str, *, pool_size: int = 10, timeout: float = 5, statement_timeout: float = 30
+) -> AsyncEngine:
+    """An engine that never waits unbounded: connecting and pool checkout give up after `timeout`
+    seconds (the request then answers 503), statements after `statement_timeout`. Pre-ping replaces
+    connections that died with a database restart."""
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        pool_timeout=10,
-        connect_args={"connect_timeout": 5},
+        pool_timeout=timeout,
+        connect_args={
+            "connect_timeout": max(1, round(timeout)),
+            "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
+        },
     )
 
 
