@@ -45,10 +45,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 import httpx
+
+if TYPE_CHECKING:
+    from aisupport.core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -626,12 +629,17 @@ def step(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def argon2_params(overrides: dict[str, str]) -> tuple[dict[str, int], int | None]:
-    """The argon2 parameters and hash concurrency the server runs with (its Settings, same overrides)."""
+def server_settings(overrides: dict[str, str]) -> Settings:
+    """The server's Settings as `running_server` starts it (defaults and the same overrides, no .env)."""
     from aisupport.core.config import Settings
 
     fields = {k: v for k, v in overrides.items() if k in Settings.model_fields}
-    settings = Settings(_env_file=None, **{"ENV": "test", **fields})  # type: ignore[call-arg]
+    return Settings(_env_file=None, **{"ENV": "test", **fields})  # type: ignore[call-arg]
+
+
+def argon2_params(overrides: dict[str, str]) -> tuple[dict[str, int], int | None]:
+    """The argon2 parameters and hash concurrency the server runs with (its Settings, same overrides)."""
+    settings = server_settings(overrides)
     params = {
         "time_cost": settings.ARGON2_TIME_COST,
         "memory_cost": settings.ARGON2_MEMORY_COST_KIB,

@@ -29,13 +29,14 @@ from aisupport.core.redis import create_redis
 from aisupport.core.request_body import BodySizeLimitMiddleware, require_json_body
 from aisupport.core.security import AccessTokenCodec, PasswordHasher
 from aisupport.core.tenancy import app_database_url, refuse_privileged_role
+from aisupport.health.router import metrics_router
 from aisupport.health.router import router as health_router
 from aisupport.organizations.router import router as organizations_router
 
 log = structlog.get_logger("aisupport")
 
 # Every route of the API comes from one of these (a test checks each declares its access).
-ROUTERS = (health_router, auth_router, account_router, organizations_router)
+ROUTERS = (health_router, metrics_router, auth_router, account_router, organizations_router)
 
 
 def database_url(settings: Settings) -> str:

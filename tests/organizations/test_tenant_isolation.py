@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from aisupport.auth.dependencies import declared_access
+from aisupport.core.access import declared_access
 from aisupport.core.config import PROJECT_ROOT, Settings
 from aisupport.core.tenancy import set_tenant
 from aisupport.main import ROUTERS, create_app

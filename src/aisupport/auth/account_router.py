@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response, status
 
 from aisupport.auth import account_service
 from aisupport.auth.cookies import clear_auth_cookies
-from aisupport.auth.dependencies import Account, Auth, ClientInfo, public
+from aisupport.auth.dependencies import Account, Auth, ClientInfo
 from aisupport.auth.schemas import (
     Accepted,
     ChangeEmailRequest,
@@ -19,6 +19,7 @@ from aisupport.auth.schemas import (
     SessionOut,
     UserOut,
 )
+from aisupport.core.access import public
 from aisupport.core.db import DbSession
 from aisupport.core.errors import problem_responses
 

@@ -235,17 +235,5 @@ def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     return check
 
 
-async def public() -> None:
-    """Marks a route as open to anyone (it does its own checks, if any)."""
-
-
-def declared_access(dependency: object) -> Permission | Literal["public"] | None:
-    """What a route dependency declares: a permission, `public`, or nothing."""
-    if dependency is public:
-        return "public"
-    permission: Permission | None = getattr(dependency, "permission", None)
-    return permission
-
-
 # A signed-in person acting on their own account (API keys never hold this permission).
 Account = Annotated[Principal, Depends(requires(Permission.ACCOUNT))]

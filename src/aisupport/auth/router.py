@@ -16,7 +16,6 @@ from aisupport.auth.dependencies import (
     Auth,
     ClientInfo,
     bearer_scheme,
-    public,
     require_csrf,
 )
 from aisupport.auth.schemas import (
@@ -33,6 +32,7 @@ from aisupport.auth.schemas import (
     UserOut,
 )
 from aisupport.auth.service import AuthComponents, SignIn
+from aisupport.core.access import public
 from aisupport.core.db import DbSession
 from aisupport.core.errors import AppError, problem_responses
 from aisupport.core.security import InvalidToken

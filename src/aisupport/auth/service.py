@@ -21,6 +21,7 @@ from aisupport.core.config import Settings
 from aisupport.core.db import after_commit, release_connection
 from aisupport.core.errors import AppError, Unauthorized
 from aisupport.core.jobs import defer
+from aisupport.core.metrics import LOGIN_FAILURES, REFRESH_TOKEN_REUSE
 from aisupport.core.ratelimit import RateLimiter, limit_key
 from aisupport.core.security import (
     AccessTokenCodec,
@@ -215,6 +216,7 @@ async def login(
     )
     if user is None or not valid or not user.is_active:
         log.info("login_failed", user_id=str(user.id) if user else None, ip=client.ip)
+        LOGIN_FAILURES.inc()
         if user is None:
             raise invalid_credentials()
         await _record_failed_sign_in(db, user, client)
@@ -324,6 +326,7 @@ async def _revoke_for_reuse(
     db: AsyncSession, auth: AuthComponents, session: AuthSession, client: Client, now: datetime
 ) -> None:
     await repository.revoke_session(db, session.id, reason="refresh_token_reuse", now=now)
+    REFRESH_TOKEN_REUSE.inc()
     forget_sessions(db, auth, [session.id])
     await audit.record(
         db,

@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     EMBEDDED_PGDATA: Path = PROJECT_ROOT / ".data" / "pgdata"
 
     LOG_LEVEL: str = "INFO"
+    # Bearer token for GET /metrics; unset = open in development, absent (404) in production.
+    METRICS_TOKEN: str | None = None
 
     # Account emails: links point at the front end, PUBLIC_APP_URL.
     PRODUCT_NAME: str = "aisupport"

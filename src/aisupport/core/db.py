@@ -55,8 +55,11 @@ def create_engine(
     """An engine that never waits unbounded: connecting and pool checkout give up after `timeout`
     seconds (the request then answers 503), statements after `statement_timeout`. Pre-ping replaces
     connections that died with a database restart."""
+    from aisupport.core.metrics import InstrumentedPool
+
     return create_async_engine(
         async_url(url),
+        poolclass=InstrumentedPool,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from aisupport.core.config import Settings
 from aisupport.core.db import create_sessionmaker
 from aisupport.core.email import Mailer
+from aisupport.core.metrics import JOB_OUTCOMES
 
 log = structlog.get_logger("aisupport.jobs")
 
@@ -109,11 +110,15 @@ async def _log_final_failure(
     job = context.job
     with structlog.contextvars.bound_contextvars(task=job.task_name, job_id=job.id):
         try:
-            return await call_next()
+            result = await call_next()
         except Exception as exc:
             task = context.app.tasks.get(job.task_name)
             if task is None or task.get_retry_exception(exc, job) is None:
                 log.error("job_failed", attempts=job.attempts + 1, error=type(exc).__name__)
+                JOB_OUTCOMES.labels(job.task_name, "failed").inc()
             else:
                 log.warning("job_will_retry", attempts=job.attempts + 1, error=type(exc).__name__)
+                JOB_OUTCOMES.labels(job.task_name, "retried").inc()
             raise
+        JOB_OUTCOMES.labels(job.task_name, "succeeded").inc()
+        return result

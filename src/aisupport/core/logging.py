@@ -17,6 +17,8 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aisupport.core.metrics import HTTP_DURATION, HTTP_REQUESTS
+
 SENSITIVE_KEY = re.compile(r"pass(word)?|secret|token|cookie|authorization|api[-_]?key|csrf", re.IGNORECASE)
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -93,16 +95,21 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             client = scope.get("client")
-            route = scope.get("route")
+            route = getattr(scope.get("route"), "path", None)
+            duration = time.perf_counter() - started
             self.log.info(
                 "request",
                 method=scope["method"],
                 path=scope["path"],
-                route=getattr(route, "path", None),
+                route=route,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(duration * 1000, 2),
                 client_ip=client[0] if client else None,
             )
+            # Unknown paths share one label, so scanners cannot grow the metric without bound.
+            labels = (scope["method"], route or "unmatched")
+            HTTP_REQUESTS.labels(*labels, str(status)).inc()
+            HTTP_DURATION.labels(*labels).observe(duration)
             structlog.contextvars.clear_contextvars()
 
 

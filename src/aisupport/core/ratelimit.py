@@ -16,6 +16,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from aisupport.core.errors import AppError
+from aisupport.core.metrics import RATE_LIMIT_FALLBACK, RATE_LIMIT_REJECTIONS
 from aisupport.core.redis import REDIS_TIMEOUT_SECONDS
 
 log = structlog.get_logger("aisupport.ratelimit")
@@ -68,10 +69,12 @@ class RateLimiter:
         limiter = self._memory
         if self._redis is not None and not self.degraded:
             try:
-                if await self._redis.hit(item, self._prefix, *identifiers):
+                allowed = await self._redis.hit(item, self._prefix, *identifiers)
+                RATE_LIMIT_FALLBACK.set(0)
+                if allowed:
                     return
                 stats = await self._redis.get_window_stats(item, self._prefix, *identifiers)
-                raise RateLimited(_retry_after(stats.reset_time))
+                raise _rejected(identifiers, stats.reset_time)
             except RateLimited:
                 raise
             except Exception as exc:
@@ -81,9 +84,17 @@ class RateLimiter:
                     retry_redis_in_seconds=REDIS_RETRY_SECONDS,
                 )
                 self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+        if self._redis is not None:
+            RATE_LIMIT_FALLBACK.set(1)
         if not await limiter.hit(item, self._prefix, *identifiers):
             stats = await limiter.get_window_stats(item, self._prefix, *identifiers)
-            raise RateLimited(_retry_after(stats.reset_time))
+            raise _rejected(identifiers, stats.reset_time)
+
+
+def _rejected(identifiers: tuple[str, ...], reset_time: float) -> RateLimited:
+    # The first identifier names the limit ("login-ip", "api-key", ...).
+    RATE_LIMIT_REJECTIONS.labels(identifiers[0].replace("-", "_")).inc()
+    return RateLimited(_retry_after(reset_time))
 
 
 def _retry_after(reset_time: float) -> int:

@@ -24,6 +24,7 @@ from pwdlib.hashers.bcrypt import BcryptHasher
 
 from aisupport.core.config import Settings
 from aisupport.core.errors import AppError
+from aisupport.core.metrics import PASSWORD_HASH_WAITING
 
 T = TypeVar("T")
 
@@ -117,10 +118,12 @@ class PasswordHasher:
         if self._pending >= self._max_pending:
             raise PasswordHashingBusy
         self._pending += 1
+        PASSWORD_HASH_WAITING.inc()
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
         finally:
             self._pending -= 1
+            PASSWORD_HASH_WAITING.dec()
 
 
 def _lowest_cpu_priority() -> None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 
-from aisupport.auth.dependencies import public
-from aisupport.core.errors import problem_response, problem_responses
+from aisupport.core.access import public
+from aisupport.core.config import Settings
+from aisupport.core.errors import AppError, Unauthorized, problem_response, problem_responses
+from aisupport.core.metrics import read_database_gauges
 
 router = APIRouter(prefix="/health", tags=["health"])
+metrics_router = APIRouter(tags=["health"])
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -44,3 +49,27 @@ async def ready(request: Request) -> JSONResponse:
     if failing:
         return problem_response(503, "not_ready", f"Unavailable: {', '.join(failing)}.")
     return JSONResponse({"status": "ok", "checks": checks})
+
+
+async def require_metrics_access(request: Request) -> None:
+    settings: Settings = request.app.state.settings
+    token = settings.METRICS_TOKEN
+    if token is None:
+        if settings.ENV == "prod":
+            raise AppError(404, "not_found", "Not Found")
+        return
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), token.encode()):
+        raise Unauthorized("invalid_token", "The metrics token is missing or wrong.")
+
+
+@metrics_router.get(
+    "/metrics",
+    dependencies=[Depends(public), Depends(require_metrics_access)],
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format."}},
+)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (bearer METRICS_TOKEN when it is set)."""
+    await read_database_gauges(request.app.state.engine, request.app.state.sessionmaker)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -19,12 +19,12 @@ from aisupport.auth.dependencies import (
     api_key_scheme,
     bearer_scheme,
     current_principal,
-    public,
     requires,
 )
 from aisupport.auth.models import User
 from aisupport.auth.router import answer_sign_in
 from aisupport.auth.schemas import TokenResponse
+from aisupport.core.access import public
 from aisupport.core.db import DbSession
 from aisupport.core.errors import AppError, problem_responses
 from aisupport.core.pagination import Cursor, Limit, Page, decode_cursor, page, time_and_id

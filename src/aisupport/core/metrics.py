@@ -1,0 +1,82 @@
+"""Prometheus metrics, served by `GET /metrics` (health/router.py); docs/production.md says what each
+means and which to alert on. They live in prometheus_client's process-wide registry; the gauges about
+the database (pool, job queue) are read at scrape time (`read_database_gauges`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+HTTP_REQUESTS = Counter(
+    "aisupport_http_requests",
+    "Requests answered, by route template and status.",
+    ["method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "aisupport_http_request_duration_seconds",
+    "Time to answer, by route template.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+DB_POOL_CONNECTIONS = Gauge(
+    "aisupport_db_pool_connections", "Database connections of this process, by state.", ["state"]
+)
+DB_POOL_SIZE = Gauge("aisupport_db_pool_size", "Most database connections this process may open.")
+DB_POOL_WAITING = Gauge("aisupport_db_pool_waiting", "Requests getting a pooled connection right now.")
+JOBS = Gauge("aisupport_jobs", "Background jobs in the queue, by status.", ["status"])
+JOB_OLDEST_TODO_AGE = Gauge(
+    "aisupport_job_oldest_todo_age_seconds", "How long the oldest due job has waited for a worker."
+)
+JOB_OUTCOMES = Counter("aisupport_job_outcomes", "Jobs run by this process's workers.", ["task", "outcome"])
+RATE_LIMIT_REJECTIONS = Counter("aisupport_rate_limit_rejections", "Requests refused by a limit.", ["limit"])
+RATE_LIMIT_FALLBACK = Gauge(
+    "aisupport_rate_limit_fallback", "1 while Redis is unreachable and limits are counted in this process."
+)
+REFRESH_TOKEN_REUSE = Counter(
+    "aisupport_refresh_token_reuse", "Rotated refresh tokens presented again (their family was revoked)."
+)
+LOGIN_FAILURES = Counter("aisupport_login_failures", "Sign-ins refused for a wrong email or password.")
+PASSWORD_HASH_WAITING = Gauge(
+    "aisupport_password_hash_waiting", "Sign-ins and sign-ups waiting for a password-hashing thread."
+)
+# When the oldest job still waiting became due: its scheduled time, or when it was deferred.
+OLDEST_DUE_JOB = text(
+    """
+    SELECT min(coalesce(j.scheduled_at, e.at))
+      FROM procrastinate_jobs j
+      LEFT JOIN procrastinate_events e ON e.job_id = j.id AND e.type = 'deferred'
+     WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+    """
+)
+JOB_STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborting", "aborted")
+
+
+class InstrumentedPool(AsyncAdaptedQueuePool):
+    """The default async pool, counting the checkouts in progress (waiting for a connection)."""
+
+    def _do_get(self):  # type: ignore[no-untyped-def]
+        DB_POOL_WAITING.inc()
+        try:
+            return super()._do_get()
+        finally:
+            DB_POOL_WAITING.dec()
+
+
+async def read_database_gauges(engine: AsyncEngine, sessionmaker: async_sessionmaker) -> None:  # type: ignore[type-arg]
+    pool = engine.pool
+    if isinstance(pool, AsyncAdaptedQueuePool):
+        DB_POOL_CONNECTIONS.labels("in_use").set(pool.checkedout())
+        DB_POOL_CONNECTIONS.labels("idle").set(pool.checkedin())
+        DB_POOL_SIZE.set(pool.size() + pool._max_overflow)
+    DB_POOL_CONNECTIONS.labels("waiting").set(DB_POOL_WAITING._value.get())  # one value, two names
+    async with sessionmaker() as db:
+        rows = await db.execute(text("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status"))
+        counts = {status: count for status, count in rows.all()}
+        oldest = await db.scalar(OLDEST_DUE_JOB)
+    for status in JOB_STATUSES:
+        JOBS.labels(status).set(counts.get(status, 0))
+    JOB_OLDEST_TODO_AGE.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
