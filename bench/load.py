@@ -657,6 +657,7 @@ def report(
     *,
     command: str,
     settings_line: str,
+    load_average: str,
     started: datetime,
     seconds: float,
 ) -> str:
@@ -681,7 +682,8 @@ it is when it rewrites the file). One server, two phases against the same proces
 
 - date: {started.strftime("%Y-%m-%d %H:%M UTC")}, whole run {seconds:.0f} s
 - machine: {cores} cores ({cpu_model()}), {platform.system()} {platform.release()}, \
-Python {platform.python_version()}
+Python {platform.python_version()}; load average {load_average} at the start (anything else running on the \
+machine shares the cores with the server and the load generator)
 - server: one `aisupport serve` process (uvicorn, one worker) on 127.0.0.1, {settings_line}
 - load: one process on the same machine, {LOAD_GENERATORS["raw"]}, each client on its own keep-alive \
 connections and sending its next request as soon as the previous one is answered
@@ -695,9 +697,9 @@ connections and sending its next request as soon as the previous one is answered
 ### A. Mixed load: {mixed.clients} clients, {mixed.duration:g} s
 
 Each client signs up once (a unique email, `transport=body`), then loops: `GET /auth/me`, \
-{mixed.refreshes} x `POST /auth/refresh` with its latest refresh token (every {mixed.double_every}th client \
-sends its second rotation twice at once), `GET /auth/me`, `POST /auth/logout` (the access token or the \
-refresh token, by turns), `POST /auth/login`. No request starts after the {mixed.duration:g} s; those in \
+{mixed.refreshes} x `POST /auth/refresh` with its latest refresh token (one client in {mixed.double_every} \
+sends its second rotation twice at once, the copy on a connection of its own), `GET /auth/me`, \
+`POST /auth/logout` (the access token or the refresh token, by turns), `POST /auth/login`. No request starts after the {mixed.duration:g} s; those in \
 flight then finished, {mixed.seconds:.1f} s in all ({mixed.cycles} journeys). Latencies are those of the \
 2xx answers (nearest-rank percentiles); req/s is over the {mixed.seconds:.1f} s. Server CPU \
 {percent(mixed.server_cpu)}, load generator {percent(mixed.bench_cpu)} of one core.
@@ -833,7 +835,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    step("starting the server")
+    load_average = " / ".join(f"{n:.2f}" for n in os.getloadavg()) + " (1 / 5 / 15 min)"
+    step(f"load average {load_average}; starting the server")
     try:
         with running_server(overrides, redis_url, log_name="load-server.log") as server:
             step(f"server ready on {server.base_url} (pid {server.pid})")
@@ -851,6 +854,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome,
         command=command,
         settings_line=settings_line,
+        load_average=load_average,
         started=started,
         seconds=time.perf_counter() - clock,
     )

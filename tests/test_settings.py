@@ -10,7 +10,12 @@ STRONG_KEY = "k" * 40
 
 
 def prod(**values: object) -> Settings:
-    defaults = {"SECRET_KEY": STRONG_KEY, "SMTP_HOST": "127.0.0.1"}
+    defaults = {
+        "SECRET_KEY": STRONG_KEY,
+        "SMTP_HOST": "127.0.0.1",
+        "DATABASE_URL": "postgresql://owner@db/aisupport",
+        "APP_DATABASE_PASSWORD": "a" * 16,
+    }
     return Settings(_env_file=None, ENV="prod", **{**defaults, **values})  # type: ignore[arg-type]
 
 
@@ -60,8 +65,9 @@ def test_env_example_lists_every_seed_variable() -> None:
         ({"FORWARDED_ALLOW_IPS": "*"}, "FORWARDED_ALLOW_IPS"),
         ({"SMTP_HOST": None}, "SMTP_URL or SMTP_HOST"),
         ({"SMTP_URL": "http://mail.example"}, "SMTP_URL"),
-        ({"DATABASE_URL": "postgresql://db/x"}, "APP_DATABASE_PASSWORD"),
-        ({"DATABASE_URL": "postgresql://db/x", "APP_DATABASE_PASSWORD": "short"}, "APP_DATABASE_PASSWORD"),
+        ({"DATABASE_URL": None}, "DATABASE_URL must be set"),
+        ({"APP_DATABASE_PASSWORD": None}, "APP_DATABASE_PASSWORD"),
+        ({"APP_DATABASE_PASSWORD": "short"}, "APP_DATABASE_PASSWORD"),
     ],
 )
 def test_production_refuses_unsafe_settings(values: dict[str, object], setting: str) -> None:
@@ -122,7 +128,7 @@ def test_the_in_process_worker_runs_with_the_embedded_database_unless_told(
     assert Settings(
         _env_file=None, DATABASE_URL="postgresql://db/x", RUN_WORKER_IN_PROCESS=True
     ).run_worker_in_process  # type: ignore[call-arg]
-    assert not prod(DATABASE_URL=None).run_worker_in_process
+    assert not prod().run_worker_in_process
     monkeypatch.setenv("SECRET_KEY_PREVIOUS", "")  # compose passes `${NAME:-}` for unset optional values
     monkeypatch.setenv("SMTP_URL", "")
     assert prod().SECRET_KEY_PREVIOUS is None

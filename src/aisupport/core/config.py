@@ -190,9 +190,11 @@ class Settings(BaseSettings):
             raise ValueError("COOKIE_SAMESITE=none requires COOKIE_SECURE=true")
         if "*" in self.FORWARDED_ALLOW_IPS:
             raise ValueError("FORWARDED_ALLOW_IPS must list the proxies' addresses when ENV=prod, not '*'")
+        if self.DATABASE_URL is None:
+            raise ValueError("DATABASE_URL must be set when ENV=prod: the embedded PostgreSQL is for development")
         if self.smtp is None:
             raise ValueError("SMTP_URL or SMTP_HOST must be set when ENV=prod: account emails must go out")
-        if self.DATABASE_URL and not self.APP_DATABASE_URL and len(self.APP_DATABASE_PASSWORD or "") < 16:
+        if not self.APP_DATABASE_URL and len(self.APP_DATABASE_PASSWORD or "") < 16:
             raise ValueError(
                 "APP_DATABASE_PASSWORD must be at least 16 characters when ENV=prod (or set "
                 "APP_DATABASE_URL): it is the password of the service's own database role"
