@@ -4,7 +4,7 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 UV_VERSION := 0.13.8
 PYTHON ?= python3
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench load clean
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
@@ -28,6 +28,9 @@ format: install
 
 bench: install
 	$(UV) run --frozen python bench/run.py
+
+load: install
+	$(UV) run --frozen python bench/load.py
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

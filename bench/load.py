@@ -33,6 +33,7 @@ import json
 import math
 import os
 import platform
+import re
 import secrets
 import shlex
 import shutil
@@ -98,6 +99,7 @@ RETRY_PAUSE = 0.5  # a client whose sign-in failed waits this long before the ne
 SAMPLE_INTERVAL = 0.05  # RSS sampling period
 KEPT_BODIES = 3  # bodies kept per (endpoint, status) for answers that are not 2xx
 MIB = 1024  # KiB per MiB
+LOG_EVENT = re.compile(r"\[(warning|error|critical)\s*\]\s+(\S+)(.*)")  # the server's console log lines
 
 
 class Stop(Exception):
@@ -265,7 +267,7 @@ class MixedLoad:
 def owner_conninfo(server: Server) -> dict[str, Any]:
     """How to reach the server's database as the tables' owner (a superuser with the embedded one)."""
     if server.env.get("DATABASE_URL"):
-        return {"conninfo": server.env["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")}
+        return {"conninfo": re.sub(r"^postgresql\+\w+://", "postgresql://", server.env["DATABASE_URL"])}
     from aisupport.core.embedded import EMBEDDED_DATABASE
 
     # postmaster.pid: pid, data folder, start time, port, socket folder, listen address, shmem, status.
@@ -496,6 +498,18 @@ class Outcome:
     mixed: MixedLoad
     memory: Memory
     families: Families | None = None
+    log_events: Counter[str] = field(default_factory=Counter)  # the server's warnings and errors
+    tracebacks: int = 0
+    emails: int = 0
+
+    def read_log(self, path: Path) -> None:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        self.tracebacks = text.count("Traceback")
+        for line in text.splitlines():
+            if match := LOG_EVENT.search(line):
+                level, event, rest = match.groups()
+                reason = re.search(r"\breason=(\S+)", rest)
+                self.log_events[f"{level} {event}" + (f" ({reason.group(1)})" if reason else "")] += 1
 
 
 async def scenario(server: Server, outcome: Outcome) -> None:
@@ -638,7 +652,7 @@ def login_rows(memory: Memory) -> list[tuple[str, ...]]:
 
 
 def notes(outcome: Outcome) -> list[str]:
-    """Non-2xx answers worth a look, with a body each."""
+    """Non-2xx answers worth a look (with a body each), and the server's warnings and errors."""
     found = []
     for (endpoint, status), bodies in sorted(outcome.mixed.bodies.items()):
         n = outcome.mixed.endpoints[endpoint].statuses.get(status, 0)
@@ -649,6 +663,10 @@ def notes(outcome: Outcome) -> list[str]:
             found.append(
                 f"memory phase POST /auth/login: {outcome.memory.codes[code]} x {code}, e.g. {body!r}"
             )
+    for event, n in sorted(outcome.log_events.items()):
+        found.append(f"server log: {n} x {event}")
+    if outcome.tracebacks:
+        found.append(f"server log: {outcome.tracebacks} tracebacks")
     return found
 
 
@@ -667,7 +685,7 @@ def report(
     pairs = ", ".join(f"{n} x {what}" for what, n in sorted(mixed.pairs.items())) or "none"
     reasons = "n/a" if families is None else ", ".join(f"{n} {r}" for r, n in families.reasons.items())
     found = notes(outcome)
-    look = "\nAnswers worth a look:\n\n" + "\n".join(f"- {note}" for note in found) + "\n" if found else ""
+    look = "\nWorth a look:\n\n" + "\n".join(f"- {note}" for note in found) + "\n" if found else ""
     return f"""{LOAD_START}
 ## Load test
 
@@ -699,16 +717,18 @@ connections and sending its next request as soon as the previous one is answered
 Each client signs up once (a unique email, `transport=body`), then loops: `GET /auth/me`, \
 {mixed.refreshes} x `POST /auth/refresh` with its latest refresh token (one client in {mixed.double_every} \
 sends its second rotation twice at once, the copy on a connection of its own), `GET /auth/me`, \
-`POST /auth/logout` (the access token or the refresh token, by turns), `POST /auth/login`. No request starts after the {mixed.duration:g} s; those in \
-flight then finished, {mixed.seconds:.1f} s in all ({mixed.cycles} journeys). Latencies are those of the \
-2xx answers (nearest-rank percentiles); req/s is over the {mixed.seconds:.1f} s. Server CPU \
-{percent(mixed.server_cpu)}, load generator {percent(mixed.bench_cpu)} of one core.
+`POST /auth/logout` (the access token or the refresh token, by turns), `POST /auth/login`. No request \
+starts after the {mixed.duration:g} s; those in flight then finished, {mixed.seconds:.1f} s in all \
+({mixed.cycles} journeys). Latencies are those of the 2xx answers (nearest-rank percentiles); req/s is \
+over the {mixed.seconds:.1f} s. Server CPU {percent(mixed.server_cpu)}, load generator \
+{percent(mixed.bench_cpu)} of one core.
 
 {markdown_table(ENDPOINT_HEADER, endpoint_rows(mixed))}
 
 - concurrent refreshes of one token: {pairs}.
 - sessions afterwards, by state: {reasons}; live sessions without a live token: \
-{"n/a" if families is None else families.live_without_token}.
+{"n/a" if families is None else families.live_without_token}; revoked sessions with a token not marked \
+revoked: {"n/a" if families is None else families.revoked_with_unspent}.
 - checked as PostgreSQL's owner: a token is live when `used_at` and `revoked_at` are null and its session's \
 `revoked_at` is null.
 
@@ -844,11 +864,12 @@ def main(argv: list[str] | None = None) -> int:
             run_async(scenario(server, outcome))
         step("server stopped")
     finally:
-        emails = sum(1 for _ in mail_dir.glob("*.eml"))
+        outcome.emails = sum(1 for _ in mail_dir.glob("*.eml"))
         shutil.rmtree(mail_dir, ignore_errors=True)
         if redis_url:
             clean_redis(redis_url, prefix)
 
+    outcome.read_log(RESULTS / "load-server.log")
     command = "python bench/load.py" + "".join(" " + shlex.quote(arg) for arg in argv)
     text = report(
         outcome,
@@ -870,13 +891,7 @@ def main(argv: list[str] | None = None) -> int:
     print("concurrent refreshes of one token:", dict(outcome.mixed.pairs) or "none")
     if outcome.families is not None:
         print("sessions by state:", outcome.families.reasons)
-    print(f"emails written by the in-process worker: {emails}")
-    log_path = RESULTS / "load-server.log"
-    log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
-    print(
-        f"server log (bench/results/{log_path.name}): {len(log_text.splitlines())} lines, "
-        f"{log_text.count('Traceback')} tracebacks"
-    )
+    print(f"emails written by the in-process worker: {outcome.emails}")
     for note in notes(outcome):
         print("note:", note)
     print()
@@ -925,6 +940,8 @@ def summary(outcome: Outcome, results: list[Check]) -> dict[str, object]:
             "samples": len(memory.sampled),
             "answers": dict(memory.codes),
         },
+        "server_log": {"events": dict(outcome.log_events), "tracebacks": outcome.tracebacks},
+        "emails": outcome.emails,
         "checks": [{"what": c.what, "figure": c.figure, "passed": c.passed} for c in results],
     }
 

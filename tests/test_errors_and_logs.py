@@ -174,3 +174,15 @@ async def test_database_outage_is_a_503_problem_not_a_500(make_settings: Callabl
     _assert_problem(
         response.status_code, response.json(), response.headers["content-type"], 503, "database_unavailable"
     )
+
+
+async def test_text_postgresql_cannot_store_is_a_422_not_a_500(client: AsyncClient) -> None:
+    # Found by the fuzzer: a NUL in a JSON string, or a lone surrogate, used to reach the database.
+    for raw in (
+        b'{"email": "nul@example.com", "password": "a fine passphrase", "full_name": "a\\u0000b"}',
+        b'{"email": "sur@example.com", "password": "a fine passphrase", "full_name": "\\ud800"}',
+        b'{"email": "key@example.com", "password": "a fine passphrase", "\\u0000": 1}',
+    ):
+        response = await client.post("/auth/signup", content=raw, headers={"content-type": "application/json"})
+        assert response.status_code == 422, raw
+        assert response.json()["code"] == "validation_error"

@@ -23,7 +23,7 @@ from aisupport.core.access import public
 from aisupport.core.db import DbSession
 from aisupport.core.errors import problem_responses
 
-router = APIRouter(prefix="/auth", tags=["account"], responses=problem_responses(500, 503))
+router = APIRouter(prefix="/auth", tags=["account"], responses=problem_responses(401, 403, 500, 503))
 
 BODY_ERRORS = (413, 415, 422, 429)
 

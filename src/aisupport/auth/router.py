@@ -42,7 +42,7 @@ AUTH_MAX_BODY_BYTES = 64 * 1024
 router = APIRouter(
     prefix="/auth",
     tags=["auth"],
-    responses=problem_responses(500, 503),
+    responses=problem_responses(401, 403, 500, 503),
 )
 
 
@@ -50,6 +50,7 @@ def answer_sign_in(
     response: Response, auth: AuthComponents, sign_in: SignIn, transport: Transport
 ) -> TokenResponse:
     body = TokenResponse(
+        token_type="bearer",
         access_token=sign_in.access_token,
         expires_in=sign_in.expires_in,
         user=UserOut.model_validate(sign_in.user),
@@ -70,7 +71,7 @@ def answer_sign_in(
     dependencies=[Depends(public)],
     status_code=status.HTTP_201_CREATED,
     response_model=TokenResponse,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
     responses={
         202: {
             "model": SignupPending,
@@ -102,7 +103,7 @@ async def signup(
     "/login",
     dependencies=[Depends(public)],
     response_model=TokenResponse,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
     responses=problem_responses(401, 403, 413, 415, 422, 429),
 )
 async def login(
@@ -126,7 +127,7 @@ async def login(
     "/token",
     dependencies=[Depends(public)],
     response_model=TokenResponse,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
     responses=problem_responses(401, 403, 413, 422, 429),
 )
 async def token(
@@ -164,7 +165,7 @@ async def me(principal: Account, db: DbSession) -> MeResponse:
     "/refresh",
     dependencies=[Depends(public)],
     response_model=TokenResponse,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
     responses=problem_responses(401, 403, 413, 415, 422, 429),
 )
 async def refresh(
@@ -235,7 +236,7 @@ def _session_of_access_token(auth: AuthComponents, token: str) -> uuid.UUID | No
 @router.post(
     "/switch-org",
     response_model=TokenResponse,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
     responses=problem_responses(404, 422),
 )
 async def switch_organization(
@@ -262,6 +263,7 @@ async def switch_organization(
         set_access_cookie(response, auth.settings, grant.access_token, grant.expires_in)
     response.headers["Cache-Control"] = "no-store"
     return TokenResponse(
+        token_type="bearer",
         access_token=grant.access_token,
         expires_in=grant.expires_in,
         user=UserOut.model_validate(grant.user),

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from aisupport.core.schemas import RequestModel
 from aisupport.organizations.models import Role
 
 Transport = Literal["cookie", "body"]
@@ -14,9 +15,7 @@ Transport = Literal["cookie", "body"]
 PASSWORD_INPUT_MAX = 1024
 
 
-class SignupRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SignupRequest(RequestModel):
     email: EmailStr
     password: str = Field(max_length=PASSWORD_INPUT_MAX)
     full_name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -24,18 +23,14 @@ class SignupRequest(BaseModel):
     transport: Transport = "cookie"
 
 
-class LoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LoginRequest(RequestModel):
     email: EmailStr
     password: str = Field(max_length=PASSWORD_INPUT_MAX)
     organization_id: uuid.UUID | None = None
     transport: Transport = "cookie"
 
 
-class RefreshRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RefreshRequest(RequestModel):
     refresh_token: str = Field(min_length=1, max_length=4096)
 
 
@@ -93,35 +88,25 @@ class Accepted(BaseModel):
 ACCOUNT_TOKEN_MAX = 512
 
 
-class EmailTokenRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EmailTokenRequest(RequestModel):
     token: str = Field(min_length=1, max_length=ACCOUNT_TOKEN_MAX)
 
 
-class ForgotPasswordRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ForgotPasswordRequest(RequestModel):
     email: EmailStr
 
 
-class ResetPasswordRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ResetPasswordRequest(RequestModel):
     token: str = Field(min_length=1, max_length=ACCOUNT_TOKEN_MAX)
     new_password: str = Field(max_length=PASSWORD_INPUT_MAX)
 
 
-class ChangePasswordRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ChangePasswordRequest(RequestModel):
     current_password: str = Field(max_length=PASSWORD_INPUT_MAX)
     new_password: str = Field(max_length=PASSWORD_INPUT_MAX)
 
 
-class ChangeEmailRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ChangeEmailRequest(RequestModel):
     new_email: EmailStr
     password: str = Field(max_length=PASSWORD_INPUT_MAX)
 
@@ -137,7 +122,5 @@ class SessionOut(BaseModel):
     current: bool
 
 
-class SwitchOrganization(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SwitchOrganization(RequestModel):
     organization_id: uuid.UUID

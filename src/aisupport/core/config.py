@@ -191,7 +191,9 @@ class Settings(BaseSettings):
         if "*" in self.FORWARDED_ALLOW_IPS:
             raise ValueError("FORWARDED_ALLOW_IPS must list the proxies' addresses when ENV=prod, not '*'")
         if self.DATABASE_URL is None:
-            raise ValueError("DATABASE_URL must be set when ENV=prod: the embedded PostgreSQL is for development")
+            raise ValueError(
+                "DATABASE_URL must be set when ENV=prod: the embedded PostgreSQL is for development"
+            )
         if self.smtp is None:
             raise ValueError("SMTP_URL or SMTP_HOST must be set when ENV=prod: account emails must go out")
         if not self.APP_DATABASE_URL and len(self.APP_DATABASE_PASSWORD or "") < 16:

@@ -16,7 +16,7 @@ from aisupport.core.errors import AppError, Unauthorized, problem_response, prob
 from aisupport.core.metrics import read_database_gauges
 
 router = APIRouter(prefix="/health", tags=["health"])
-metrics_router = APIRouter(tags=["health"])
+metrics_router = APIRouter(tags=["health"], responses=problem_responses(401, 404, 500, 503))
 
 CHECK_TIMEOUT_SECONDS = 2.0
 

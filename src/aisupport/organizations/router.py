@@ -50,7 +50,7 @@ from aisupport.organizations.schemas import (
     OrganizationUpdate,
 )
 
-router = APIRouter(tags=["organizations"], responses=problem_responses(401, 403, 422, 500, 503))
+router = APIRouter(tags=["organizations"], responses=problem_responses(400, 401, 403, 422, 500, 503))
 
 OrgReader = Annotated[Principal, Depends(requires(Permission.ORG_READ))]
 OrgEditor = Annotated[Principal, Depends(requires(Permission.ORG_UPDATE))]
@@ -237,7 +237,7 @@ async def revoke_invitation(
 @router.post(
     "/invitations/accept",
     response_model=InvitationAccepted | TokenResponse,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
     responses=problem_responses(400, 403, 409, 413, 415, 422, 429),
     dependencies=[Depends(public)],
 )

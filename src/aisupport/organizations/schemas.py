@@ -7,30 +7,25 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, IPvAnyAddress
 
 from aisupport.auth.schemas import PASSWORD_INPUT_MAX, Transport
+from aisupport.core.schemas import RequestModel
 from aisupport.organizations.models import Role
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$"
 ApiKeyRole = Literal["admin", "agent", "viewer"]
 
 
-class OrganizationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OrganizationCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200)
     slug: str | None = Field(default=None, pattern=SLUG_PATTERN)
 
 
-class OrganizationUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OrganizationUpdate(RequestModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     slug: str | None = Field(default=None, pattern=SLUG_PATTERN)
     settings: dict[str, Any] | None = Field(default=None, description="Replaces the whole settings object.")
 
 
-class OrganizationDelete(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OrganizationDelete(RequestModel):
     confirm: str = Field(max_length=80, description="The organization's slug, typed again.")
 
 
@@ -56,15 +51,11 @@ class MemberOut(BaseModel):
     joined_at: datetime
 
 
-class MemberUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MemberUpdate(RequestModel):
     role: Role
 
 
-class InvitationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class InvitationCreate(RequestModel):
     email: EmailStr
     role: Role
 
@@ -80,9 +71,7 @@ class InvitationOut(BaseModel):
     expires_at: datetime
 
 
-class InvitationAccept(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class InvitationAccept(RequestModel):
     token: str = Field(min_length=1, max_length=512)
     # For someone without an account: the invitation creates it.
     password: str | None = Field(default=None, max_length=PASSWORD_INPUT_MAX)
@@ -95,9 +84,7 @@ class InvitationAccepted(BaseModel):
     role: Role
 
 
-class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ApiKeyCreate(RequestModel):
     name: str = Field(min_length=1, max_length=100)
     role: ApiKeyRole = "agent"
     expires_at: AwareDatetime | None = None

@@ -1,0 +1,37 @@
+"""The base of every request body model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+
+class RequestModel(BaseModel):
+    """Unknown fields are refused, and so is text PostgreSQL cannot store or UTF-8 cannot encode (NUL
+    characters, lone surrogates) anywhere in the body, keys included: a clear 422, never a 500."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        _check(data)
+        return data
+
+
+def _check(value: Any) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text may not contain NUL characters")
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check(key)
+            _check(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check(item)
