@@ -183,6 +183,8 @@ async def test_text_postgresql_cannot_store_is_a_422_not_a_500(client: AsyncClie
         b'{"email": "sur@example.com", "password": "a fine passphrase", "full_name": "\\ud800"}',
         b'{"email": "key@example.com", "password": "a fine passphrase", "\\u0000": 1}',
     ):
-        response = await client.post("/auth/signup", content=raw, headers={"content-type": "application/json"})
+        response = await client.post(
+            "/auth/signup", content=raw, headers={"content-type": "application/json"}
+        )
         assert response.status_code == 422, raw
         assert response.json()["code"] == "validation_error"

@@ -149,3 +149,24 @@ async def test_a_job_whose_worker_is_killed_completes_on_another_worker(
         await run_jobs(client)
         assert len(mailbox.to(address)) == 1
         assert [status for status, _ in await _jobs_for(client, marker)] == ["succeeded"]
+
+
+async def test_a_mail_job_run_again_after_it_sent_sends_nothing(
+    client: AsyncClient, mailbox: Mailbox
+) -> None:
+    _add_deferring_routes(client.app)  # type: ignore[attr-defined]
+    marker = f"once-{uuid.uuid4().hex[:8]}"
+    await client.post("/test/defer-then-succeed", params={"marker": marker})
+    await run_jobs(client)
+    [message] = mailbox.to(f"{marker}@example.com")
+    # A worker that died after sending and committing, but before marking the job done: the job
+    # comes back (stalled-job recovery does exactly this) and runs again.
+    async with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
+        job_id = await db.scalar(
+            text("UPDATE procrastinate_jobs SET status = 'todo' WHERE args::text LIKE :f RETURNING id"),
+            {"f": f"%{marker}%"},
+        )
+        await db.commit()
+    await run_jobs(client)
+    assert len(mailbox.to(f"{marker}@example.com")) == 1
+    assert message["Message-ID"].startswith(f"<job-{job_id}@")

@@ -2,6 +2,7 @@
 
 from aisupport.auth.models import AccountToken, AuthSession, RefreshToken, User
 from aisupport.core.db import Base
+from aisupport.core.jobs import EmailDelivery
 from aisupport.organizations.models import ApiKey, AuditEvent, Invitation, Membership, Organization
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "EmailDelivery",
     "Invitation",
     "Membership",
     "Organization",

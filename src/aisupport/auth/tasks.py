@@ -13,12 +13,13 @@ from typing import Any
 
 import structlog
 from procrastinate import JobContext
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.auth import repository
 from aisupport.auth.models import AccountToken, TokenPurpose, User
 from aisupport.core.email import Templates
-from aisupport.core.jobs import RETRY, jobs, services_of
+from aisupport.core.jobs import RETRY, EmailDelivery, already_sent, jobs, send_once, services_of
 from aisupport.core.security import new_opaque_token, sha256_hex
 
 log = structlog.get_logger("aisupport.auth")
@@ -44,7 +45,7 @@ async def send_email_verification(context: JobContext, user_id: str, email: str,
     settings = services.settings
     async with services.sessionmaker() as db:
         user = await repository.user_by_id(db, uuid.UUID(user_id))
-        if user is None or not user.is_active:
+        if user is None or not user.is_active or await already_sent(db, context):
             return
         if purpose == TokenPurpose.VERIFY_EMAIL and (user.email_verified or user.email != email):
             return  # verified meanwhile, or the address changed: this link would be useless
@@ -59,7 +60,7 @@ async def send_email_verification(context: JobContext, user_id: str, email: str,
             hours=hours,
             link=f"{settings.PUBLIC_APP_URL}/{page}?token={token}",
         )
-        await services.mailer.send(message)
+        await send_once(db, context, services.mailer, message)
         await db.commit()
 
 
@@ -70,7 +71,7 @@ async def send_password_reset(context: JobContext, email_normalized: str) -> Non
     settings = services.settings
     async with services.sessionmaker() as db:
         user = await repository.user_by_email(db, email_normalized)
-        if user is None or not user.is_active:
+        if user is None or not user.is_active or await already_sent(db, context):
             return
         minutes = settings.PASSWORD_RESET_TTL_MINUTES
         token = await _issue(db, user, TokenPurpose.RESET_PASSWORD, user.email, timedelta(minutes=minutes))
@@ -82,7 +83,7 @@ async def send_password_reset(context: JobContext, email_normalized: str) -> Non
             minutes=minutes,
             link=f"{settings.PUBLIC_APP_URL}/reset-password?token={token}",
         )
-        await services.mailer.send(message)
+        await send_once(db, context, services.mailer, message)
         await db.commit()
 
 
@@ -90,8 +91,12 @@ async def send_password_reset(context: JobContext, email_normalized: str) -> Non
 async def send_notice(context: JobContext, to: str, template: str, values: dict[str, Any]) -> None:
     """Mail an informational message (password changed, address changed, sign-up attempt)."""
     services = services_of(context)
-    message = Templates(services.settings, TEMPLATES).message(template, to=to, **values)
-    await services.mailer.send(message)
+    async with services.sessionmaker() as db:
+        if await already_sent(db, context):
+            return
+        message = Templates(services.settings, TEMPLATES).message(template, to=to, **values)
+        await send_once(db, context, services.mailer, message)
+        await db.commit()
 
 
 @jobs.periodic(cron="17 * * * *", periodic_id="purge-expired")
@@ -102,6 +107,7 @@ async def purge_expired(context: JobContext, timestamp: int) -> None:
     now = datetime.now(UTC)
     idle = timedelta(days=services.settings.REFRESH_TOKEN_IDLE_DAYS)
     async with services.sessionmaker() as db:
+        await db.execute(delete(EmailDelivery).where(EmailDelivery.sent_at < now - RETENTION))
         sessions, tokens = await repository.purge_expired(
             db, before=now - RETENTION, idle_before=now - idle - RETENTION
         )

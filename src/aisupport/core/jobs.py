@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
 from typing import Any
 
 import procrastinate
 import structlog
 from procrastinate import JobContext, PsycopgConnector, RetryStrategy
+from sqlalchemy import BigInteger, DateTime, func
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
 
 from aisupport.core.config import Settings
-from aisupport.core.db import create_sessionmaker
+from aisupport.core.db import Base, create_sessionmaker
 from aisupport.core.email import Mailer
 from aisupport.core.metrics import JOB_OUTCOMES
 
@@ -42,6 +46,37 @@ class Services:
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
     mailer: Mailer
+
+
+class EmailDelivery(Base):
+    """One row per job that sent mail: a job run again (its worker died after sending) sends nothing."""
+
+    __tablename__ = "email_deliveries"
+
+    job_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+async def already_sent(db: AsyncSession, context: JobContext) -> bool:
+    """Whether this job has sent its mail before (then it must not again)."""
+    if await db.get(EmailDelivery, context.job.id) is None:
+        return False
+    log.info("email_already_sent")
+    return True
+
+
+async def send_once(db: AsyncSession, context: JobContext, mailer: Mailer, message: EmailMessage) -> None:
+    """Send `message` for this job and record it in `db`'s transaction (the caller commits).
+
+    The Message-ID is derived from the job, so a receiving server can drop a duplicate too, in the one
+    case left: a worker killed between the mail server's acceptance and the commit.
+    """
+    domain = message["Message-ID"].rsplit("@", 1)[-1].rstrip(">") if message["Message-ID"] else "localhost"
+    del message["Message-ID"]
+    message["Message-ID"] = f"<job-{context.job.id}@{domain}>"
+    await mailer.send(message)
+    db.add(EmailDelivery(job_id=context.job.id))
+    await db.flush()
 
 
 def services_of(context: JobContext) -> Services:

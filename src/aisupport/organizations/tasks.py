@@ -9,7 +9,7 @@ from procrastinate import JobContext
 
 from aisupport.auth.models import User
 from aisupport.core.email import Templates
-from aisupport.core.jobs import RETRY, jobs, services_of
+from aisupport.core.jobs import RETRY, already_sent, jobs, send_once, services_of
 from aisupport.core.security import new_opaque_token, sha256_hex
 from aisupport.core.tenancy import set_tenant
 from aisupport.organizations import repository
@@ -28,7 +28,7 @@ async def send_invitation(context: JobContext, organization_id: str, invitation_
         await set_tenant(db, organization_id=uuid.UUID(organization_id), user_id=None)
         invitation = await repository.invitation(db, uuid.UUID(organization_id), uuid.UUID(invitation_id))
         organization = await repository.organization(db, uuid.UUID(organization_id))
-        if invitation is None or organization is None:
+        if invitation is None or organization is None or await already_sent(db, context):
             return
         if invitation.accepted_at or invitation.revoked_at or invitation.expires_at <= datetime.now(UTC):
             return
@@ -45,5 +45,5 @@ async def send_invitation(context: JobContext, organization_id: str, invitation_
             days=INVITATION_TTL.days,
             link=f"{settings.PUBLIC_APP_URL}/accept-invitation?token={token}",
         )
-        await services.mailer.send(message)
+        await send_once(db, context, services.mailer, message)
         await db.commit()
