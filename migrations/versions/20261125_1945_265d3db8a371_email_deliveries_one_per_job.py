@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "265d3db8a371"
 down_revision: str | None = "f91660802374"
 branch_labels: str | Sequence[str] | None = None
