@@ -68,6 +68,7 @@ def worker(settings: Settings) -> None:
     """Run background jobs until SIGTERM or SIGINT (running jobs get WORKER_SHUTDOWN_SECONDS to finish)."""
     import asyncio
 
+    from aisupport.core import tracing
     from aisupport.core.db import engine_for
     from aisupport.core.email import create_mailer
     from aisupport.core.jobs import run_worker
@@ -76,14 +77,17 @@ def worker(settings: Settings) -> None:
     from aisupport.main import database_url
 
     configure_logging(json=settings.ENV == "prod", level=settings.LOG_LEVEL)
+    tracing.configure_tracing(settings)
 
     async def main() -> None:
         url = app_database_url(settings, database_url(settings))
         engine = engine_for(settings, url, pool_size=settings.WORKER_CONCURRENCY)
+        tracing.instrument_engine(engine, settings)
         try:
             await run_worker(settings, engine, create_mailer(settings), install_signal_handlers=True)
         finally:
             await engine.dispose()
+            tracing.flush()
 
     asyncio.run(main())
 

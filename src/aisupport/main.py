@@ -16,6 +16,7 @@ from aisupport.auth.router import AUTH_MAX_BODY_BYTES
 from aisupport.auth.router import router as auth_router
 from aisupport.auth.service import AuthComponents
 from aisupport.auth.session_cache import SessionStatusCache
+from aisupport.core import tracing
 from aisupport.core.config import Settings
 from aisupport.core.cors import ProblemCORSMiddleware
 from aisupport.core.db import create_sessionmaker, engine_for
@@ -49,10 +50,12 @@ def database_url(settings: Settings) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(json=settings.ENV == "prod", level=settings.LOG_LEVEL)
+    tracing.configure_tracing(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = engine_for(settings, app_database_url(settings, database_url(settings)))
+        tracing.instrument_engine(engine, settings)
         await refuse_privileged_role(engine)
         redis = create_redis(settings.REDIS_URL) if settings.REDIS_URL else None
         limiter = RateLimiter(settings.REDIS_URL, settings.RATE_LIMIT_KEY_PREFIX)
@@ -88,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
             passwords.close()
+            tracing.flush()
             if redis is not None:
                 await redis.aclose()
             await engine.dispose()
@@ -101,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    tracing.instrument_app(app, settings)
     for router in ROUTERS:
         app.include_router(router)
 

@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     EMBEDDED_PGDATA: Path = PROJECT_ROOT / ".data" / "pgdata"
 
     LOG_LEVEL: str = "INFO"
+    # OpenTelemetry traces over OTLP/HTTP; unset = tracing off. Other OTEL_* variables apply as usual.
+    OTEL_EXPORTER_OTLP_ENDPOINT: str | None = None
     # Bearer token for GET /metrics; unset = open in development, absent (404) in production.
     METRICS_TOKEN: str | None = None
 

@@ -25,6 +25,7 @@ from aisupport.core.config import Settings
 from aisupport.core.db import Base, create_sessionmaker
 from aisupport.core.email import Mailer
 from aisupport.core.metrics import JOB_OUTCOMES
+from aisupport.core.tracing import current_carrier, job_span
 
 log = structlog.get_logger("aisupport.jobs")
 
@@ -84,12 +85,18 @@ def services_of(context: JobContext) -> Services:
     return services
 
 
+# A job's own argument carrying where it came from (request id, trace context); the worker takes it
+# out before calling the task.
+ORIGIN = "_origin"
+
+
 async def defer(db: AsyncSession, task_name: str, **arguments: Any) -> None:
     """Queue a job in the request's transaction: it commits, or vanishes, with the request's writes."""
     connection = await db.connection()
     raw = await connection.get_raw_connection()
+    origin = {"request_id": structlog.contextvars.get_contextvars().get("request_id"), **current_carrier()}
     await jobs.configure_task(task_name, allow_unknown=False, connection=raw.driver_connection).defer_async(
-        **arguments
+        **arguments, **{ORIGIN: origin}
     )
 
 
@@ -120,7 +127,7 @@ async def run_worker(
                 update_heartbeat_interval=settings.WORKER_HEARTBEAT_SECONDS,
                 stalled_worker_timeout=settings.WORKER_STALLED_AFTER_SECONDS,
                 shutdown_graceful_timeout=settings.WORKER_SHUTDOWN_SECONDS,
-                worker_middleware=[_log_final_failure],
+                worker_middleware=[_observe],
             )
 
 
@@ -139,11 +146,16 @@ async def recover_stalled_jobs_every_minute(context: JobContext, timestamp: int)
     await recover_stalled_jobs(services_of(context).settings.WORKER_STALLED_AFTER_SECONDS)
 
 
-async def _log_final_failure(
-    call_next: Callable[[], Awaitable[Any]], context: JobContext, worker: Any
-) -> Any:
+async def _observe(call_next: Callable[[], Awaitable[Any]], context: JobContext, worker: Any) -> Any:
+    """Around every job: its request id and trace in logs and spans, its outcome logged and counted."""
     job = context.job
-    with structlog.contextvars.bound_contextvars(task=job.task_name, job_id=job.id):
+    origin = job.task_kwargs.pop(ORIGIN, None)
+    carrier = {key: str(value) for key, value in origin.items() if value} if isinstance(origin, dict) else {}
+    request_id = carrier.pop("request_id", None)
+    with (
+        structlog.contextvars.bound_contextvars(task=job.task_name, job_id=job.id, request_id=request_id),
+        job_span(job.task_name, carrier),
+    ):
         try:
             result = await call_next()
         except Exception as exc:

@@ -18,6 +18,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aisupport.core.metrics import HTTP_DURATION, HTTP_REQUESTS
+from aisupport.core.tracing import add_trace_id
 
 SENSITIVE_KEY = re.compile(r"pass(word)?|secret|token|cookie|authorization|api[-_]?key|csrf", re.IGNORECASE)
 REQUEST_ID_HEADER = "x-request-id"
@@ -34,6 +35,7 @@ def redact_sensitive(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutabl
 def configure_logging(*, json: bool, level: str = "INFO") -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_sensitive,
