@@ -188,3 +188,8 @@ async def test_text_postgresql_cannot_store_is_a_422_not_a_500(client: AsyncClie
         )
         assert response.status_code == 422, raw
         assert response.json()["code"] == "validation_error"
+
+    form = {"username": "nul\x00@example.com", "password": "a fine passphrase"}
+    refused = await client.post("/auth/token", data=form)
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "validation_error"

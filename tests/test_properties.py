@@ -10,8 +10,12 @@ from hypothesis import strategies as st
 from aisupport.core.config import Settings
 from aisupport.core.security import AccessTokenCodec, InvalidToken
 
+# Under CI the same examples every run, so a landing never hinges on a lucky draw.
 PROPERTY_SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    derandomize=IN_CI,
 )
 header_text = st.text(
     alphabet=st.characters(min_codepoint=0x21, max_codepoint=0xFF), min_size=1, max_size=400

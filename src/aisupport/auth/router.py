@@ -35,6 +35,7 @@ from aisupport.auth.service import AuthComponents, SignIn
 from aisupport.core.access import public
 from aisupport.core.db import DbSession
 from aisupport.core.errors import AppError, problem_responses
+from aisupport.core.schemas import require_storable
 from aisupport.core.security import InvalidToken
 
 AUTH_MAX_BODY_BYTES = 64 * 1024
@@ -138,6 +139,7 @@ async def token(
     client: ClientInfo,
 ) -> TokenResponse:
     """OAuth2 password form (`username` is the email), for Swagger's Authorize button and scripts."""
+    require_storable(username=form.username, password=form.password)
     sign_in = await service.login(
         db, auth, email=form.username, password=form.password, organization_id=None, client=client
     )

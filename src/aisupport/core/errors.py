@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from procrastinate.exceptions import ConnectorException
 from pydantic import BaseModel
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -149,6 +149,13 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+    # A value PostgreSQL refused (out of range, bad encoding) that validation should have caught:
+    # the client's input, so a 422, and logged so the missing validation gets added.
+    log.warning("unstorable_value", reason=type(getattr(exc, "orig", exc)).__name__, path=request.url.path)
+    return problem_response(422, "invalid_value", "A value in the request cannot be stored.")
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled_exception", exc_info=exc, path=request.url.path)
     return problem_response(500, "internal_error", "An unexpected error occurred.")
@@ -160,6 +167,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for database_error in (OperationalError, InterfaceError, SQLAlchemyTimeoutError, ConnectorException):
         app.add_exception_handler(database_error, _database_unavailable)
+    app.add_exception_handler(DataError, _unstorable_value)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

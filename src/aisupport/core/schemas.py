@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from aisupport.core.errors import AppError
+
 
 class RequestModel(BaseModel):
     """Unknown fields are refused, and so is text PostgreSQL cannot store or UTF-8 cannot encode (NUL
@@ -18,6 +20,15 @@ class RequestModel(BaseModel):
     def _storable_text(cls, data: Any) -> Any:
         _check(data)
         return data
+
+
+def require_storable(**fields: str) -> None:
+    """The same rule for inputs that are not JSON bodies (form fields): a 422 naming the field."""
+    for name, value in fields.items():
+        try:
+            _check(value)
+        except ValueError as exc:
+            raise AppError(422, "validation_error", f"{name}: {exc}.") from None
 
 
 def _check(value: Any) -> None:
