@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from aisupport.core.config import Settings
 from aisupport.core.security import AccessTokenCodec, InvalidToken
+from tests.conftest import IN_CI
 
 # Under CI the same examples every run, so a landing never hinges on a lucky draw.
 PROPERTY_SETTINGS = settings(
