@@ -153,25 +153,37 @@ def _enable_row_level_security() -> None:
 
         -- Finding the organization of a secret (an API key, an invitation link) before any tenant is
         -- known: only someone holding the secret's hash can ask, and only the organization comes back.
-        CREATE FUNCTION organization_of_api_key(hash text) RETURNS uuid
+        -- Parameters by position, so a column of the same name can never shadow them.
+        CREATE FUNCTION organization_of_api_key(text) RETURNS uuid
             LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
-            AS $$ SELECT organization_id FROM public.api_keys WHERE key_hash = hash $$;
-        CREATE FUNCTION organization_of_invitation(hash text) RETURNS uuid
+            AS $$ SELECT organization_id FROM public.api_keys WHERE key_hash = $1 $$;
+        CREATE FUNCTION organization_of_invitation(text) RETURNS uuid
             LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
-            AS $$ SELECT organization_id FROM public.invitations WHERE token_hash = hash $$;
+            AS $$ SELECT organization_id FROM public.invitations WHERE token_hash = $1 $$;
+        -- The service role is granted them by `aisupport migrate` (core/tenancy.py); nobody else.
+        REVOKE EXECUTE ON FUNCTION organization_of_api_key(text), organization_of_invitation(text)
+            FROM PUBLIC;
 
+        -- Reading is wider than writing: a user sees the organizations they belong to and their own
+        -- memberships everywhere (to list and switch), but every write, delete included, is confined to
+        -- the current organization.
         ALTER TABLE organizations ENABLE ROW LEVEL SECURITY;
-        CREATE POLICY member_access ON organizations
+        CREATE POLICY member_read ON organizations FOR SELECT
             USING (id = app_current_org()
-                   OR id IN (SELECT organization_id FROM memberships WHERE user_id = app_current_user()))
-            WITH CHECK (id = app_current_org());
+                   OR id IN (SELECT organization_id FROM memberships WHERE user_id = app_current_user()));
+        CREATE POLICY current_insert ON organizations FOR INSERT WITH CHECK (id = app_current_org());
+        CREATE POLICY current_update ON organizations FOR UPDATE
+            USING (id = app_current_org()) WITH CHECK (id = app_current_org());
+        CREATE POLICY current_delete ON organizations FOR DELETE USING (id = app_current_org());
 
-        -- A user sees their own memberships in every organization (to list and switch them), and all
-        -- memberships of the current organization.
         ALTER TABLE memberships ENABLE ROW LEVEL SECURITY;
-        CREATE POLICY tenant_or_self ON memberships
-            USING (organization_id = app_current_org() OR user_id = app_current_user())
+        CREATE POLICY tenant_or_self_read ON memberships FOR SELECT
+            USING (organization_id = app_current_org() OR user_id = app_current_user());
+        CREATE POLICY current_insert ON memberships FOR INSERT
             WITH CHECK (organization_id = app_current_org());
+        CREATE POLICY current_update ON memberships FOR UPDATE
+            USING (organization_id = app_current_org()) WITH CHECK (organization_id = app_current_org());
+        CREATE POLICY current_delete ON memberships FOR DELETE USING (organization_id = app_current_org());
         """
     )
     for table in TENANT_TABLES:
@@ -190,9 +202,15 @@ def _disable_row_level_security() -> None:
         op.execute(f"DROP POLICY tenant_isolation ON {table}; ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
     op.execute(
         """
-        DROP POLICY tenant_or_self ON memberships;
+        DROP POLICY tenant_or_self_read ON memberships;
+        DROP POLICY current_insert ON memberships;
+        DROP POLICY current_update ON memberships;
+        DROP POLICY current_delete ON memberships;
         ALTER TABLE memberships DISABLE ROW LEVEL SECURITY;
-        DROP POLICY member_access ON organizations;
+        DROP POLICY member_read ON organizations;
+        DROP POLICY current_insert ON organizations;
+        DROP POLICY current_update ON organizations;
+        DROP POLICY current_delete ON organizations;
         ALTER TABLE organizations DISABLE ROW LEVEL SECURITY;
         DROP FUNCTION organization_of_invitation(text), organization_of_api_key(text);
         DROP FUNCTION app_current_user(), app_current_org();

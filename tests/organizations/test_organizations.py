@@ -250,3 +250,34 @@ async def test_only_owners_delete_and_viewers_change_nothing(client: AsyncClient
     assert (
         await client.post(f"{org}/api-keys", json={"name": "k"}, headers=viewer.headers)
     ).status_code == 403
+
+
+async def test_the_last_owner_cannot_leave_on_a_token_from_before_their_promotion(
+    client: AsyncClient, mailbox: Mailbox
+) -> None:
+    owner = await new_owner(client)
+    successor = await add_member(client, mailbox, owner, "admin")  # token says admin
+    members = f"/orgs/{owner.organization_id}/members"
+    promoted = await client.patch(
+        f"{members}/{successor.user_id}", json={"role": "owner"}, headers=owner.headers
+    )
+    assert promoted.status_code == 200
+    assert (
+        await client.post(f"/orgs/{owner.organization_id}/leave", headers=owner.headers)
+    ).status_code == 204
+    stale = await client.post(f"/orgs/{owner.organization_id}/leave", headers=successor.headers)
+    assert stale.status_code == 409
+    assert stale.json()["code"] == "last_owner"
+
+
+async def test_cursors_not_given_out_are_400_whatever_they_hold(client: AsyncClient) -> None:
+    import base64
+
+    owner = await new_owner(client)
+    forged = ["[Infinity]", '["2020-01-01T00:00:00+00:00", 5]', '{"a": 1}', '["x", "y", "z"]', "[null, null]"]
+    for raw in forged:
+        cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        for path in ("/orgs", f"/orgs/{owner.organization_id}/audit-log"):
+            response = await client.get(path, params={"cursor": cursor}, headers=owner.headers)
+            assert response.status_code == 400, (path, raw)
+            assert response.json()["code"] == "invalid_cursor"

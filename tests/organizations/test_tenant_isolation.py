@@ -143,6 +143,32 @@ async def test_an_unscoped_select_sees_only_the_current_tenant(client: AsyncClie
     assert all(rows == set() for rows in nobody.values())
 
 
+async def test_writes_stay_in_the_current_organization_even_where_reads_are_wider(
+    client: AsyncClient, mailbox: Mailbox
+) -> None:
+    # A user who belongs to A and B, scoped to A: B is visible (to list and switch) but not writable.
+    owner_b = await new_owner(client)
+    member = await add_member(client, mailbox, owner_b, "viewer")
+    other = await client.post("/orgs", json={"name": "A"}, headers=member.headers)
+    a = other.json()["id"]
+    b = owner_b.organization_id
+    async with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
+        await set_tenant(db, organization_id=uuid.UUID(a), user_id=uuid.UUID(member.user_id))
+        visible = {str(row[0]) for row in await db.execute(text("SELECT id FROM organizations"))}
+        assert visible == {a, b}
+        deletes = [
+            (await db.execute(text(statement), {"b": b, "u": member.user_id})).rowcount  # type: ignore[attr-defined]
+            for statement in (
+                "DELETE FROM organizations WHERE id = :b",
+                "DELETE FROM memberships WHERE organization_id = :b AND user_id = :u",
+                "UPDATE memberships SET role = 'owner' WHERE organization_id = :b AND user_id = :u",
+            )
+        ]
+        await db.commit()
+    assert deletes == [0, 0, 0]
+    assert (await client.get(f"/orgs/{b}/members", headers=owner_b.headers)).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("statement", "refusal"),
     [

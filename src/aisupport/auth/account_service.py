@@ -109,8 +109,8 @@ async def reset_password(
     user = await repository.user_by_id(db, found.user_id) if found else None
     if found is None or user is None or not user.is_active:
         raise invalid_account_token()
-    if found.password_fingerprint != password_fingerprint(user.password_hash):
-        raise invalid_account_token()  # the password changed since the link was sent
+    if found.password_fingerprint != password_fingerprint(user.password_hash) or found.email != user.email:
+        raise invalid_account_token()  # the password or the address changed since the link was sent
     check_password(password, email=user.email)
     await _set_password(db, auth, user, password, now, keep_session=None)
 

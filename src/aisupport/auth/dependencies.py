@@ -190,6 +190,8 @@ async def _api_key_principal(db: DbSession, auth: AuthComponents, client: Client
     now = datetime.now(UTC)
     if key is None or (key.expires_at is not None and key.expires_at <= now):
         raise invalid_api_key()
+    # Before the revoked check: a leaked, revoked key cannot flood the append-only audit log.
+    await auth.rate_limiter.hit(auth.settings.rate_limits["api_key"], "api-key", str(key.id))
     if key.revoked_at is not None:
         await audit.record(
             db,
@@ -201,7 +203,6 @@ async def _api_key_principal(db: DbSession, auth: AuthComponents, client: Client
         )
         log.warning("security.revoked_api_key_used", api_key_id=str(key.id), ip=client.ip)
         raise invalid_api_key(keep_changes=True)
-    await auth.rate_limiter.hit(auth.settings.rate_limits["api_key"], "api-key", str(key.id))
     if key.last_used_at is None or now - key.last_used_at > API_KEY_LAST_USED_PRECISION:
         key.last_used_at = now
     return Principal(organization_id=organization_id, role=Role(key.role), via="api_key", api_key_id=key.id)
@@ -225,7 +226,7 @@ def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:
 
     async def check(request: Request, principal: CurrentPrincipal) -> Principal:
         path_org = request.path_params.get("org_id")
-        if path_org is not None and path_org != str(principal.organization_id):
+        if path_org is not None and _uuid_or_none(path_org) != principal.organization_id:
             raise AppError(404, "organization_not_found", "No such organization.")
         if permission not in principal.permissions:
             raise AppError(403, "forbidden", f"Your role does not allow this ({permission}).")
@@ -237,3 +238,10 @@ def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:
 
 # A signed-in person acting on their own account (API keys never hold this permission).
 Account = Annotated[Principal, Depends(requires(Permission.ACCOUNT))]
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

@@ -41,7 +41,8 @@ class Templates:
             "app_url": self.settings.PUBLIC_APP_URL,
             **context,
         }
-        subject = environment.get_template(f"email/{template}.subject").render(values).strip()
+        # One line whatever the names in it hold (a newline in a header would refuse the message).
+        subject = " ".join(environment.get_template(f"email/{template}.subject").render(values).split())
         message = EmailMessage()
         message["Subject"] = subject
         message["From"] = self.settings.EMAIL_FROM

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from procrastinate.exceptions import ConnectorException
 from pydantic import BaseModel
-from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -156,6 +156,13 @@ async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "invalid_value", "A value in the request cannot be stored.")
 
 
+async def _conflict(request: Request, exc: Exception) -> JSONResponse:
+    # Two requests raced for the same unique thing (an address, a membership) and this one lost; the
+    # services answer the common cases precisely, this is the net for the rest.
+    log.info("write_conflict", path=request.url.path)
+    return problem_response(409, "conflict", "This conflicts with a concurrent change. Try again.")
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled_exception", exc_info=exc, path=request.url.path)
     return problem_response(500, "internal_error", "An unexpected error occurred.")
@@ -168,6 +175,7 @@ def install_error_handlers(app: FastAPI) -> None:
     for database_error in (OperationalError, InterfaceError, SQLAlchemyTimeoutError, ConnectorException):
         app.add_exception_handler(database_error, _database_unavailable)
     app.add_exception_handler(DataError, _unstorable_value)
+    app.add_exception_handler(IntegrityError, _conflict)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

@@ -47,10 +47,15 @@ def decode_cursor(cursor: str | None, *types: Callable[[str], Any]) -> tuple[Any
         return None
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(values, list) or len(values) != len(types):
+        # encode_cursor writes strings only; anything else was not given out by a list.
+        if (
+            not isinstance(values, list)
+            or len(values) != len(types)
+            or not all(isinstance(v, str) for v in values)
+        ):
             raise ValueError
         return tuple(convert(value) for convert, value in zip(types, values, strict=True))
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise AppError(400, "invalid_cursor", "The cursor is not one this list gave out.") from None
 
 

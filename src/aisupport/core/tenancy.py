@@ -112,6 +112,8 @@ def _grant(conn: psycopg.Connection[Any], role: str, database: str) -> None:
         sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(name),
         sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(name),
         sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(name),
+        # Including the two SECURITY DEFINER lookups, which PUBLIC may not run.
+        sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {}").format(name),
         *(
             sql.SQL("REVOKE UPDATE, DELETE ON {} FROM {}").format(sql.Identifier(table), name)
             for table in APPEND_ONLY_TABLES
@@ -142,10 +144,15 @@ async def refuse_privileged_role(engine: AsyncEngine) -> None:
         raise RuntimeError(unsafe_role_message(role))
 
 
+# Unsafe: a superuser or BYPASSRLS role, a member of one, or a member of a table owner's role (owners,
+# and roles inheriting from or able to SET ROLE to them, are not bound by row-level security).
 UNSAFE_ROLE_QUERY = text(
     """
     SELECT r.rolsuper OR r.rolbypassrls
-           OR EXISTS (SELECT 1 FROM pg_tables t WHERE t.schemaname = 'public' AND t.tableowner = current_user)
+           OR EXISTS (SELECT 1 FROM pg_tables t
+                       WHERE t.schemaname = 'public' AND pg_has_role(current_user, t.tableowner, 'MEMBER'))
+           OR EXISTS (SELECT 1 FROM pg_roles p
+                       WHERE (p.rolsuper OR p.rolbypassrls) AND pg_has_role(current_user, p.oid, 'MEMBER'))
       FROM pg_roles r WHERE r.rolname = current_user
     """
 )

@@ -160,15 +160,17 @@ async def remove_member(db: AsyncSession, principal: Principal, user_id: uuid.UU
 async def leave(db: AsyncSession, principal: Principal, client: Client) -> None:
     """Leave the caller's organization; the last owner must hand over first."""
     user_id = principal.person
-    if principal.role is Role.OWNER:
-        await _keep_an_owner(db, principal.organization_id, leaving=user_id)
+    # The stored role, not the token-capped one: a token minted before a promotion to owner must
+    # not let the last owner slip out.
+    await _keep_an_owner(db, principal.organization_id, leaving=user_id)
     await repo.remove_membership(db, principal.organization_id, user_id)
     await audit.record(db, principal.organization_id, "member.left", actor=principal.actor, client=client)
 
 
 async def _keep_an_owner(db: AsyncSession, organization_id: uuid.UUID, *, leaving: uuid.UUID) -> None:
+    """Refuse if `leaving` is the organization's only owner (owners locked: demotions serialize)."""
     owners = await repo.lock_owners(db, organization_id)
-    if owners == [leaving] or not owners:
+    if owners == [leaving]:
         raise AppError(409, "last_owner", "An organization needs an owner: make someone else owner first.")
 
 
