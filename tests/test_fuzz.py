@@ -31,6 +31,7 @@ def api_service(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> 
             "RATE_LIMIT_PASSWORD_FORGOT_PER_IP",
             "RATE_LIMIT_ACCOUNT_TOKEN_PER_IP",
             "RATE_LIMIT_API_KEY",
+            "RATE_LIMIT_INVITATIONS_PER_ORG",
         )
     }
     cheap_hashing = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST_KIB": "1024", "ARGON2_PARALLELISM": "1"}

@@ -46,8 +46,15 @@ async def verify(client: AsyncClient, mailbox: Mailbox, person: Person) -> None:
     assert response.status_code == 200, response.text
 
 
+async def ensure_verified(client: AsyncClient, mailbox: Mailbox, person: Person) -> None:
+    me = await client.get("/auth/me", headers=person.headers)
+    if not me.json()["user"]["email_verified"]:
+        await verify(client, mailbox, person)
+
+
 async def add_member(client: AsyncClient, mailbox: Mailbox, owner: Person, role: str) -> Person:
     """A new person invited into `owner`'s organization with `role`, who accepted by signing up."""
+    await ensure_verified(client, mailbox, owner)  # only verified people invite
     email = new_email()
     invited = await client.post(
         f"/orgs/{owner.organization_id}/invitations",

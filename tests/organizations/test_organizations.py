@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from httpx import AsyncClient
 
-from tests.conftest import PASSWORD, Mailbox, bearer, new_email, run_jobs
+from aisupport.core.config import Settings
+from tests.conftest import PASSWORD, Mailbox, bearer, new_email, run_jobs, serve
 from tests.organizations.helpers import add_member, login, new_owner, verify
 
 
@@ -281,3 +284,26 @@ async def test_cursors_not_given_out_are_400_whatever_they_hold(client: AsyncCli
             response = await client.get(path, params={"cursor": cursor}, headers=owner.headers)
             assert response.status_code == 400, (path, raw)
             assert response.json()["code"] == "invalid_cursor"
+
+
+async def test_only_verified_people_invite_and_at_a_bounded_rate(
+    make_settings: Callable[..., Settings], mailbox: Mailbox
+) -> None:
+    async with serve(make_settings(RATE_LIMIT_INVITATIONS_PER_ORG="2/hour")) as client:
+        owner = await new_owner(client)
+        invitations = f"/orgs/{owner.organization_id}/invitations"
+        unverified = await client.post(
+            invitations, json={"email": new_email(), "role": "agent"}, headers=owner.headers
+        )
+        assert unverified.status_code == 403
+        assert unverified.json()["code"] == "email_not_verified"
+        await verify(client, mailbox, owner)
+        answers = [
+            (
+                await client.post(
+                    invitations, json={"email": new_email(), "role": "agent"}, headers=owner.headers
+                )
+            )
+            for _ in range(3)
+        ]
+        assert [answer.status_code for answer in answers] == [201, 201, 429]

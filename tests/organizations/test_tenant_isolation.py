@@ -22,7 +22,7 @@ from aisupport.core.tenancy import set_tenant
 from aisupport.main import ROUTERS, create_app
 from aisupport.organizations.permissions import render_matrix
 from tests.conftest import Mailbox, run_jobs
-from tests.organizations.helpers import Person, add_member, new_owner
+from tests.organizations.helpers import Person, add_member, ensure_verified, new_owner
 
 TENANT_TABLES = ("memberships", "invitations", "api_keys", "audit_events")
 # Valid bodies, so a request reaches the lookup that must not find another tenant's row (routes are
@@ -132,6 +132,7 @@ async def _rows(client: AsyncClient, organization_id: str | None, user_id: str |
 async def test_an_unscoped_select_sees_only_the_current_tenant(client: AsyncClient, mailbox: Mailbox) -> None:
     a = await new_owner(client)
     await client.post(f"/orgs/{a.organization_id}/api-keys", json={"name": "a"}, headers=a.headers)
+    await ensure_verified(client, mailbox, a)
     invitation = {"email": f"a-{uuid.uuid4().hex[:8]}@example.com", "role": "agent"}
     await client.post(f"/orgs/{a.organization_id}/invitations", json=invitation, headers=a.headers)
     await _tenant_b(client, mailbox)

@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     RATE_LIMIT_PASSWORD_FORGOT_PER_IP: str = "20/hour"
     RATE_LIMIT_ACCOUNT_TOKEN_PER_IP: str = "30/minute"
     RATE_LIMIT_API_KEY: str = "600/minute"
+    RATE_LIMIT_INVITATIONS_PER_ORG: str = "50/hour"
     RATE_LIMIT_KEY_PREFIX: str = "aisupport"
 
     # Network.
@@ -164,6 +165,7 @@ class Settings(BaseSettings):
         "RATE_LIMIT_PASSWORD_FORGOT_PER_IP",
         "RATE_LIMIT_ACCOUNT_TOKEN_PER_IP",
         "RATE_LIMIT_API_KEY",
+        "RATE_LIMIT_INVITATIONS_PER_ORG",
     )
     @classmethod
     def _rate_limit(cls, value: str) -> str:
@@ -253,6 +255,7 @@ class Settings(BaseSettings):
             "forgot_ip": parse(self.RATE_LIMIT_PASSWORD_FORGOT_PER_IP),
             "account_token_ip": parse(self.RATE_LIMIT_ACCOUNT_TOKEN_PER_IP),
             "api_key": parse(self.RATE_LIMIT_API_KEY),
+            "invitations_org": parse(self.RATE_LIMIT_INVITATIONS_PER_ORG),
         }
 
     @property

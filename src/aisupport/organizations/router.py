@@ -189,17 +189,21 @@ async def leave_organization(
     "/orgs/{org_id}/invitations",
     status_code=status.HTTP_201_CREATED,
     response_model=InvitationOut,
-    responses=problem_responses(404, 409, 422),
+    responses=problem_responses(404, 409, 422, 429),
 )
 async def invite(
     org_id: uuid.UUID,
     payload: InvitationCreate,
     principal: InvitationManager,
     db: DbSession,
+    auth: Auth,
     client: ClientInfo,
 ) -> InvitationOut:
-    """Invite someone by email, with a role no higher than yours; the link expires in 7 days."""
-    invitation = await service.invite(db, principal, email=payload.email, role=payload.role, client=client)
+    """Invite someone by email, with a role no higher than yours (your address must be verified); the
+    link expires in 7 days."""
+    invitation = await service.invite(
+        db, auth, principal, email=payload.email, role=payload.role, client=client
+    )
     return InvitationOut.model_validate(invitation)
 
 

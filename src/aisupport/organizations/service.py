@@ -175,11 +175,18 @@ async def _keep_an_owner(db: AsyncSession, organization_id: uuid.UUID, *, leavin
 
 
 async def invite(
-    db: AsyncSession, principal: Principal, *, email: str, role: Role, client: Client
+    db: AsyncSession, auth: AuthComponents, principal: Principal, *, email: str, role: Role, client: Client
 ) -> Invitation:
-    """Invite someone by email with a role no higher than the inviter's; the link goes out by job."""
+    """Invite someone by email with a role no higher than the inviter's; the link goes out by job.
+
+    Invitation mail carries names the inviter chose, so only a verified inviter may send it, and at
+    most RATE_LIMIT_INVITATIONS_PER_ORG of them: the product's domain is not a relay.
+    """
     if role.rank > principal.role.rank:
         raise _above_you("invite to")
+    await auth_service.verified_user(db, principal.person)
+    limit = auth.settings.rate_limits["invitations_org"]
+    await auth.rate_limiter.hit(limit, "invitations-org", str(principal.organization_id))
     organization_id = principal.organization_id
     email_normalized = normalize_email(email)
     if await repo.member_with_email(db, organization_id, email_normalized):
