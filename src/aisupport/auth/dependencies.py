@@ -95,6 +95,13 @@ class Principal:
             raise AppError(403, "forbidden", "API keys cannot do this.")
         return self.user_id
 
+    @property
+    def session(self) -> uuid.UUID:
+        """The signed-in user's session (people have one; API keys do not)."""
+        if self.session_id is None:
+            raise AppError(403, "forbidden", "API keys cannot do this.")
+        return self.session_id
+
 
 def auth_components(request: Request) -> AuthComponents:
     components: AuthComponents = request.app.state.auth

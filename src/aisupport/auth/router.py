@@ -34,7 +34,7 @@ from aisupport.auth.schemas import (
 from aisupport.auth.service import AuthComponents, SignIn
 from aisupport.core.access import public
 from aisupport.core.db import DbSession
-from aisupport.core.errors import AppError, problem_responses
+from aisupport.core.errors import problem_responses
 from aisupport.core.schemas import require_storable
 from aisupport.core.security import InvalidToken
 
@@ -119,8 +119,6 @@ async def login(
         organization_id=payload.organization_id,
         client=client,
     )
-    if sign_in is None:
-        return JSONResponse(SignupPending().model_dump(), status_code=status.HTTP_202_ACCEPTED)
     return answer_sign_in(response, auth, sign_in, payload.transport)
 
 
@@ -251,13 +249,11 @@ async def switch_organization(
 ) -> TokenResponse:
     """A new access token for another organization you belong to, in the same session (the refresh
     token is unchanged and refreshes into the new organization from now on)."""
-    if principal.session_id is None:
-        raise AppError(403, "forbidden", "API keys belong to one organization.")
     grant = await service.switch_organization(
         db,
         auth,
         user_id=principal.person,
-        session_id=principal.session_id,
+        session_id=principal.session,
         organization_id=payload.organization_id,
         client=client,
     )

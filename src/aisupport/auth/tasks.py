@@ -60,7 +60,7 @@ async def send_email_verification(context: JobContext, user_id: str, email: str,
             hours=hours,
             link=f"{settings.PUBLIC_APP_URL}/{page}?token={token}",
         )
-        await send_once(db, context, services.mailer, message)
+        await send_once(db, context, services.mailer, message, secret=token)
         await db.commit()
 
 
@@ -83,7 +83,7 @@ async def send_password_reset(context: JobContext, email_normalized: str) -> Non
             minutes=minutes,
             link=f"{settings.PUBLIC_APP_URL}/reset-password?token={token}",
         )
-        await send_once(db, context, services.mailer, message)
+        await send_once(db, context, services.mailer, message, secret=token)
         await db.commit()
 
 

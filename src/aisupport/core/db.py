@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, func, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -93,8 +93,13 @@ async def release_connection(session: AsyncSession) -> None:
     Only for a request that has written nothing yet: it ends the read transaction, and the next query
     starts another. Holding a connection through a hash would let a login storm empty the pool.
     """
-    if session.new or session.dirty or session.deleted:
-        raise RuntimeError("release_connection would commit unflushed writes")
+    written = bool(session.new or session.dirty or session.deleted)
+    if not written and session.in_transaction():
+        # Flushed ORM writes, Core statements and deferred jobs leave no trace in the session:
+        # PostgreSQL knows whether this transaction has written anything.
+        written = bool(await session.scalar(text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")))
+    if written:
+        raise RuntimeError("release_connection would commit this request's writes early")
     await session.commit()
 
 

@@ -7,6 +7,7 @@ and get what they need (settings, database, mailer) from `Services` in the job c
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,15 +67,20 @@ async def already_sent(db: AsyncSession, context: JobContext) -> bool:
     return True
 
 
-async def send_once(db: AsyncSession, context: JobContext, mailer: Mailer, message: EmailMessage) -> None:
+async def send_once(
+    db: AsyncSession, context: JobContext, mailer: Mailer, message: EmailMessage, *, secret: str | None = None
+) -> None:
     """Send `message` for this job and record it in `db`'s transaction (the caller commits).
 
     The Message-ID is derived from the job, so a receiving server can drop a duplicate too, in the one
-    case left: a worker killed between the mail server's acceptance and the commit.
+    case left: a worker killed between the mail server's acceptance and the commit. A mail carrying a
+    `secret` (a link) gets it hashed into the Message-ID: the retry's new link must not be dropped as
+    a duplicate of the first, whose token never committed.
     """
     domain = message["Message-ID"].rsplit("@", 1)[-1].rstrip(">") if message["Message-ID"] else "localhost"
+    variant = f"-{hashlib.sha256(secret.encode()).hexdigest()[:12]}" if secret else ""
     del message["Message-ID"]
-    message["Message-ID"] = f"<job-{context.job.id}@{domain}>"
+    message["Message-ID"] = f"<job-{context.job.id}{variant}@{domain}>"
     await mailer.send(message)
     db.add(EmailDelivery(job_id=context.job.id))
     await db.flush()

@@ -2,7 +2,7 @@
 
 Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set (the standard OTEL_* variables apply: OTEL_SERVICE_NAME,
 OTEL_EXPORTER_OTLP_HEADERS, OTEL_BSP_SCHEDULE_DELAY, ...). Log lines carry `trace_id` whenever a span
-is current, and a deferred job carries its request's trace context and request id (`job_context`).
+is current, and a deferred job carries its request's trace context and request id (`job_span`).
 """
 
 from __future__ import annotations

@@ -179,8 +179,6 @@ async def leave_organization(
     org_id: uuid.UUID, principal: Account, db: DbSession, client: ClientInfo
 ) -> Response:
     """Leave the organization (the last owner cannot). Switch to another organization afterwards."""
-    if org_id != principal.organization_id:
-        raise service.organization_not_found()
     await service.leave(db, principal, client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -21,7 +21,7 @@ INVITATION_TOKEN_PREFIX = "inv"
 
 @jobs.task(name="organizations:send_invitation", retry=RETRY, pass_context=True)
 async def send_invitation(context: JobContext, organization_id: str, invitation_id: str) -> None:
-    """Mail the invitation link; the secret is made here and only its hash kept (a resend replaces it)."""
+    """Mail the invitation link; the secret is made here and only its hash kept."""
     services = services_of(context)
     settings = services.settings
     async with services.sessionmaker() as db:
@@ -45,5 +45,5 @@ async def send_invitation(context: JobContext, organization_id: str, invitation_
             days=INVITATION_TTL.days,
             link=f"{settings.PUBLIC_APP_URL}/accept-invitation?token={token}",
         )
-        await send_once(db, context, services.mailer, message)
+        await send_once(db, context, services.mailer, message, secret=token)
         await db.commit()
