@@ -307,3 +307,26 @@ async def test_only_verified_people_invite_and_at_a_bounded_rate(
             for _ in range(3)
         ]
         assert [answer.status_code for answer in answers] == [201, 201, 429]
+
+
+async def test_signup_by_invitation_with_cookies_sets_all_three(
+    client: AsyncClient, mailbox: Mailbox
+) -> None:
+    owner = await new_owner(client)
+    await verify(client, mailbox, owner)
+    email = new_email()
+    invited = await client.post(
+        f"/orgs/{owner.organization_id}/invitations",
+        json={"email": email, "role": "agent"},
+        headers=owner.headers,
+    )
+    assert invited.status_code == 201
+    await run_jobs(client)
+    client.cookies.clear()
+    joined = await client.post(
+        "/invitations/accept", json={"token": mailbox.token_sent_to(email), "password": PASSWORD}
+    )
+    assert joined.status_code == 201
+    assert {"access_token", "refresh_token", "csrf_token"} <= set(joined.cookies)
+    assert "refresh_token" not in joined.json()
+    assert joined.json()["user"]["full_name"] is None  # nullable fields are present, as documented

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from fastapi.responses import JSONResponse
 
 from aisupport.auth import service as auth_service
 from aisupport.auth.cookies import request_cookies
@@ -252,7 +251,7 @@ async def accept_invitation(
     client: ClientInfo,
     bearer_token: Annotated[str | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
-) -> InvitationAccepted | TokenResponse | JSONResponse:
+) -> InvitationAccepted | TokenResponse:
     """Accept an invitation: signed in, as the invited address (verified); or, without an account,
     with a password, which creates the account and signs it in."""
     await auth.rate_limiter.hit(
@@ -273,10 +272,8 @@ async def accept_invitation(
     sign_in = await service.signup_by_invitation(
         db, auth, invitation=invitation, password=payload.password, full_name=payload.full_name, client=client
     )
-    body = answer_sign_in(response, auth, sign_in, payload.transport)
-    return JSONResponse(
-        body.model_dump(mode="json", exclude_none=True), status_code=201, headers=dict(response.headers)
-    )
+    response.status_code = status.HTTP_201_CREATED  # an account was created (and its cookies set)
+    return answer_sign_in(response, auth, sign_in, payload.transport)
 
 
 @router.post(
