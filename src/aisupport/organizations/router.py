@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from aisupport.auth import service as auth_service
 from aisupport.auth.cookies import request_cookies
 from aisupport.auth.dependencies import (
     Account,
@@ -27,7 +26,6 @@ from aisupport.core.access import public
 from aisupport.core.db import DbSession
 from aisupport.core.errors import AppError, problem_responses
 from aisupport.core.pagination import Cursor, Limit, Page, decode_cursor, page, time_and_id
-from aisupport.organizations import repository as repo
 from aisupport.organizations import service
 from aisupport.organizations.models import Membership, Role
 from aisupport.organizations.permissions import Permission
@@ -77,7 +75,7 @@ async def list_my_organizations(
     principal: Account, db: DbSession, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[MyOrganization]:
     """The organizations you belong to, with your role in each, oldest membership first."""
-    rows = await repo.organizations_of_user(db, principal.person, after=time_and_id(cursor), limit=limit + 1)
+    rows = await service.my_organizations(db, principal, after=time_and_id(cursor), limit=limit + 1)
     items, next_cursor = page(rows, limit, lambda row: (row[2], row[0].id))
     return Page(
         items=[
@@ -209,13 +207,7 @@ async def list_invitations(
     org_id: uuid.UUID, principal: InvitationManager, db: DbSession, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[InvitationOut]:
     """Pending invitations, oldest first."""
-    rows = await repo.pending_invitations(
-        db,
-        principal.organization_id,
-        now=datetime.now().astimezone(),
-        after=time_and_id(cursor),
-        limit=limit + 1,
-    )
+    rows = await service.pending_invitations(db, principal, after=time_and_id(cursor), limit=limit + 1)
     items, next_cursor = page(rows, limit, lambda row: (row.created_at, row.id))
     return Page(items=[InvitationOut.model_validate(row) for row in items], next_cursor=next_cursor)
 
@@ -260,17 +252,14 @@ async def accept_invitation(
     signed_in = bearer_token is not None or api_key is not None or request_cookies(request, auth.settings)[0]
     if signed_in:
         principal = await current_principal(request, db, auth, client, bearer_token, api_key)
-        user = await auth_service.verified_user(db, principal.person)
-        invitation = await service.open_invitation(db, payload.token)
-        organization, role = await service.accept_invitation(db, invitation, user, client)
+        organization, role = await service.accept_as_signed_in(db, principal, payload.token, client)
         return InvitationAccepted(organization=OrganizationOut.model_validate(organization), role=role)
     if payload.password is None:
         raise AppError(
             422, "password_required", "Sign in to accept, or choose a password to create your account."
         )
-    invitation = await service.open_invitation(db, payload.token)
-    sign_in = await service.signup_by_invitation(
-        db, auth, invitation=invitation, password=payload.password, full_name=payload.full_name, client=client
+    sign_in = await service.accept_by_signing_up(
+        db, auth, payload.token, payload.password, payload.full_name, client
     )
     response.status_code = status.HTTP_201_CREATED  # an account was created (and its cookies set)
     return answer_sign_in(response, auth, sign_in, payload.transport)
@@ -302,7 +291,7 @@ async def list_api_keys(
     org_id: uuid.UUID, principal: KeyManager, db: DbSession, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[ApiKeyOut]:
     """The organization's API keys (never their secrets), oldest first."""
-    rows = await repo.api_keys(db, principal.organization_id, after=time_and_id(cursor), limit=limit + 1)
+    rows = await service.api_keys(db, principal, after=time_and_id(cursor), limit=limit + 1)
     items, next_cursor = page(rows, limit, lambda row: (row.created_at, row.id))
     return Page(items=[ApiKeyOut.model_validate(row) for row in items], next_cursor=next_cursor)
 
@@ -334,9 +323,9 @@ async def audit_log(
 ) -> Page[AuditEventOut]:
     """Security-relevant events, newest first, filtered by action, actor and time."""
     position = decode_cursor(cursor, int)
-    rows = await repo.audit_events(
+    rows = await service.audit_log(
         db,
-        principal.organization_id,
+        principal,
         before_id=position[0] if position else None,
         limit=limit + 1,
         action=action,

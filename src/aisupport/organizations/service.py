@@ -30,7 +30,15 @@ from aisupport.core.tenancy import set_tenant
 from aisupport.organizations import audit
 from aisupport.organizations import repository as repo
 from aisupport.organizations.audit import Actor
-from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization, Role, new_slug
+from aisupport.organizations.models import (
+    ApiKey,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Organization,
+    Role,
+    new_slug,
+)
 
 log = structlog.get_logger("aisupport.organizations")
 
@@ -66,6 +74,13 @@ async def create_organization(
     await repo.add_membership(db, organization_id=organization.id, user_id=user_id, role=Role.OWNER)
     await audit.record(db, organization.id, "organization.created", actor=principal.actor, client=client)
     return organization, Role.OWNER
+
+
+async def my_organizations(
+    db: AsyncSession, principal: Principal, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[tuple[Organization, Role, datetime]]:
+    """The caller's organizations with their role and joining time, oldest membership first."""
+    return await repo.organizations_of_user(db, principal.person, after=after, limit=limit)
 
 
 async def get_organization(db: AsyncSession, principal: Principal) -> Organization:
@@ -222,6 +237,13 @@ async def invite(
     return invitation
 
 
+async def pending_invitations(
+    db: AsyncSession, principal: Principal, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[Invitation]:
+    now = datetime.now(UTC)
+    return await repo.pending_invitations(db, principal.organization_id, now=now, after=after, limit=limit)
+
+
 async def revoke_invitation(
     db: AsyncSession, principal: Principal, invitation_id: uuid.UUID, client: Client
 ) -> None:
@@ -236,6 +258,24 @@ async def revoke_invitation(
         actor=principal.actor,
         client=client,
         target=("invitation", invitation.id),
+    )
+
+
+async def accept_as_signed_in(
+    db: AsyncSession, principal: Principal, token: str, client: Client
+) -> tuple[Organization, Role]:
+    """Accept for the signed-in person, whose verified address must be the invited one."""
+    user = await auth_service.verified_user(db, principal.person)
+    return await accept_invitation(db, await open_invitation(db, token), user, client)
+
+
+async def accept_by_signing_up(
+    db: AsyncSession, auth: AuthComponents, token: str, password: str, full_name: str | None, client: Client
+) -> SignIn:
+    """Accept without an account: create it with `password` and sign in."""
+    invitation = await open_invitation(db, token)
+    return await signup_by_invitation(
+        db, auth, invitation=invitation, password=password, full_name=full_name, client=client
     )
 
 
@@ -352,6 +392,36 @@ async def create_api_key(
         details={"name": name, "role": role.value},
     )
     return key, secret
+
+
+async def api_keys(
+    db: AsyncSession, principal: Principal, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[ApiKey]:
+    return await repo.api_keys(db, principal.organization_id, after=after, limit=limit)
+
+
+async def audit_log(
+    db: AsyncSession,
+    principal: Principal,
+    *,
+    before_id: int | None,
+    limit: int,
+    action: str | None,
+    actor_user_id: uuid.UUID | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[AuditEvent]:
+    """A page of the organization's audit log, newest first."""
+    return await repo.audit_events(
+        db,
+        principal.organization_id,
+        before_id=before_id,
+        limit=limit,
+        action=action,
+        actor_user_id=actor_user_id,
+        since=since,
+        until=until,
+    )
 
 
 async def revoke_api_key(db: AsyncSession, principal: Principal, key_id: uuid.UUID, client: Client) -> None:
