@@ -13,11 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aisupport.auth import repository
 from aisupport.auth.models import AuthSession, TokenPurpose, User
 from aisupport.auth.password_policy import check_password, normalize_password
-from aisupport.auth.service import AuthComponents, forget_sessions, normalize_email
-from aisupport.auth.tasks import password_fingerprint
+from aisupport.auth.service import (
+    AuthComponents,
+    forget_sessions,
+    invalid_access_token,
+    normalize_email,
+    password_fingerprint,
+    send_verification,
+)
 from aisupport.core.client import Client
 from aisupport.core.db import release_connection
-from aisupport.core.errors import AppError, Unauthorized
+from aisupport.core.errors import AppError
 from aisupport.core.jobs import defer
 from aisupport.core.ratelimit import limit_key
 from aisupport.core.security import sha256_hex
@@ -30,17 +36,6 @@ ADDRESS_PURPOSES = (TokenPurpose.VERIFY_EMAIL.value, TokenPurpose.CHANGE_EMAIL.v
 def invalid_account_token() -> AppError:
     # One answer for unknown, used, expired and no-longer-bound tokens.
     return AppError(400, "invalid_link", "This link is invalid, expired or already used.")
-
-
-async def send_verification(db: AsyncSession, user: User) -> None:
-    """Queue the email that confirms the account's current address."""
-    await defer(
-        db,
-        "auth:send_email_verification",
-        user_id=str(user.id),
-        email=user.email,
-        purpose=TokenPurpose.VERIFY_EMAIL.value,
-    )
 
 
 async def resend_verification(db: AsyncSession, auth: AuthComponents, user_id: uuid.UUID) -> None:
@@ -181,7 +176,7 @@ async def logout_all(db: AsyncSession, auth: AuthComponents, user_id: uuid.UUID)
 async def _active_user(db: AsyncSession, user_id: uuid.UUID) -> User:
     user = await repository.user_by_id(db, user_id)
     if user is None or not user.is_active:
-        raise Unauthorized("invalid_token", "The access token is invalid, expired or revoked.")
+        raise invalid_access_token()
     return user
 
 

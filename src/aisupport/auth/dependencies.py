@@ -6,7 +6,6 @@ import hmac
 import ipaddress
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -17,7 +16,8 @@ from starlette.requests import HTTPConnection
 
 from aisupport.auth import service
 from aisupport.auth.cookies import request_cookies
-from aisupport.auth.service import AuthComponents
+from aisupport.auth.principal import API_KEY_PREFIX, Principal
+from aisupport.auth.service import AuthComponents, invalid_access_token
 from aisupport.core.client import Client
 from aisupport.core.db import DbSession
 from aisupport.core.errors import AppError, Unauthorized
@@ -27,20 +27,14 @@ from aisupport.organizations import audit
 from aisupport.organizations import repository as org_repository
 from aisupport.organizations.audit import Actor
 from aisupport.organizations.models import Role
-from aisupport.organizations.permissions import Permission, permissions_of
+from aisupport.organizations.permissions import Permission
 
 log = structlog.get_logger("aisupport.auth")
 
-API_KEY_PREFIX = "sk"
 API_KEY_LAST_USED_PRECISION = timedelta(minutes=1)  # last_used_at is written at most once a minute
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 CSRF_HEADER = "X-CSRF-Token"
-
-
-def invalid_access_token() -> Unauthorized:
-    # One answer for every kind of bad token, so a caller learns nothing from the difference.
-    return Unauthorized("invalid_token", "The access token is invalid, expired or revoked.")
 
 
 class BearerToken(OAuth2PasswordBearer):
@@ -66,44 +60,7 @@ api_key_scheme = APIKeyHeader(
 )
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling, in which organization, with which effective role.
-
-    A person signed in with an access token, or an API key (a non-human member, `user_id` None).
-    """
-
-    organization_id: uuid.UUID
-    role: Role
-    via: Literal["bearer", "cookie", "api_key"]
-    user_id: uuid.UUID | None = None
-    session_id: uuid.UUID | None = None
-    api_key_id: uuid.UUID | None = None
-
-    @property
-    def permissions(self) -> frozenset[Permission]:
-        return permissions_of(self.role, api_key=self.api_key_id is not None)
-
-    @property
-    def actor(self) -> Actor:
-        return Actor(user_id=self.user_id, api_key_id=self.api_key_id)
-
-    @property
-    def person(self) -> uuid.UUID:
-        """The signed-in user's id; routes that need a person require Permission.ACCOUNT first."""
-        if self.user_id is None:
-            raise AppError(403, "forbidden", "API keys cannot do this.")
-        return self.user_id
-
-    @property
-    def session(self) -> uuid.UUID:
-        """The signed-in user's session (people have one; API keys do not)."""
-        if self.session_id is None:
-            raise AppError(403, "forbidden", "API keys cannot do this.")
-        return self.session_id
-
-
-def auth_components(request: Request) -> AuthComponents:
+async def auth_components(request: Request) -> AuthComponents:
     components: AuthComponents = request.app.state.auth
     return components
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass
@@ -113,6 +114,11 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+def invalid_access_token() -> Unauthorized:
+    # One answer for every kind of bad token, so a caller learns nothing from the difference.
+    return Unauthorized("invalid_token", "The access token is invalid, expired or revoked.")
+
+
 def invalid_credentials(*, keep_changes: bool = False) -> Unauthorized:
     return Unauthorized(
         "invalid_credentials", "The email or password is incorrect.", keep_changes=keep_changes
@@ -181,6 +187,15 @@ async def signup(
     await audit.record(
         db, organization.id, "organization.created", actor=Actor(user_id=user.id), client=client
     )
+    await send_verification(db, user)
+    log.info("user_signed_up", user_id=str(user.id), organization_id=str(organization.id))
+    if settings.REQUIRE_EMAIL_VERIFICATION:
+        return None
+    return await start_session(db, auth, user, organization, Role.OWNER, client)
+
+
+async def send_verification(db: AsyncSession, user: User) -> None:
+    """Queue the email that confirms the account's current address."""
     await defer(
         db,
         "auth:send_email_verification",
@@ -188,10 +203,11 @@ async def signup(
         email=user.email,
         purpose=TokenPurpose.VERIFY_EMAIL.value,
     )
-    log.info("user_signed_up", user_id=str(user.id), organization_id=str(organization.id))
-    if settings.REQUIRE_EMAIL_VERIFICATION:
-        return None
-    return await start_session(db, auth, user, organization, Role.OWNER, client)
+
+
+def password_fingerprint(password_hash: str) -> str:
+    """Ties a reset token to the password it replaces: any password change kills the token."""
+    return hashlib.sha256(b"reset-binding/" + password_hash.encode()).hexdigest()
 
 
 async def login(
@@ -292,7 +308,7 @@ async def profile(
     user, memberships = found if found else (None, [])
     current = next(((org, role) for org, role in memberships if org.id == organization_id), None)
     if user is None or not user.is_active or current is None:
-        raise Unauthorized("invalid_token", "The access token is invalid, expired or revoked.")
+        raise invalid_access_token()
     return user, current[0], current[1], memberships
 
 
@@ -395,7 +411,7 @@ async def verified_user(db: AsyncSession, user_id: uuid.UUID) -> User:
     """The signed-in user, if their address is verified (joining an organization by email needs it)."""
     user = await repository.user_by_id(db, user_id)
     if user is None or not user.is_active:
-        raise Unauthorized("invalid_token", "The access token is invalid, expired or revoked.")
+        raise invalid_access_token()
     if not user.email_verified:
         raise AppError(403, "email_not_verified", "Confirm your email address first: see the email we sent.")
     return user

@@ -6,7 +6,6 @@ queue table) never hold a token, and the token row is committed only once its em
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.auth import repository
 from aisupport.auth.models import AccountToken, TokenPurpose, User
+from aisupport.auth.service import password_fingerprint
 from aisupport.core.email import Templates
 from aisupport.core.jobs import RETRY, EmailDelivery, already_sent, jobs, send_once, services_of
 from aisupport.core.security import new_opaque_token, sha256_hex
@@ -31,11 +31,6 @@ TOKEN_PREFIXES = {
 }
 TEMPLATES = "aisupport.auth"  # auth/templates/email/
 RETENTION = timedelta(days=7)  # ended sessions and used tokens stay this long for support questions
-
-
-def password_fingerprint(password_hash: str) -> str:
-    """Ties a reset token to the password it replaces: any password change kills the token."""
-    return hashlib.sha256(b"reset-binding/" + password_hash.encode()).hexdigest()
 
 
 @jobs.task(name="auth:send_email_verification", retry=RETRY, pass_context=True)

@@ -13,13 +13,13 @@ from aisupport.auth.dependencies import (
     Account,
     Auth,
     ClientInfo,
-    Principal,
     api_key_scheme,
     bearer_scheme,
     current_principal,
     requires,
 )
 from aisupport.auth.models import User
+from aisupport.auth.principal import Principal
 from aisupport.auth.router import answer_sign_in
 from aisupport.auth.schemas import TokenResponse
 from aisupport.core.access import public

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.auth import repository as auth_repository
 from aisupport.auth import service as auth_service
-from aisupport.auth.dependencies import API_KEY_PREFIX, Principal
 from aisupport.auth.models import User
 from aisupport.auth.password_policy import check_password, normalize_password
+from aisupport.auth.principal import API_KEY_PREFIX, Principal
 from aisupport.auth.service import AuthComponents, SignIn, normalize_email
 from aisupport.core.client import Client
 from aisupport.core.errors import AppError
