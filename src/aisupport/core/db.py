@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, func, text
+from sqlalchemy import DateTime, MetaData, event, func
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column
 
 from aisupport.core.config import Settings
 from aisupport.core.errors import AppError
+from aisupport.core.tenancy import TenantSession
 
 # Stable constraint names, so migrations can address them (Alembic's recommended convention).
 NAMING_CONVENTION = {
@@ -72,8 +73,6 @@ def create_engine(
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    from aisupport.core.tenancy import TenantSession
-
     return async_sessionmaker(
         engine, expire_on_commit=False, autoflush=False, sync_session_class=TenantSession
     )
@@ -87,20 +86,45 @@ def after_commit(session: AsyncSession, action: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(action)
 
 
+# What the current transaction has written, tracked without asking the database: a flush with changes,
+# a deferred job, or any statement through the session that is not a select() construct (raw text counts
+# as a write; the tenant's set_config goes through the connection and does not). Cleared when the
+# transaction ends.
+WROTE = "wrote_in_transaction"
+
+
 async def release_connection(session: AsyncSession) -> None:
     """Return the connection to the pool before slow work that needs no database (password hashing).
 
     Only for a request that has written nothing yet: it ends the read transaction, and the next query
     starts another. Holding a connection through a hash would let a login storm empty the pool.
     """
-    written = bool(session.new or session.dirty or session.deleted)
-    if not written and session.in_transaction():
-        # Flushed ORM writes, Core statements and deferred jobs leave no trace in the session:
-        # PostgreSQL knows whether this transaction has written anything.
-        written = bool(await session.scalar(text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")))
-    if written:
+    if session.new or session.dirty or session.deleted or session.info.get(WROTE):
         raise RuntimeError("release_connection would commit this request's writes early")
     await session.commit()
+
+
+def mark_written(session: AsyncSession | Session) -> None:
+    """Note that the current transaction has written (for writes the ORM does not see, such as jobs)."""
+    session.info[WROTE] = True
+
+
+@event.listens_for(TenantSession, "before_flush")
+def _flush_writes(session: Session, flush_context: object, instances: object) -> None:
+    if session.new or session.dirty or session.deleted:
+        mark_written(session)
+
+
+@event.listens_for(TenantSession, "do_orm_execute")
+def _statement_writes(state: ORMExecuteState) -> None:
+    if not state.is_select:
+        mark_written(state.session)
+
+
+@event.listens_for(TenantSession, "after_commit")
+@event.listens_for(TenantSession, "after_rollback")
+def _transaction_ended(session: Session) -> None:
+    session.info.pop(WROTE, None)
 
 
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aisupport.core.config import Settings
-from aisupport.core.db import Base, create_sessionmaker
+from aisupport.core.db import Base, create_sessionmaker, mark_written
 from aisupport.core.email import Mailer
 from aisupport.core.metrics import JOB_OUTCOMES
 from aisupport.core.tracing import current_carrier, job_span
@@ -100,6 +100,7 @@ async def defer(db: AsyncSession, task_name: str, **arguments: Any) -> None:
     """Queue a job in the request's transaction: it commits, or vanishes, with the request's writes."""
     connection = await db.connection()
     raw = await connection.get_raw_connection()
+    mark_written(db)
     origin = {"request_id": structlog.contextvars.get_contextvars().get("request_id"), **current_carrier()}
     await jobs.configure_task(task_name, allow_unknown=False, connection=raw.driver_connection).defer_async(
         **arguments, **{ORIGIN: origin}

@@ -59,7 +59,7 @@ async def set_tenant(
     }
     db.info[TENANT_KEY] = tenant
     if db.in_transaction():
-        await db.execute(APPLY_TENANT, tenant)
+        await (await db.connection()).execute(APPLY_TENANT, tenant)
 
 
 def app_database_url(settings: Settings, owner_url: str) -> str:
