@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
@@ -23,7 +24,7 @@ from aisupport.core.config import Settings
 from aisupport.core.db import DbSession
 from aisupport.core.errors import AppError
 from aisupport.core.jobs import defer, jobs
-from tests.conftest import Mailbox, run_jobs, serve
+from tests.conftest import Mailbox, free_port, run_jobs, serve
 
 
 @jobs.task(name="tests:always_fails", retry=RetryStrategy(max_attempts=2))
@@ -133,6 +134,8 @@ async def test_a_job_whose_worker_is_killed_completes_on_another_worker(
             "WORKER_HEARTBEAT_SECONDS": "0.5",
             "LOG_LEVEL": "WARNING",
         }
+        metrics_port = free_port()
+        env["WORKER_METRICS_PORT"] = str(metrics_port)
         worker = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "aisupport.cli", "worker", env=env, cwd=tmp_path, stdout=subprocess.DEVNULL
         )
@@ -140,6 +143,11 @@ async def test_a_job_whose_worker_is_killed_completes_on_another_worker(
             # The first worker is in the middle of the job: its mail server stopped answering.
             assert await asyncio.to_thread(mailbox.stalled.wait, 60), "the worker never started the job"
             assert await _jobs_for(client, marker) == [("doing", 0)]
+            # The worker's own metrics port answers while it works.
+            async with httpx.AsyncClient() as scraper:
+                scraped = await scraper.get(f"http://127.0.0.1:{metrics_port}/metrics")
+            assert scraped.status_code == 200
+            assert "aisupport_job_outcomes" in scraped.text
         finally:
             worker.send_signal(signal.SIGKILL)
             await worker.wait()

@@ -78,6 +78,12 @@ def worker(settings: Settings) -> None:
 
     configure_logging(json=settings.ENV == "prod", level=settings.LOG_LEVEL)
     tracing.configure_tracing(settings)
+    if settings.WORKER_METRICS_PORT is not None:
+        from prometheus_client import start_http_server
+
+        # A worker serves no API: its metrics (job outcomes) get a port of their own, for the
+        # private network only.
+        start_http_server(settings.WORKER_METRICS_PORT, addr=settings.WORKER_METRICS_HOST)
 
     async def main() -> None:
         url = app_database_url(settings, database_url(settings))

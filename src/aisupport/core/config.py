@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     WORKER_HEARTBEAT_SECONDS: float = Field(default=10, gt=0)
     WORKER_STALLED_AFTER_SECONDS: float = Field(default=30, gt=0)
     WORKER_SHUTDOWN_SECONDS: float = Field(default=30, ge=0)
+    # `aisupport worker` serves its Prometheus metrics on this port when set (no token: keep it private).
+    WORKER_METRICS_PORT: int | None = Field(default=None, ge=1, le=65535)
+    WORKER_METRICS_HOST: str = "127.0.0.1"
 
     @field_validator("CORS_ORIGINS", "FORWARDED_ALLOW_IPS", mode="before")
     @classmethod
