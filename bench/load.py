@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aisupport.core.config import RATE_LIMIT_SETTINGS
 from run import (
     DEFAULT_OUTPUT,
     HUGE_LIMIT,
@@ -82,17 +83,6 @@ ENDPOINTS = {
     "refresh": "POST /auth/refresh",
     "logout": "POST /auth/logout",
 }
-# Every limit the service counts, raised so the load measures the endpoints, not the limiter.
-RATE_LIMITS = (
-    "RATE_LIMIT_LOGIN_PER_IP",
-    "RATE_LIMIT_LOGIN_PER_ACCOUNT",
-    "RATE_LIMIT_SIGNUP_PER_IP",
-    "RATE_LIMIT_REFRESH_PER_IP",
-    "RATE_LIMIT_EMAIL_PER_ACCOUNT",
-    "RATE_LIMIT_PASSWORD_FORGOT_PER_IP",
-    "RATE_LIMIT_ACCOUNT_TOKEN_PER_IP",
-    "RATE_LIMIT_API_KEY",
-)
 DRAIN_TIMEOUT = REQUEST_TIMEOUT + 15.0  # after the window: requests in flight finish or are cancelled
 MEMORY_TIMEOUT = 2 * REQUEST_TIMEOUT  # the whole memory phase
 RETRY_PAUSE = 0.5  # a client whose sign-in failed waits this long before the next attempt
@@ -811,7 +801,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     prefix = f"load-{secrets.token_hex(6)}"
     mail_dir = Path(tempfile.mkdtemp(prefix="aisupport-load-mail-"))
-    overrides = {name: HUGE_LIMIT for name in RATE_LIMITS}
+    overrides = {name: HUGE_LIMIT for name in RATE_LIMIT_SETTINGS}  # measure endpoints, not limits
     overrides.update(RATE_LIMIT_KEY_PREFIX=prefix, EMAIL_DEV_DIR=str(mail_dir))
     user_overrides = {}
     for item in args.env:

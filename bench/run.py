@@ -50,6 +50,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from aisupport.core.config import RATE_LIMIT_SETTINGS
+
 if TYPE_CHECKING:
     from aisupport.core.config import Settings
 
@@ -391,10 +393,7 @@ def running_server(
         SECRET_KEY=secrets.token_urlsafe(36),  # 48 characters
         EMBEDDED_PGDATA=str(workdir / "pgdata"),
         LOG_LEVEL="WARNING",
-        RATE_LIMIT_LOGIN_PER_IP=HUGE_LIMIT,
-        RATE_LIMIT_LOGIN_PER_ACCOUNT=HUGE_LIMIT,
-        RATE_LIMIT_SIGNUP_PER_IP=HUGE_LIMIT,
-        RATE_LIMIT_REFRESH_PER_IP=HUGE_LIMIT,
+        **dict.fromkeys(RATE_LIMIT_SETTINGS, HUGE_LIMIT),
         RATE_LIMIT_KEY_PREFIX=f"bench-{secrets.token_hex(6)}",
     )
     if redis_url:

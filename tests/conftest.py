@@ -34,7 +34,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from aisupport.cli import migrate
-from aisupport.core.config import PROJECT_ROOT, Settings
+from aisupport.core.config import PROJECT_ROOT, RATE_LIMIT_SETTINGS, Settings
 from aisupport.core.email import create_mailer
 from aisupport.core.embedded import start_embedded_postgres
 from aisupport.core.jobs import run_worker
@@ -181,14 +181,8 @@ def make_settings(database_url: str, redis_url: str | None, mailbox: Mailbox) ->
             "ARGON2_TIME_COST": 1,
             "ARGON2_MEMORY_COST_KIB": 1024,
             "ARGON2_PARALLELISM": 1,
-            "RATE_LIMIT_LOGIN_PER_IP": "100000/minute",
-            "RATE_LIMIT_LOGIN_PER_ACCOUNT": "100000/minute",
-            "RATE_LIMIT_SIGNUP_PER_IP": "100000/minute",
-            "RATE_LIMIT_REFRESH_PER_IP": "100000/minute",
+            **dict.fromkeys(RATE_LIMIT_SETTINGS, "100000/minute"),  # tests that check a limit set it
             "RATE_LIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}",
-            "RATE_LIMIT_EMAIL_PER_ACCOUNT": "100000/minute",
-            "RATE_LIMIT_PASSWORD_FORGOT_PER_IP": "100000/minute",
-            "RATE_LIMIT_ACCOUNT_TOKEN_PER_IP": "100000/minute",
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": mailbox.port,
             "SMTP_TLS": "none",

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 import redis
 
+from aisupport.core.config import RATE_LIMIT_SETTINGS
 from aisupport.core.embedded import start_embedded_postgres
 from tests.conftest import IN_CI, PASSWORD, free_port, new_email, running_service
 
@@ -108,9 +109,7 @@ async def test_postgres_stopped_under_traffic_answers_503_and_recovers_without_a
         tmp_path,
         DATABASE_URL=postgres.url,
         DATABASE_TIMEOUT_SECONDS=str(OUTAGE_TIMEOUT),
-        RATE_LIMIT_SIGNUP_PER_IP=NO_LIMIT,
-        RATE_LIMIT_LOGIN_PER_IP=NO_LIMIT,
-        RATE_LIMIT_LOGIN_PER_ACCOUNT=NO_LIMIT,
+        **dict.fromkeys(RATE_LIMIT_SETTINGS, NO_LIMIT),
     ) as service:
         async with httpx.AsyncClient(base_url=service.base_url, timeout=30) as client:
             owner = {"email": new_email(), "password": PASSWORD, "transport": "body"}

@@ -12,6 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from aisupport.core.config import RATE_LIMIT_SETTINGS
 from tests.conftest import IN_CI, PASSWORD, ServiceProcess, new_email, running_service
 
 NO_LIMIT = "1000000/minute"
@@ -20,20 +21,7 @@ EXAMPLES_PER_OPERATION = 12
 
 @pytest.fixture(scope="module")
 def api_service(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[ServiceProcess]:
-    limits = {
-        name: NO_LIMIT
-        for name in (
-            "RATE_LIMIT_LOGIN_PER_IP",
-            "RATE_LIMIT_LOGIN_PER_ACCOUNT",
-            "RATE_LIMIT_SIGNUP_PER_IP",
-            "RATE_LIMIT_REFRESH_PER_IP",
-            "RATE_LIMIT_EMAIL_PER_ACCOUNT",
-            "RATE_LIMIT_PASSWORD_FORGOT_PER_IP",
-            "RATE_LIMIT_ACCOUNT_TOKEN_PER_IP",
-            "RATE_LIMIT_API_KEY",
-            "RATE_LIMIT_INVITATIONS_PER_ORG",
-        )
-    }
+    limits = dict.fromkeys(RATE_LIMIT_SETTINGS, NO_LIMIT)
     cheap_hashing = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST_KIB": "1024", "ARGON2_PARALLELISM": "1"}
     with running_service(
         tmp_path_factory.mktemp("fuzz"),
