@@ -1,7 +1,8 @@
 """Outgoing mail: messages from Jinja2 templates (plain text + HTML), sent by SMTP or, in development,
 logged and written to a folder.
 
-Templates live beside the domain that sends them: `<package>/templates/email/<name>.{subject,txt,html}`.
+Templates live beside the domain that sends them: `<package>/templates/email/<name>.{subject,txt,html}`;
+the HTML ones extend the shared layout `email/base.html` in core/templates.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 
 import aiosmtplib
 import structlog
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from aisupport.core.config import Settings, SmtpSettings
 
@@ -63,7 +64,9 @@ _environments: dict[str, Environment] = {}
 def _environment(package: str) -> Environment:
     if package not in _environments:
         _environments[package] = Environment(
-            loader=PackageLoader(package, "templates"),
+            loader=ChoiceLoader(
+                [PackageLoader(package, "templates"), PackageLoader("aisupport.core", "templates")]
+            ),
             autoescape=select_autoescape(["html"]),
             undefined=StrictUndefined,
             keep_trailing_newline=True,
