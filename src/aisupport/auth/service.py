@@ -420,7 +420,7 @@ async def verified_user(db: AsyncSession, user_id: uuid.UUID) -> User:
 async def _record_failed_sign_in(db: AsyncSession, user: User, client: Client) -> None:
     """A wrong password for a known account goes into the audit log of each of its organizations."""
     await set_tenant(db, organization_id=None, user_id=user.id)
-    for organization, _ in await org_repository.memberships_of_user(db, user.id):
+    for organization, _, _ in await org_repository.organizations_of_user(db, user.id):
         await set_tenant(db, organization_id=organization.id, user_id=user.id)
         await audit.record(
             db, organization.id, "auth.sign_in_failed", actor=Actor(), client=client, target=("user", user.id)
@@ -435,10 +435,11 @@ async def _choose_membership(
         if membership is None:
             raise AppError(403, "not_a_member", "You are not a member of that organization.")
         return membership
-    memberships = await org_repository.memberships_of_user(db, user_id)
-    if not memberships:
+    first = await org_repository.organizations_of_user(db, user_id, limit=1)
+    if not first:
         raise AppError(403, "no_organization", "You do not belong to any organization.")
-    return memberships[0]
+    organization, role, _ = first[0]
+    return organization, role
 
 
 async def start_session(

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
+from sqlalchemy import Select, tuple_
 
 from aisupport.core.errors import AppError
 
@@ -26,6 +27,7 @@ MAX_LIMIT = 100
 
 T = TypeVar("T")
 Row = TypeVar("Row")
+SelectT = TypeVar("SelectT", bound=Select)  # type: ignore[type-arg]
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
 Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")]
@@ -63,6 +65,17 @@ def time_and_id(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     """The most common position: (created_at, id)."""
     position = decode_cursor(cursor, datetime.fromisoformat, uuid.UUID)
     return None if position is None else (position[0], position[1])
+
+
+def keyset(
+    query: SelectT, order: tuple[Any, ...], after: tuple[Any, ...] | None, limit: int | None
+) -> SelectT:
+    """`query` sorted by the `order` columns, resumed after the position `after` (the previous page's
+    last row), and cut to `limit` rows (None: all)."""
+    query = query.order_by(*order)
+    if after is not None:
+        query = query.where(tuple_(*order) > after)
+    return query if limit is None else query.limit(limit)
 
 
 def page(

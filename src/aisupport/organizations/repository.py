@@ -9,10 +9,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.auth.models import User
+from aisupport.core.pagination import keyset
 from aisupport.organizations.models import ApiKey, AuditEvent, Invitation, Membership, Organization, Role
 
 
@@ -35,18 +36,21 @@ async def delete_organization(db: AsyncSession, organization_id: uuid.UUID) -> N
 
 
 async def organizations_of_user(
-    db: AsyncSession, user_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    db: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int | None = None,
 ) -> list[tuple[Organization, Role, datetime]]:
-    """A page of the user's organizations with their role and joining time, oldest membership first."""
-    query = (
+    """The user's organizations with their role and joining time, oldest membership first."""
+    query = keyset(
         select(Organization, Membership.role, Membership.created_at)
         .join(Membership, Membership.organization_id == Organization.id)
-        .where(Membership.user_id == user_id)
-        .order_by(Membership.created_at, Organization.id)
-        .limit(limit)
+        .where(Membership.user_id == user_id),
+        (Membership.created_at, Organization.id),
+        after,
+        limit,
     )
-    if after is not None:
-        query = query.where(tuple_(Membership.created_at, Organization.id) > after)
     return [
         (organization, Role(role), joined) for organization, role, joined in (await db.execute(query)).all()
     ]
@@ -66,15 +70,14 @@ async def members(
     db: AsyncSession, organization_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int
 ) -> list[tuple[Membership, User]]:
     """A page of members, oldest first (keyset on joined time, then user id)."""
-    query = (
+    query = keyset(
         select(Membership, User)
         .join(User, User.id == Membership.user_id)
-        .where(Membership.organization_id == organization_id)
-        .order_by(Membership.created_at, Membership.user_id)
-        .limit(limit)
+        .where(Membership.organization_id == organization_id),
+        (Membership.created_at, Membership.user_id),
+        after,
+        limit,
     )
-    if after is not None:
-        query = query.where(tuple_(Membership.created_at, Membership.user_id) > after)
     return [(membership, user) for membership, user in (await db.execute(query)).all()]
 
 
@@ -131,19 +134,17 @@ async def pending_invitations(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[Invitation]:
-    query = (
-        select(Invitation)
-        .where(
+    query = keyset(
+        select(Invitation).where(
             Invitation.organization_id == organization_id,
             Invitation.accepted_at.is_(None),
             Invitation.revoked_at.is_(None),
             Invitation.expires_at > now,
-        )
-        .order_by(Invitation.created_at, Invitation.id)
-        .limit(limit)
+        ),
+        (Invitation.created_at, Invitation.id),
+        after,
+        limit,
     )
-    if after is not None:
-        query = query.where(tuple_(Invitation.created_at, Invitation.id) > after)
     return list((await db.execute(query)).scalars())
 
 
@@ -171,14 +172,12 @@ async def add_api_key(db: AsyncSession, key: ApiKey) -> ApiKey:
 async def api_keys(
     db: AsyncSession, organization_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int
 ) -> list[ApiKey]:
-    query = (
-        select(ApiKey)
-        .where(ApiKey.organization_id == organization_id)
-        .order_by(ApiKey.created_at, ApiKey.id)
-        .limit(limit)
+    query = keyset(
+        select(ApiKey).where(ApiKey.organization_id == organization_id),
+        (ApiKey.created_at, ApiKey.id),
+        after,
+        limit,
     )
-    if after is not None:
-        query = query.where(tuple_(ApiKey.created_at, ApiKey.id) > after)
     return list((await db.execute(query)).scalars())
 
 
@@ -237,17 +236,6 @@ async def add_membership(
     db.add(membership)
     await db.flush()
     return membership
-
-
-async def memberships_of_user(db: AsyncSession, user_id: uuid.UUID) -> list[tuple[Organization, Role]]:
-    """The user's organizations with their role, oldest membership first."""
-    rows = await db.execute(
-        select(Organization, Membership.role)
-        .join(Membership, Membership.organization_id == Organization.id)
-        .where(Membership.user_id == user_id)
-        .order_by(Membership.created_at, Organization.id)
-    )
-    return [(organization, Role(role)) for organization, role in rows.all()]
 
 
 async def user_with_memberships(
