@@ -26,7 +26,6 @@ DB_POOL_CONNECTIONS = Gauge(
     "aisupport_db_pool_connections", "Database connections of this process, by state.", ["state"]
 )
 DB_POOL_SIZE = Gauge("aisupport_db_pool_size", "Most database connections this process may open.")
-DB_POOL_WAITING = Gauge("aisupport_db_pool_waiting", "Requests getting a pooled connection right now.")
 JOBS = Gauge("aisupport_jobs", "Background jobs in the queue, by status.", ["status"])
 JOB_OLDEST_TODO_AGE = Gauge(
     "aisupport_job_oldest_todo_age_seconds", "How long the oldest due job has waited for a worker."
@@ -58,12 +57,14 @@ JOB_STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborting",
 class InstrumentedPool(AsyncAdaptedQueuePool):
     """The default async pool, counting the checkouts in progress (waiting for a connection)."""
 
+    _waiting = DB_POOL_CONNECTIONS.labels("waiting")
+
     def _do_get(self):  # type: ignore[no-untyped-def]
-        DB_POOL_WAITING.inc()
+        self._waiting.inc()
         try:
             return super()._do_get()
         finally:
-            DB_POOL_WAITING.dec()
+            self._waiting.dec()
 
 
 async def read_database_gauges(engine: AsyncEngine, sessionmaker: async_sessionmaker) -> None:  # type: ignore[type-arg]
@@ -72,7 +73,6 @@ async def read_database_gauges(engine: AsyncEngine, sessionmaker: async_sessionm
         DB_POOL_CONNECTIONS.labels("in_use").set(pool.checkedout())
         DB_POOL_CONNECTIONS.labels("idle").set(pool.checkedin())
         DB_POOL_SIZE.set(pool.size() + pool._max_overflow)
-    DB_POOL_CONNECTIONS.labels("waiting").set(DB_POOL_WAITING._value.get())  # one value, two names
     async with sessionmaker() as db:
         rows = await db.execute(text("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status"))
         counts = {status: count for status, count in rows.all()}
