@@ -36,7 +36,7 @@ TASK_MODULES = ["aisupport.auth.tasks", "aisupport.organizations.tasks"]
 # (about 34 minutes in all); then it is marked failed and logged (`job_failed`).
 RETRY = RetryStrategy(max_attempts=10, exponential_wait=2)
 
-# The connector is replaced by a configured one in each process that runs a worker (`worker_app`);
+# The connector is replaced by a configured one in each process that runs a worker (`run_worker`);
 # deferring on a request's connection needs none of its own.
 jobs = procrastinate.App(connector=PsycopgConnector(), import_paths=TASK_MODULES)
 
