@@ -23,12 +23,15 @@ def _set_cookies(response: Response) -> dict[str, dict[str, str | bool]]:
 
 async def test_cookie_flags_without_cookie_secure(client: AsyncClient) -> None:
     cookies = _set_cookies(await signup(client, transport="cookie"))
-    assert set(cookies) == {"access_token", "refresh_token", "csrf_token"}
+    assert set(cookies) == {"access_token", "refresh_token", "csrf_token", "device_token"}
     assert cookies["access_token"]["path"] == "/"
     assert cookies["refresh_token"]["path"] == "/auth"
+    assert cookies["device_token"]["path"] == "/auth"
     assert cookies["access_token"]["httponly"] is True
     assert cookies["refresh_token"]["httponly"] is True
+    assert cookies["device_token"]["httponly"] is True
     assert "httponly" not in cookies["csrf_token"]
+    assert int(str(cookies["device_token"]["max-age"])) == 365 * 24 * 3600
     for cookie in cookies.values():
         assert "secure" not in cookie
         assert cookie["samesite"] == "lax"
@@ -41,7 +44,12 @@ async def test_cookie_flags_with_cookie_secure(make_settings: Callable[..., Sett
     async with serve(settings, base_url="https://testserver") as client:
         response = await signup(client, transport="cookie")
         cookies = _set_cookies(response)
-        assert set(cookies) == {"__Host-access_token", "__Secure-refresh_token", "__Host-csrf_token"}
+        assert set(cookies) == {
+            "__Host-access_token",
+            "__Secure-refresh_token",
+            "__Host-csrf_token",
+            "__Secure-device_token",
+        }
         for cookie in cookies.values():
             assert cookie["secure"] is True
             assert cookie["samesite"] == samesite
@@ -49,6 +57,8 @@ async def test_cookie_flags_with_cookie_secure(make_settings: Callable[..., Sett
         assert cookies["__Host-access_token"]["path"] == "/"
         assert cookies["__Host-csrf_token"]["path"] == "/"
         assert cookies["__Secure-refresh_token"]["path"] == "/auth"
+        assert cookies["__Secure-device_token"]["path"] == "/auth"
+        assert cookies["__Secure-device_token"]["httponly"] is True
         assert int(str(cookies["__Host-access_token"]["max-age"])) == 300  # never outlives the token
         refresh_max_age = int(str(cookies["__Secure-refresh_token"]["max-age"]))
         assert 0 < refresh_max_age <= 7 * 24 * 3600  # the idle timeout, shorter than the 30-day family

@@ -107,7 +107,7 @@ async def test_login_returns_tokens_user_organization_and_role(client: AsyncClie
     body = response.json()
     assert set(body) == {
         "access_token", "token_type", "expires_in", "user", "organization", "role", "refresh_token",
-        "refresh_expires_in",
+        "refresh_expires_in", "device_token",
     }  # fmt: skip
     assert body["user"]["id"] == created["user"]["id"]
     assert body["organization"]["id"] == created["organization"]["id"]

@@ -1,7 +1,8 @@
 """The browser transport: HttpOnly token cookies plus a readable CSRF cookie.
 
 With COOKIE_SECURE=true the names carry the `__Host-` prefix (Path=/, no Domain) or, for the refresh
-cookie whose Path is /auth, the `__Secure-` prefix, so a sibling subdomain cannot plant them.
+and device cookies whose Path is /auth, the `__Secure-` prefix, so a sibling subdomain cannot plant them.
+The device cookie (auth/devices.py) outlives sessions: signing out leaves the device trusted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aisupport.auth.service import SignIn
 from aisupport.core.config import Settings
 
 REFRESH_COOKIE_PATH = "/auth"
+DEVICE_COOKIE_PATH = "/auth"  # only /auth routes receive it; login reads it
 
 
 @dataclass(frozen=True)
@@ -22,12 +24,15 @@ class CookieNames:
     access: str
     refresh: str
     csrf: str
+    device: str
 
     @classmethod
     def for_settings(cls, settings: Settings) -> CookieNames:
         if settings.COOKIE_SECURE:
-            return cls("__Host-access_token", "__Secure-refresh_token", "__Host-csrf_token")
-        return cls("access_token", "refresh_token", "csrf_token")
+            return cls(
+                "__Host-access_token", "__Secure-refresh_token", "__Host-csrf_token", "__Secure-device_token"
+            )
+        return cls("access_token", "refresh_token", "csrf_token", "device_token")
 
 
 def set_access_cookie(response: Response, settings: Settings, access_token: str, expires_in: int) -> None:
@@ -49,6 +54,10 @@ def set_auth_cookies(response: Response, settings: Settings, sign_in: SignIn) ->
     )
     # Readable by the page's script, which echoes it in X-CSRF-Token.
     _put(response, settings, names.csrf, sign_in.csrf_token, sign_in.refresh_expires_in, "/", httponly=False)
+    if sign_in.device_token is not None:
+        max_age = settings.DEVICE_TOKEN_EXPIRE_DAYS * 24 * 3600
+        device_token = sign_in.device_token
+        _put(response, settings, names.device, device_token, max_age, DEVICE_COOKIE_PATH, httponly=True)
 
 
 def clear_auth_cookies(response: Response, settings: Settings) -> None:
@@ -78,3 +87,8 @@ def request_cookies(request: Request, settings: Settings) -> tuple[str | None, s
     names = CookieNames.for_settings(settings)
     cookies = request.cookies
     return cookies.get(names.access), cookies.get(names.refresh), cookies.get(names.csrf)
+
+
+def device_cookie(request: Request, settings: Settings) -> str | None:
+    """The device token the browser holds, if any (read by login only)."""
+    return request.cookies.get(CookieNames.for_settings(settings).device)

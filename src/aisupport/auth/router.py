@@ -10,7 +10,13 @@ from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
 from aisupport.auth import service
-from aisupport.auth.cookies import clear_auth_cookies, request_cookies, set_access_cookie, set_auth_cookies
+from aisupport.auth.cookies import (
+    clear_auth_cookies,
+    device_cookie,
+    request_cookies,
+    set_access_cookie,
+    set_auth_cookies,
+)
 from aisupport.auth.dependencies import (
     Account,
     Auth,
@@ -63,6 +69,8 @@ def answer_sign_in(
     else:
         body.refresh_token = sign_in.refresh_token
         body.refresh_expires_in = sign_in.refresh_expires_in
+        if sign_in.device_token is not None:
+            body.device_token = sign_in.device_token
     response.headers["Cache-Control"] = "no-store"
     return body
 
@@ -108,9 +116,17 @@ async def signup(
     responses=problem_responses(401, 403, 413, 415, 422, 429),
 )
 async def login(
-    payload: LoginRequest, response: Response, db: DbSession, auth: Auth, client: ClientInfo
+    payload: LoginRequest,
+    request: Request,
+    response: Response,
+    db: DbSession,
+    auth: Auth,
+    client: ClientInfo,
 ) -> TokenResponse:
-    """Sign in. `transport=cookie` (default) sets HttpOnly cookies; `body` returns the refresh token."""
+    """Sign in. `transport=cookie` (default) sets HttpOnly cookies; `body` returns the refresh token.
+
+    Either way the answer carries a device token (cookie, or `device_token` in the body); presenting it
+    at the next login keeps this client signing in while others fail on the same address."""
     sign_in = await service.login(
         db,
         auth,
@@ -118,6 +134,7 @@ async def login(
         password=payload.password,
         organization_id=payload.organization_id,
         client=client,
+        device_token=payload.device_token or device_cookie(request, auth.settings),
     )
     return answer_sign_in(response, auth, sign_in, payload.transport)
 
@@ -131,15 +148,23 @@ async def login(
 )
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
     response: Response,
     db: DbSession,
     auth: Auth,
     client: ClientInfo,
 ) -> TokenResponse:
-    """OAuth2 password form (`username` is the email), for Swagger's Authorize button and scripts."""
+    """OAuth2 password form (`username` is the email), for Swagger's Authorize button and scripts.
+    The device token is read from the device cookie only (the form has no field for it)."""
     require_storable(username=form.username, password=form.password)
     sign_in = await service.login(
-        db, auth, email=form.username, password=form.password, organization_id=None, client=client
+        db,
+        auth,
+        email=form.username,
+        password=form.password,
+        organization_id=None,
+        client=client,
+        device_token=device_cookie(request, auth.settings),
     )
     return answer_sign_in(response, auth, sign_in, "body")
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from aisupport.auth.devices import DEVICE_TOKEN_MAX_LENGTH
 from aisupport.core.schemas import RequestModel
 from aisupport.organizations.models import Role
 
@@ -28,6 +29,13 @@ class LoginRequest(RequestModel):
     password: str = Field(max_length=PASSWORD_INPUT_MAX)
     organization_id: uuid.UUID | None = None
     transport: Transport = "cookie"
+    device_token: str | None = Field(
+        default=None,
+        max_length=DEVICE_TOKEN_MAX_LENGTH,
+        description="The `device_token` of this client's last sign-in (body transport; browsers send the "
+        "device cookie instead). With it, failed attempts count against this device only, so others "
+        "failing on the same address cannot lock it out.",
+    )
 
 
 class RefreshRequest(RequestModel):
@@ -65,6 +73,11 @@ class TokenResponse(BaseModel):
     role: Role
     refresh_token: str | None = Field(default=None, description="Only with transport=body.")
     refresh_expires_in: int | None = Field(default=None, description="Only with transport=body.")
+    device_token: str | None = Field(
+        default=None,
+        description="Only with transport=body, after a password was proved (sign-up, login): keep it "
+        "and send it with the next login from this client. Browsers get it as an HttpOnly cookie.",
+    )
 
 
 class MeResponse(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.auth import repository
+from aisupport.auth.devices import device_binding, issue_device_token, trusted_device
 from aisupport.auth.models import AuthSession, RefreshToken, TokenPurpose, User
 from aisupport.auth.password_policy import check_password, normalize_password
 from aisupport.auth.session_cache import SessionStatusCache
@@ -67,6 +68,23 @@ class AuthComponents:
     def _refresh_keys(self) -> tuple[bytes, ...]:
         return tuple(derive_key(secret, "refresh-token-child") for secret in self._secrets)
 
+    @cached_property
+    def _device_keys(self) -> tuple[bytes, ...]:
+        return tuple(derive_key(secret, "device-token") for secret in self._secrets)
+
+    def device_token(self, user: User, now: datetime) -> str:
+        """A new device token for a client that just proved it knows the user's password."""
+        expires_at = now + timedelta(days=self.settings.DEVICE_TOKEN_EXPIRE_DAYS)
+        binding = device_binding(user.id, user.password_hash)
+        return issue_device_token(self._device_keys[0], binding, int(expires_at.timestamp()))
+
+    def trusted_device(self, token: str | None, user: User | None) -> str | None:
+        """The id of the device behind `token` if it is a live device token of `user`, else None."""
+        if token is None or user is None:
+            return None
+        binding = device_binding(user.id, user.password_hash)
+        return trusted_device(self._device_keys, token, binding, int(datetime.now(UTC).timestamp()))
+
     def csrf_token(self, session_id: uuid.UUID) -> str:
         """The CSRF token bound to a session (signed double-submit)."""
         return _session_mac(self._csrf_keys[0], session_id)
@@ -108,6 +126,8 @@ class SignIn:
     refresh_token: str
     refresh_expires_in: int
     csrf_token: str
+    # Only when the password was just proved (sign-up, login): the client keeps it to be a trusted device.
+    device_token: str | None = None
 
 
 def normalize_email(email: str) -> str:
@@ -218,20 +238,31 @@ async def login(
     password: str,
     organization_id: uuid.UUID | None,
     client: Client,
+    device_token: str | None = None,
 ) -> SignIn:
-    """Check the credentials and start a session in the chosen (or first) organization."""
+    """Check the credentials and start a session in the chosen (or first) organization.
+
+    A valid device token of this user (docs/decisions/0019) counts the attempt against that device's
+    own limit; every other attempt counts against the account's, shared by all untrusted clients.
+    """
     email_normalized = normalize_email(email)
     limits = auth.settings.rate_limits
     await auth.rate_limiter.hit(limits["login_ip"], "login-ip", client.ip or "unknown")
-    await auth.rate_limiter.hit(limits["login_account"], "login-account", limit_key(email_normalized))
     user = await repository.user_by_email(db, email_normalized)
     await release_connection(db)
+    device = auth.trusted_device(device_token, user)
+    if device is not None:
+        await auth.rate_limiter.hit(limits["login_device"], "login-device", device)
+    else:
+        await auth.rate_limiter.hit(limits["login_account"], "login-account", limit_key(email_normalized))
     # An unknown email is verified against a dummy hash: same work, same answer as a wrong password.
     valid, upgraded_hash = await auth.passwords.verify(
         normalize_password(password), user.password_hash if user else None
     )
     if user is None or not valid or not user.is_active:
-        log.info("login_failed", user_id=str(user.id) if user else None, ip=client.ip)
+        log.info(
+            "login_failed", user_id=str(user.id) if user else None, ip=client.ip, trusted_device=bool(device)
+        )
         LOGIN_FAILURES.inc()
         if user is None:
             raise invalid_credentials()
@@ -480,7 +511,10 @@ async def start_session(
     await audit.record(
         db, organization.id, "auth.signed_in", actor=Actor(user_id=user.id), client=client, target=target
     )
-    return _sign_in(auth, user, organization, role, session, refresh_token, now)
+    sign_in = _sign_in(auth, user, organization, role, session, refresh_token, now)
+    # Every session starts from a proved password (sign-up, login, sign-up by invitation): a fresh
+    # device token, so each success also gives the device a new failure counter.
+    return replace(sign_in, device_token=auth.device_token(user, now))
 
 
 def _sign_in(

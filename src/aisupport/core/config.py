@@ -26,6 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 RATE_LIMIT_SETTINGS = (
     "RATE_LIMIT_LOGIN_PER_IP",
     "RATE_LIMIT_LOGIN_PER_ACCOUNT",
+    "RATE_LIMIT_LOGIN_PER_DEVICE",
     "RATE_LIMIT_SIGNUP_PER_IP",
     "RATE_LIMIT_REFRESH_PER_IP",
     "RATE_LIMIT_EMAIL_PER_ACCOUNT",
@@ -79,6 +80,9 @@ class Settings(BaseSettings):
     REFRESH_TOKEN_IDLE_DAYS: int = Field(default=7, ge=1, le=365)
     REFRESH_REUSE_GRACE_SECONDS: int = Field(default=10, ge=0, le=300)
     SESSION_CACHE_TTL_SECONDS: float = Field(default=5.0, ge=0, le=300)
+    # A device that signed in successfully is trusted this long (renewed at each sign-in): its logins
+    # count against its own limit, not the account's (docs/decisions/0019).
+    DEVICE_TOKEN_EXPIRE_DAYS: int = Field(default=365, ge=1, le=400)
 
     # Password hashing (argon2id). Defaults are pwdlib's, which meet OWASP's recommendation.
     ARGON2_TIME_COST: int = Field(default=3, ge=1)
@@ -90,6 +94,7 @@ class Settings(BaseSettings):
     # Abuse limits, in the `limits` notation ("10/minute", "5 per 15 minutes").
     RATE_LIMIT_LOGIN_PER_IP: str = "30/minute"
     RATE_LIMIT_LOGIN_PER_ACCOUNT: str = "10 per 15 minutes"
+    RATE_LIMIT_LOGIN_PER_DEVICE: str = "10 per 15 minutes"
     RATE_LIMIT_SIGNUP_PER_IP: str = "10/hour"
     RATE_LIMIT_REFRESH_PER_IP: str = "120/minute"
     RATE_LIMIT_EMAIL_PER_ACCOUNT: str = "5/hour"
@@ -256,6 +261,7 @@ class Settings(BaseSettings):
         return {
             "login_ip": parse(self.RATE_LIMIT_LOGIN_PER_IP),
             "login_account": parse(self.RATE_LIMIT_LOGIN_PER_ACCOUNT),
+            "login_device": parse(self.RATE_LIMIT_LOGIN_PER_DEVICE),
             "signup_ip": parse(self.RATE_LIMIT_SIGNUP_PER_IP),
             "refresh_ip": parse(self.RATE_LIMIT_REFRESH_PER_IP),
             "email_account": parse(self.RATE_LIMIT_EMAIL_PER_ACCOUNT),
