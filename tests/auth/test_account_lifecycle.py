@@ -298,7 +298,7 @@ async def test_sessions_are_listed_and_revoked_one_by_one_or_all(client: AsyncCl
     second = await _login(client, email)
     listed = await client.get("/auth/sessions", headers=bearer(first["access_token"]))
     assert listed.status_code == 200
-    sessions = listed.json()
+    sessions = listed.json()["items"]
     assert len(sessions) == 2
     assert [session["current"] for session in sessions].count(True) == 1
     current = next(session for session in sessions if session["current"])
@@ -317,7 +317,9 @@ async def test_sessions_are_listed_and_revoked_one_by_one_or_all(client: AsyncCl
     revoked = await client.delete(f"/auth/sessions/{other_id}", headers=bearer(first["access_token"]))
     assert revoked.status_code == 204
     assert (await client.get("/auth/me", headers=bearer(second["access_token"]))).status_code == 401
-    assert len((await client.get("/auth/sessions", headers=bearer(first["access_token"]))).json()) == 1
+    assert (
+        len((await client.get("/auth/sessions", headers=bearer(first["access_token"]))).json()["items"]) == 1
+    )
 
     third = await _login(client, email)
     assert (await client.post("/auth/logout-all", headers=bearer(third["access_token"]))).status_code == 204

@@ -82,7 +82,7 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
         "user_id": member.user_id,
         "invitation_id": invitation.json()["id"],
         "key_id": key.json()["id"],
-        "session_id": sessions.json()[0]["id"],
+        "session_id": sessions.json()["items"][0]["id"],
     }
 
 

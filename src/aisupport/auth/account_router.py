@@ -22,6 +22,7 @@ from aisupport.auth.schemas import (
 from aisupport.core.access import public
 from aisupport.core.db import DbSession
 from aisupport.core.errors import problem_responses
+from aisupport.core.pagination import Cursor, Limit, Page, page, time_and_id
 
 router = APIRouter(prefix="/auth", tags=["account"], responses=problem_responses(401, 403, 500, 503))
 
@@ -110,23 +111,31 @@ async def change_email(
     return Accepted(detail="Confirm the change with the link sent to the new address.")
 
 
-@router.get("/sessions", response_model=list[SessionOut], responses=problem_responses(401, 403))
-async def list_sessions(principal: Account, db: DbSession, auth: Auth) -> list[SessionOut]:
-    """Your signed-in sessions, most recently used first; `current` marks this one."""
-    sessions = await account_service.live_sessions(db, auth, principal.person)
-    return [
-        SessionOut(
-            id=session.id,
-            organization_id=session.organization_id,
-            created_at=session.created_at,
-            last_used_at=session.last_used_at,
-            expires_at=session.expires_at,
-            user_agent=session.user_agent,
-            ip=str(session.ip) if session.ip is not None else None,
-            current=session.id == principal.session_id,
-        )
-        for session in sessions
-    ]
+@router.get("/sessions", response_model=Page[SessionOut], responses=problem_responses(400, 401, 403, 422))
+async def list_sessions(
+    principal: Account, db: DbSession, auth: Auth, limit: Limit = 50, cursor: Cursor = None
+) -> Page[SessionOut]:
+    """Your signed-in sessions, newest sign-in first; `current` marks this one."""
+    rows = await account_service.live_sessions(
+        db, auth, principal.person, before=time_and_id(cursor), limit=limit + 1
+    )
+    sessions, next_cursor = page(rows, limit, lambda session: (session.created_at, session.id))
+    return Page(
+        items=[
+            SessionOut(
+                id=session.id,
+                organization_id=session.organization_id,
+                created_at=session.created_at,
+                last_used_at=session.last_used_at,
+                expires_at=session.expires_at,
+                user_agent=session.user_agent,
+                ip=str(session.ip) if session.ip is not None else None,
+                current=session.id == principal.session_id,
+            )
+            for session in sessions
+        ],
+        next_cursor=next_cursor,
+    )
 
 
 @router.delete(

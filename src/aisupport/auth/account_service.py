@@ -147,10 +147,19 @@ async def change_email(
         )
 
 
-async def live_sessions(db: AsyncSession, auth: AuthComponents, user_id: uuid.UUID) -> list[AuthSession]:
-    """The user's sessions that can still refresh, most recently used first."""
-    idle = timedelta(days=auth.settings.REFRESH_TOKEN_IDLE_DAYS)
-    return await repository.live_sessions_of_user(db, user_id, idle_since=datetime.now(UTC) - idle)
+async def live_sessions(
+    db: AsyncSession,
+    auth: AuthComponents,
+    user_id: uuid.UUID,
+    *,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[AuthSession]:
+    """A page of the user's sessions that can still refresh, newest sign-in first."""
+    idle_since = datetime.now(UTC) - timedelta(days=auth.settings.REFRESH_TOKEN_IDLE_DAYS)
+    return await repository.live_sessions_of_user(
+        db, user_id, idle_since=idle_since, before=before, limit=limit
+    )
 
 
 async def revoke_session(

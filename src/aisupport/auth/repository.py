@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.auth.models import AccountToken, AuthSession, RefreshToken, User
@@ -116,18 +116,25 @@ async def _revoke_sessions(
 
 
 async def live_sessions_of_user(
-    db: AsyncSession, user_id: uuid.UUID, *, idle_since: datetime
+    db: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    idle_since: datetime,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
 ) -> list[AuthSession]:
-    """Sessions that can still refresh: not revoked, not expired, used after `idle_since`; newest first."""
+    """A page of the sessions that can still refresh (not revoked, not expired, used after
+    `idle_since`), newest sign-in first (keyset on creation time, then id, both descending)."""
+    query = select(AuthSession).where(
+        AuthSession.user_id == user_id,
+        AuthSession.revoked_at.is_(None),
+        AuthSession.expires_at > func.now(),
+        AuthSession.last_used_at > idle_since,
+    )
+    if before is not None:
+        query = query.where(tuple_(AuthSession.created_at, AuthSession.id) < before)
     result = await db.execute(
-        select(AuthSession)
-        .where(
-            AuthSession.user_id == user_id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > func.now(),
-            AuthSession.last_used_at > idle_since,
-        )
-        .order_by(AuthSession.last_used_at.desc(), AuthSession.id)
+        query.order_by(AuthSession.created_at.desc(), AuthSession.id.desc()).limit(limit)
     )
     return list(result.scalars())
 
