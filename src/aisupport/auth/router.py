@@ -23,8 +23,11 @@ from aisupport.auth.dependencies import (
     ClientInfo,
     bearer_scheme,
     require_csrf,
+    requires,
 )
+from aisupport.auth.principal import Principal
 from aisupport.auth.schemas import (
+    ApiKeyIdentity,
     LoginRequest,
     MembershipOut,
     MeResponse,
@@ -35,7 +38,9 @@ from aisupport.auth.schemas import (
     SwitchOrganization,
     TokenResponse,
     Transport,
+    UserIdentity,
     UserOut,
+    WhoAmI,
 )
 from aisupport.auth.service import AuthComponents, SignIn
 from aisupport.core.access import public
@@ -43,8 +48,12 @@ from aisupport.core.db import DbSession
 from aisupport.core.errors import problem_responses
 from aisupport.core.schemas import require_storable
 from aisupport.core.security import InvalidToken
+from aisupport.organizations.permissions import Permission
 
 AUTH_MAX_BODY_BYTES = 64 * 1024
+
+# Any member of the organization, person or API key: every role and every key holds org:read.
+Member = Annotated[Principal, Depends(requires(Permission.ORG_READ))]
 
 router = APIRouter(
     prefix="/auth",
@@ -183,6 +192,21 @@ async def me(principal: Account, db: DbSession) -> MeResponse:
             MembershipOut(id=org.id, name=org.name, slug=org.slug, role=org_role)
             for org, org_role in memberships
         ],
+    )
+
+
+@router.get("/whoami", response_model=WhoAmI, responses=problem_responses(401, 403, 429))
+async def whoami(principal: Member, db: DbSession) -> WhoAmI:
+    """Who is calling, for every credential (an API key too): the kind of principal, its organization,
+    its effective role and permissions, and the person or the key (never its secret)."""
+    identity = await service.identify(db, principal)
+    return WhoAmI(
+        kind="api_key" if principal.api_key_id is not None else "user",
+        organization=OrganizationOut.model_validate(identity.organization),
+        role=principal.role,
+        permissions=sorted(principal.permissions),
+        user=UserIdentity.model_validate(identity.user) if identity.user else None,
+        api_key=ApiKeyIdentity.model_validate(identity.api_key) if identity.api_key else None,
     )
 
 

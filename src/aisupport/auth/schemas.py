@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from aisupport.auth.devices import DEVICE_TOKEN_MAX_LENGTH
 from aisupport.core.schemas import RequestModel
 from aisupport.organizations.models import Role
+from aisupport.organizations.permissions import Permission
 
 Transport = Literal["cookie", "body"]
 
@@ -85,6 +86,37 @@ class MeResponse(BaseModel):
     organization: OrganizationOut
     role: Role
     organizations: list[MembershipOut]
+
+
+class UserIdentity(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    full_name: str | None
+
+
+class ApiKeyIdentity(BaseModel):
+    """The calling API key, as its list shows it (never the secret)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+
+
+class WhoAmI(BaseModel):
+    """Who is calling, whatever the credential: a person's access token (bearer or cookie) or an API key."""
+
+    kind: Literal["user", "api_key"]
+    organization: OrganizationOut = Field(description="The organization this credential acts in.")
+    role: Role = Field(description="The effective role: what this request is authorized as.")
+    permissions: list[Permission] = Field(description="What this request may do (docs/permissions.md).")
+    user: UserIdentity | None = Field(description="The signed-in person (kind=user), else null.")
+    api_key: ApiKeyIdentity | None = Field(description="The API key (kind=api_key), else null.")
 
 
 class SignupPending(BaseModel):

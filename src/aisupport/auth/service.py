@@ -17,6 +17,7 @@ from aisupport.auth import repository
 from aisupport.auth.devices import device_binding, issue_device_token, trusted_device
 from aisupport.auth.models import AuthSession, RefreshToken, TokenPurpose, User
 from aisupport.auth.password_policy import check_password, normalize_password
+from aisupport.auth.principal import Principal
 from aisupport.auth.session_cache import SessionStatusCache
 from aisupport.core.client import Client
 from aisupport.core.config import Settings
@@ -37,7 +38,7 @@ from aisupport.core.tenancy import set_tenant
 from aisupport.organizations import audit
 from aisupport.organizations import repository as org_repository
 from aisupport.organizations.audit import Actor
-from aisupport.organizations.models import Organization, Role, new_slug
+from aisupport.organizations.models import ApiKey, Organization, Role, new_slug
 
 log = structlog.get_logger("aisupport.auth")
 
@@ -341,6 +342,31 @@ async def profile(
     if user is None or not user.is_active or current is None:
         raise invalid_access_token()
     return user, current[0], current[1], memberships
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What GET /auth/whoami tells a caller about itself."""
+
+    principal: Principal
+    organization: Organization
+    user: User | None
+    api_key: ApiKey | None
+
+
+async def identify(db: AsyncSession, principal: Principal) -> Identity:
+    """The caller's organization and, for a person, the user; for an API key, the key."""
+    organization = await org_repository.organization(db, principal.organization_id)
+    user, api_key = None, None
+    if principal.api_key_id is not None:
+        api_key = await org_repository.api_key(db, principal.organization_id, principal.api_key_id)
+        found = api_key is not None
+    else:
+        user = await repository.user_by_id(db, principal.person)
+        found = user is not None and user.is_active
+    if organization is None or not found:  # deleted since the credential was checked: as if revoked
+        raise Unauthorized()
+    return Identity(principal, organization, user, api_key)
 
 
 async def _rotate(
