@@ -290,3 +290,16 @@ async def test_verification_requests_are_limited_per_address_and_per_ip(
         assert answers == [202, 202, 429]
         refused = await client.post("/auth/verify-email/request", json={"email": new_email()})
         assert refused.headers["retry-after"]
+
+
+async def test_sign_up_mails_an_address_a_limited_number_of_times(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(REQUIRE_EMAIL_VERIFICATION=True, RATE_LIMIT_EMAIL_PER_ACCOUNT="2/hour")
+    async with serve(settings) as client:
+        email = new_email()
+        answers = [
+            (await client.post("/auth/signup", json={"email": email, "password": PASSWORD})).status_code
+            for _ in range(3)
+        ]
+        assert answers == [202, 202, 429]

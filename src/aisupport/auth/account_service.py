@@ -121,7 +121,11 @@ async def reset_password(
     check_password(password, email=user.email)
     # The link reached the account's address and was used: the address is proven, as a verification
     # link would prove it (and someone who registered it first loses the password they chose).
-    user.email_verified_at = user.email_verified_at or now
+    if not user.email_verified:
+        user.email_verified_at = now
+        await activity.record(
+            db, user.id, ActivityKind.EMAIL_VERIFIED, client=client, details={"email": user.email}
+        )
     await _set_password(db, auth, user, password, now, keep_session=None, client=client)
 
 

@@ -153,11 +153,11 @@ async def signup(
     password = normalize_password(password)
     check_password(password, email=email)
     email_normalized = normalize_email(email)
-    password_hash = await auth.passwords.hash(password)  # before the database: no connection held
     # Per address too, before the lookup (so alike for new and taken addresses): each attempt mails it.
     await auth.rate_limiter.hit(
         settings.rate_limits["email_account"], "email-account", limit_key(email_normalized)
     )
+    password_hash = await auth.passwords.hash(password)  # before the database: no connection held
     existing = await repository.user_by_email(db, email_normalized)
     if existing is not None:
         if not settings.REQUIRE_EMAIL_VERIFICATION:
