@@ -202,9 +202,9 @@ async def logout_all(db: AsyncSession, auth: AuthComponents, user_id: uuid.UUID,
     user = await repository.lock_user(db, user_id)
     if user is None or not user.is_active:
         raise invalid_access_token()
+    await _end_links(db, user, now)
     revoked = await repository.revoke_sessions_of_user(db, user_id, reason="logout_all", now=now)
     forget_sessions(db, auth, revoked)
-    await _end_links(db, user, now)
     details = {"sessions_revoked": len(revoked)}
     await activity.record(db, user_id, ActivityKind.SIGNED_OUT_EVERYWHERE, client=client, details=details)
     log.info("sessions_revoked", user_id=str(user_id), reason="logout_all", count=len(revoked))
@@ -237,7 +237,7 @@ async def _use_link(
 async def _end_links(db: AsyncSession, user: User, now: datetime) -> None:
     """Kill every unused emailed link of the user, and any still waiting in the mail queue."""
     user.security_stamp = uuid.uuid4()
-    await db.flush()  # the account's row before its links' rows, as everywhere else
+    await db.flush()  # the account's row before its links' and sessions' rows, as everywhere else
     await repository.revoke_account_tokens(db, user.id, now)
 
 
@@ -285,10 +285,10 @@ async def _set_password(
     client: Client,
 ) -> None:
     user.password_hash = await auth.passwords.hash(password)
+    await _end_links(db, user, now)  # writes the account's row first (lock order: account, links, sessions)
     reason = "password_changed" if keep_session else "password_reset"
     revoked = await repository.revoke_sessions_of_user(db, user.id, reason=reason, now=now, keep=keep_session)
     forget_sessions(db, auth, revoked)
-    await _end_links(db, user, now)
     kind = ActivityKind.PASSWORD_CHANGED if keep_session else ActivityKind.PASSWORD_RESET
     await activity.record(db, user.id, kind, client=client, details={"sessions_revoked": len(revoked)})
     await defer(
