@@ -1,11 +1,12 @@
 """Every model, imported in one place so the metadata is complete for Alembic and the tests."""
 
-from aisupport.auth.models import AccountToken, AuthSession, RefreshToken, User
+from aisupport.auth.models import AccountActivity, AccountToken, AuthSession, RefreshToken, User
 from aisupport.core.db import Base
 from aisupport.core.jobs import EmailDelivery
 from aisupport.organizations.models import ApiKey, AuditEvent, Invitation, Membership, Organization
 
 __all__ = [
+    "AccountActivity",
     "AccountToken",
     "ApiKey",
     "AuditEvent",

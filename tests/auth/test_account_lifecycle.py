@@ -130,12 +130,18 @@ async def test_required_verification_gates_sign_in_and_hides_taken_addresses(
         await run_jobs(client)
         subjects = sorted(message["Subject"] for message in mailbox.to(email))
         assert len(subjects) == 2
-        assert any("Someone tried to sign up" in subject for subject in subjects)
+        # The address was never confirmed: its owner gets a link to finish signing up (decision 0017).
+        assert any("Finish signing up" in subject for subject in subjects)
         confirmed = await client.post(
-            "/auth/verify-email/confirm", json={"token": mailbox.token_sent_to(email)}
+            "/auth/verify-email/confirm", json={"token": mailbox.token_sent_to(email, "ev_")}
         )
         assert confirmed.status_code == 200
         assert (await _login(client, email))["access_token"]
+
+        # Once verified, a sign-up with the address only tells its owner.
+        await client.post("/auth/signup", json=body)
+        await run_jobs(client)
+        assert "Someone tried to sign up" in mailbox.to(email)[-1]["Subject"]
 
 
 async def test_forgot_password_answers_the_same_for_known_and_unknown_addresses(

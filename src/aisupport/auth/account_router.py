@@ -1,4 +1,4 @@
-"""/auth: email verification, password reset and change, email change, sessions."""
+"""/auth: email verification, password reset and change, email change, sessions, account activity."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aisupport.auth.cookies import clear_auth_cookies
 from aisupport.auth.dependencies import Account, Auth, ClientInfo
 from aisupport.auth.schemas import (
     Accepted,
+    ActivityOut,
     ChangeEmailRequest,
     ChangePasswordRequest,
     EmailTokenRequest,
@@ -18,11 +19,12 @@ from aisupport.auth.schemas import (
     ResetPasswordRequest,
     SessionOut,
     UserOut,
+    VerificationRequest,
 )
 from aisupport.core.access import public
 from aisupport.core.db import DbSession
 from aisupport.core.errors import problem_responses
-from aisupport.core.pagination import Cursor, Limit, Page, page, time_and_id
+from aisupport.core.pagination import Cursor, Limit, Page, decode_cursor, page, time_and_id
 
 router = APIRouter(prefix="/auth", tags=["account"], responses=problem_responses(401, 403, 500, 503))
 
@@ -51,6 +53,22 @@ async def resend_verification(principal: Account, db: DbSession, auth: Auth) -> 
     """Send the verification email again."""
     await account_service.resend_verification(db, auth, principal.person)
     return Accepted(detail="A new verification email is on its way.")
+
+
+@router.post(
+    "/verify-email/request",
+    dependencies=[Depends(public)],
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses=problem_responses(*BODY_ERRORS),
+)
+async def request_verification(
+    payload: VerificationRequest, db: DbSession, auth: Auth, client: ClientInfo
+) -> Accepted:
+    """Email a new verification link if an account has this address and has not confirmed it yet (for a
+    lost or expired link, without signing in). The answer is the same either way."""
+    await account_service.request_verification(db, auth, payload.email, client)
+    return Accepted(detail="If an account with this address awaits confirmation, a new link is on its way.")
 
 
 @router.post(
@@ -88,11 +106,18 @@ async def reset_password(
     responses=problem_responses(401, 403, *BODY_ERRORS),
 )
 async def change_password(
-    payload: ChangePasswordRequest, principal: Account, db: DbSession, auth: Auth
+    payload: ChangePasswordRequest, principal: Account, db: DbSession, auth: Auth, client: ClientInfo
 ) -> Response:
-    """Change your password (the current one is required); your other sessions are signed out."""
+    """Change your password (the current one is required); your other sessions are signed out, and
+    every unused link emailed to you stops working."""
     await account_service.change_password(
-        db, auth, principal.person, principal.session_id, payload.current_password, payload.new_password
+        db,
+        auth,
+        principal.person,
+        principal.session_id,
+        payload.current_password,
+        payload.new_password,
+        client,
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -104,10 +129,13 @@ async def change_password(
     responses=problem_responses(401, 403, 409, *BODY_ERRORS),
 )
 async def change_email(
-    payload: ChangeEmailRequest, principal: Account, db: DbSession, auth: Auth
+    payload: ChangeEmailRequest, principal: Account, db: DbSession, auth: Auth, client: ClientInfo
 ) -> Accepted:
-    """Ask to change your address: a link goes to the new one, and the change applies when it is used."""
-    await account_service.change_email(db, auth, principal.person, payload.new_email, payload.password)
+    """Ask to change your address: a link goes to the new one, and the change applies when it is used
+    (unless your password or address changed, or you signed out everywhere, meanwhile)."""
+    await account_service.change_email(
+        db, auth, principal.person, payload.new_email, payload.password, client
+    )
     return Accepted(detail="Confirm the change with the link sent to the new address.")
 
 
@@ -143,9 +171,11 @@ async def list_sessions(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def revoke_session(session_id: uuid.UUID, principal: Account, db: DbSession, auth: Auth) -> Response:
+async def revoke_session(
+    session_id: uuid.UUID, principal: Account, db: DbSession, auth: Auth, client: ClientInfo
+) -> Response:
     """Sign out one of your sessions; its access token stops working at once."""
-    await account_service.revoke_session(db, auth, principal.person, session_id)
+    await account_service.revoke_session(db, auth, principal.person, session_id, client)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     if session_id == principal.session_id:
         clear_auth_cookies(response, auth.settings)
@@ -153,9 +183,24 @@ async def revoke_session(session_id: uuid.UUID, principal: Account, db: DbSessio
 
 
 @router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403))
-async def logout_all(principal: Account, db: DbSession, auth: Auth) -> Response:
-    """Sign out every session of your account, this one included, and clear the cookies."""
-    await account_service.logout_all(db, auth, principal.person)
+async def logout_all(principal: Account, db: DbSession, auth: Auth, client: ClientInfo) -> Response:
+    """Sign out every session of your account, this one included, end every unused link emailed to
+    you, and clear the cookies."""
+    await account_service.logout_all(db, auth, principal.person, client)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     clear_auth_cookies(response, auth.settings)
     return response
+
+
+@router.get("/activity", response_model=Page[ActivityOut], responses=problem_responses(400, 401, 403, 422))
+async def list_activity(
+    principal: Account, db: DbSession, limit: Limit = 50, cursor: Cursor = None
+) -> Page[ActivityOut]:
+    """Security events of your account, newest first: sign-ins and failed sign-ins, sign-outs, password
+    and address changes, with the IP address and user agent they came from."""
+    position = decode_cursor(cursor, int)
+    rows = await account_service.activity_list(
+        db, principal.person, before_id=position[0] if position else None, limit=limit + 1
+    )
+    items, next_cursor = page(rows, limit, lambda row: (row.id,))
+    return Page(items=[ActivityOut.model_validate(row) for row in items], next_cursor=next_cursor)

@@ -3,9 +3,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, String, func, true
-from sqlalchemy.dialects.postgresql import INET
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Index, String, func, text, true
+from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aisupport.core.db import Base, Timestamped
@@ -22,6 +23,11 @@ class User(Timestamped, Base):
     full_name: Mapped[str | None] = mapped_column(String(200))
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Part of every emailed link's binding: replaced when all of the user's links must die (password
+    # set, address changed, signed out everywhere), including links whose email is still in the queue.
+    security_stamp: Mapped[uuid.UUID] = mapped_column(
+        default=uuid.uuid4, server_default=func.gen_random_uuid()
+    )
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
@@ -75,8 +81,9 @@ class TokenPurpose(StrEnum):
 
 
 class AccountToken(Timestamped, Base):
-    """A single-use secret mailed to a user (verify an address, reset a password); only its SHA-256 is
-    stored. It is bound to the address it was sent to and, for resets, to the password it would replace."""
+    """A single-use secret mailed to a user (verify an address, confirm a new one, reset a password);
+    only its SHA-256 is stored. `binding` ties it to the account's state when it was asked for
+    (password, address, security stamp): any change of that state kills it, as does `revoked_at`."""
 
     __tablename__ = "account_tokens"
 
@@ -84,7 +91,42 @@ class AccountToken(Timestamped, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[str] = mapped_column(String(20))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    email: Mapped[str] = mapped_column(String(320))
-    password_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    email: Mapped[str] = mapped_column(String(320))  # where the link was sent
+    binding: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ActivityKind(StrEnum):
+    SIGNED_UP = "signed_up"
+    SIGNED_IN = "signed_in"
+    SIGN_IN_FAILED = "sign_in_failed"  # a wrong password for this account
+    SIGNED_OUT = "signed_out"
+    SESSION_REVOKED = "session_revoked"  # one session ended from the session list
+    SIGNED_OUT_EVERYWHERE = "signed_out_everywhere"
+    REFRESH_TOKEN_REUSE = "refresh_token_reuse_detected"  # its session was ended
+    PASSWORD_RESET = "password_reset"
+    PASSWORD_CHANGED = "password_changed"
+    EMAIL_CHANGE_REQUESTED = "email_change_requested"
+    EMAIL_CHANGED = "email_changed"
+    EMAIL_VERIFIED = "email_verified"
+
+
+class AccountActivity(Base):
+    """One security event of a user's account, for the user's own activity list (`GET /auth/activity`).
+    Owned by the user, not by an organization; written in the transaction of the change it records."""
+
+    __tablename__ = "account_activity"
+    __table_args__ = (
+        Index("ix_account_activity_user_id_id", "user_id", "id"),
+        Index("ix_account_activity_occurred_at", "occurred_at"),  # the retention purge
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    kind: Mapped[str] = mapped_column(String(40))
+    ip: Mapped[str | None] = mapped_column(INET)
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

@@ -1,4 +1,4 @@
-"""All SQL for users, sessions and refresh tokens."""
+"""All SQL for users, sessions, refresh tokens, emailed links and the account activity list."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aisupport.auth.models import AccountToken, AuthSession, RefreshToken, User
+from aisupport.auth.models import AccountActivity, AccountToken, AuthSession, RefreshToken, User
 
 
 async def user_by_email(db: AsyncSession, email_normalized: str) -> User | None:
@@ -19,6 +19,15 @@ async def user_by_email(db: AsyncSession, email_normalized: str) -> User | None:
 
 async def user_by_id(db: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await db.get(User, user_id)
+
+
+async def lock_user(db: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """The user, row locked and freshly read: changes that depend on the account's current state (its
+    address, password, security stamp) are made one at a time."""
+    result = await db.execute(
+        select(User).where(User.id == user_id).with_for_update().execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
 
 
 async def add_user(db: AsyncSession, user: User) -> User:
@@ -155,6 +164,10 @@ async def add_account_token(db: AsyncSession, token: AccountToken) -> None:
     await db.flush()
 
 
+async def owner_of_account_token(db: AsyncSession, token_hash: str) -> uuid.UUID | None:
+    return await db.scalar(select(AccountToken.user_id).where(AccountToken.token_hash == token_hash))
+
+
 async def use_account_token(
     db: AsyncSession, token_hash: str, purposes: tuple[str, ...], now: datetime
 ) -> AccountToken | None:
@@ -166,12 +179,48 @@ async def use_account_token(
             AccountToken.token_hash == token_hash,
             AccountToken.purpose.in_(purposes),
             AccountToken.used_at.is_(None),
+            AccountToken.revoked_at.is_(None),
             AccountToken.expires_at > now,
         )
         .values(used_at=now)
         .returning(AccountToken)
     )
     return result.scalar_one_or_none()
+
+
+async def revoke_account_tokens(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
+    """End every unused emailed link of the user; returns how many there were."""
+    result = await db.execute(
+        update(AccountToken)
+        .where(
+            AccountToken.user_id == user_id,
+            AccountToken.used_at.is_(None),
+            AccountToken.revoked_at.is_(None),
+            AccountToken.expires_at > now,
+        )
+        .values(revoked_at=now)
+    )
+    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+async def add_activity(db: AsyncSession, event: AccountActivity) -> None:
+    db.add(event)
+    await db.flush()
+
+
+async def activity_of_user(
+    db: AsyncSession, user_id: uuid.UUID, *, before_id: int | None, limit: int
+) -> list[AccountActivity]:
+    """A page of the user's activity, newest first (keyset on the event id)."""
+    query = (
+        select(AccountActivity)
+        .where(AccountActivity.user_id == user_id)
+        .order_by(AccountActivity.id.desc())
+        .limit(limit)
+    )
+    if before_id is not None:
+        query = query.where(AccountActivity.id < before_id)
+    return list((await db.execute(query)).scalars())
 
 
 async def purge_expired(db: AsyncSession, *, before: datetime, idle_before: datetime) -> tuple[int, int]:
@@ -186,6 +235,18 @@ async def purge_expired(db: AsyncSession, *, before: datetime, idle_before: date
         )
     )
     tokens = await db.execute(
-        delete(AccountToken).where(or_(AccountToken.used_at < before, AccountToken.expires_at < before))
+        delete(AccountToken).where(
+            or_(
+                AccountToken.used_at < before,
+                AccountToken.revoked_at < before,
+                AccountToken.expires_at < before,
+            )
+        )
     )
     return sessions.rowcount, tokens.rowcount  # type: ignore[attr-defined]
+
+
+async def purge_activity(db: AsyncSession, *, before: datetime) -> int:
+    """Delete account activity older than `before`."""
+    result = await db.execute(delete(AccountActivity).where(AccountActivity.occurred_at < before))
+    return result.rowcount  # type: ignore[attr-defined,no-any-return]

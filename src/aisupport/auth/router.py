@@ -252,6 +252,7 @@ async def logout(
     request: Request,
     db: DbSession,
     auth: Auth,
+    client: ClientInfo,
     bearer_token: Annotated[str | None, Depends(bearer_scheme)],
     payload: RefreshRequest | None = None,
 ) -> Response:
@@ -269,7 +270,7 @@ async def logout(
             session_id = await service.session_of_refresh_token(db, refresh_cookie)
         require_csrf(request, auth, session_id)
     if session_id is not None:
-        await service.logout(db, auth, session_id)
+        await service.logout(db, auth, session_id, client)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     clear_auth_cookies(response, auth.settings)
     return response

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, IPvAnyAddress
 
 from aisupport.auth.devices import DEVICE_TOKEN_MAX_LENGTH
+from aisupport.auth.models import ActivityKind
 from aisupport.core.schemas import RequestModel
 from aisupport.organizations.models import Role
 from aisupport.organizations.permissions import Permission
@@ -141,6 +142,10 @@ class ForgotPasswordRequest(RequestModel):
     email: EmailStr
 
 
+class VerificationRequest(RequestModel):
+    email: EmailStr
+
+
 class ResetPasswordRequest(RequestModel):
     token: str = Field(min_length=1, max_length=ACCOUNT_TOKEN_MAX)
     new_password: str = Field(max_length=PASSWORD_INPUT_MAX)
@@ -169,3 +174,18 @@ class SessionOut(BaseModel):
 
 class SwitchOrganization(RequestModel):
     organization_id: uuid.UUID
+
+
+class ActivityOut(BaseModel):
+    """One security event of your account. `details` depend on the kind: `session_id` and
+    `organization_id` for sign-ins and sign-outs, `old_email`/`new_email` for address changes,
+    `sessions_revoked` for password changes and signing out everywhere."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    occurred_at: datetime
+    kind: ActivityKind
+    ip: IPvAnyAddress | None
+    user_agent: str | None
+    details: dict[str, Any]

@@ -13,9 +13,9 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aisupport.auth import repository
+from aisupport.auth import activity, repository
 from aisupport.auth.devices import device_binding, issue_device_token, trusted_device
-from aisupport.auth.models import AuthSession, RefreshToken, TokenPurpose, User
+from aisupport.auth.models import ActivityKind, AuthSession, RefreshToken, TokenPurpose, User
 from aisupport.auth.password_policy import check_password, normalize_password
 from aisupport.auth.principal import Principal
 from aisupport.auth.session_cache import SessionStatusCache
@@ -174,18 +174,16 @@ async def signup(
     password = normalize_password(password)
     check_password(password, email=email)
     email_normalized = normalize_email(email)
+    # Per address too, before the lookup (so alike for new and taken addresses): each attempt mails it.
+    await auth.rate_limiter.hit(
+        settings.rate_limits["email_account"], "email-account", limit_key(email_normalized)
+    )
     password_hash = await auth.passwords.hash(password)  # before the database: no connection held
     existing = await repository.user_by_email(db, email_normalized)
     if existing is not None:
         if not settings.REQUIRE_EMAIL_VERIFICATION:
             raise _email_taken()
-        await defer(
-            db,
-            "auth:send_notice",
-            to=existing.email,
-            template="signup_existing",
-            values={"name": existing.full_name, "email": existing.email},
-        )
+        await _mail_existing_account(db, existing)
         return None
     user = User(
         id=uuid.uuid4(),
@@ -208,6 +206,7 @@ async def signup(
     await audit.record(
         db, organization.id, "organization.created", actor=Actor(user_id=user.id), client=client
     )
+    await activity.record(db, user.id, ActivityKind.SIGNED_UP, client=client)
     await send_verification(db, user)
     log.info("user_signed_up", user_id=str(user.id), organization_id=str(organization.id))
     if settings.REQUIRE_EMAIL_VERIFICATION:
@@ -215,20 +214,47 @@ async def signup(
     return await start_session(db, auth, user, organization, Role.OWNER, client)
 
 
+async def _mail_existing_account(db: AsyncSession, existing: User) -> None:
+    """Sign-up with a taken address (REQUIRE_EMAIL_VERIFICATION): its owner is told, and an account
+    never confirmed gets a link to finish signing up by choosing its password. Not a verification link:
+    confirming would give the account to whoever chose its password, maybe someone who registered the
+    address first to take it over later. The answer stays that of a fresh sign-up."""
+    if existing.email_verified:
+        await defer(
+            db,
+            "auth:send_notice",
+            to=existing.email,
+            template="signup_existing",
+            values={"name": existing.full_name, "email": existing.email},
+        )
+    else:
+        await defer(
+            db,
+            "auth:send_password_reset",
+            email_normalized=existing.email_normalized,
+            template="finish_signup",
+        )
+
+
 async def send_verification(db: AsyncSession, user: User) -> None:
-    """Queue the email that confirms the account's current address."""
+    """Queue the email that confirms the account's current address, bound to the account as it is now."""
     await defer(
         db,
         "auth:send_email_verification",
         user_id=str(user.id),
         email=user.email,
         purpose=TokenPurpose.VERIFY_EMAIL.value,
+        binding=link_binding(user),
     )
 
 
-def password_fingerprint(password_hash: str) -> str:
-    """Ties a reset token to the password it replaces: any password change kills the token."""
-    return hashlib.sha256(b"reset-binding/" + password_hash.encode()).hexdigest()
+def link_binding(user: User) -> str:
+    """What an emailed link is bound to: the account's password, address and security stamp. A link
+    works only while all three are as they were when it was asked for."""
+    state = b"\0".join(
+        (user.security_stamp.bytes, user.email_normalized.encode(), user.password_hash.encode())
+    )
+    return hashlib.sha256(b"account-link/" + state).hexdigest()
 
 
 async def login(
@@ -310,10 +336,16 @@ async def refresh(db: AsyncSession, auth: AuthComponents, *, refresh_token: str,
     return _sign_in(auth, user, organization, role, session, child_token, now)
 
 
-async def logout(db: AsyncSession, auth: AuthComponents, session_id: uuid.UUID) -> None:
+async def logout(db: AsyncSession, auth: AuthComponents, session_id: uuid.UUID, client: Client) -> None:
     """Revoke a session's refresh-token family; its access tokens stop working at once."""
     if await repository.revoke_session(db, session_id, reason="logout", now=datetime.now(UTC)):
         log.info("session_revoked", session_id=str(session_id), reason="logout")
+        session = await repository.session_by_id(db, session_id)
+        if session is not None:
+            details = {"session_id": str(session_id)}
+            await activity.record(
+                db, session.user_id, ActivityKind.SIGNED_OUT, client=client, details=details
+            )
     forget_sessions(db, auth, [session_id])
 
 
@@ -400,6 +432,13 @@ async def _revoke_for_reuse(
 ) -> None:
     await repository.revoke_session(db, session.id, reason="refresh_token_reuse", now=now)
     REFRESH_TOKEN_REUSE.inc()
+    await activity.record(
+        db,
+        session.user_id,
+        ActivityKind.REFRESH_TOKEN_REUSE,
+        client=client,
+        details={"session_id": str(session.id)},
+    )
     forget_sessions(db, auth, [session.id])
     await audit.record(
         db,
@@ -475,7 +514,9 @@ async def verified_user(db: AsyncSession, user_id: uuid.UUID) -> User:
 
 
 async def _record_failed_sign_in(db: AsyncSession, user: User, client: Client) -> None:
-    """A wrong password for a known account goes into the audit log of each of its organizations."""
+    """A wrong password for a known account goes into its activity list and the audit log of each of
+    its organizations."""
+    await activity.record(db, user.id, ActivityKind.SIGN_IN_FAILED, client=client)
     await set_tenant(db, organization_id=None, user_id=user.id)
     for organization, _, _ in await org_repository.organizations_of_user(db, user.id):
         await set_tenant(db, organization_id=organization.id, user_id=user.id)
@@ -533,6 +574,13 @@ async def start_session(
         ),
     )
     log.info("session_started", user_id=str(user.id), session_id=str(session.id), ip=client.ip)
+    await activity.record(
+        db,
+        user.id,
+        ActivityKind.SIGNED_IN,
+        client=client,
+        details={"session_id": str(session.id), "organization_id": str(organization.id)},
+    )
     target = ("session", session.id)
     await audit.record(
         db, organization.id, "auth.signed_in", actor=Actor(user_id=user.id), client=client, target=target
