@@ -27,7 +27,7 @@ from aisupport.core.jobs import run_worker
 from aisupport.core.logging import RequestLogMiddleware, configure_logging
 from aisupport.core.ratelimit import RateLimiter
 from aisupport.core.redis import create_redis
-from aisupport.core.request_body import BodySizeLimitMiddleware, require_json_body
+from aisupport.core.request_body import BodyLimitsMiddleware, require_json_body
 from aisupport.core.security import AccessTokenCodec, PasswordHasher
 from aisupport.core.tenancy import app_database_url, refuse_privileged_role
 from aisupport.health.router import metrics_router
@@ -109,6 +109,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
 
+    # Inside CORS, so a browser can read the 413 or 422 it answers.
+    app.add_middleware(
+        BodyLimitsMiddleware,
+        default=settings.MAX_BODY_BYTES,
+        limits={"/auth/": AUTH_MAX_BODY_BYTES},
+        max_json_depth=settings.MAX_JSON_DEPTH,
+    )
     app.add_middleware(
         ProblemCORSMiddleware,
         allow_origins=settings.CORS_ORIGINS,
@@ -116,9 +123,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID"],
         expose_headers=["X-Request-ID", "Retry-After"],
-    )
-    app.add_middleware(
-        BodySizeLimitMiddleware, default=settings.MAX_BODY_BYTES, limits={"/auth/": AUTH_MAX_BODY_BYTES}
     )
     app.add_middleware(RequestLogMiddleware)
     # Outermost: the client address is settled before anything logs or limits by it.
