@@ -17,6 +17,7 @@ from aisupport.auth.router import router as auth_router
 from aisupport.auth.service import AuthComponents
 from aisupport.auth.session_cache import SessionStatusCache
 from aisupport.core import tracing
+from aisupport.core.api_docs import install_api_docs
 from aisupport.core.config import Settings
 from aisupport.core.cors import ProblemCORSMiddleware
 from aisupport.core.db import create_sessionmaker, engine_for
@@ -102,9 +103,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(require_json_body)],
+        docs_url=None,  # served by install_api_docs, without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_api_docs(app)
     tracing.instrument_app(app, settings)
     for router in ROUTERS:
         app.include_router(router)
