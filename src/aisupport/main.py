@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import structlog
 from fastapi import Depends, FastAPI
@@ -41,11 +43,21 @@ log = structlog.get_logger("aisupport")
 ROUTERS = (health_router, metrics_router, auth_router, account_router, organizations_router)
 
 
+_embedded_urls: dict[Path, str] = {}
+
+
 def database_url(settings: Settings) -> str:
     """The configured database, or the embedded one (started on demand) when DATABASE_URL is unset."""
     if settings.DATABASE_URL:
         return settings.DATABASE_URL
-    return start_embedded_postgres(settings.EMBEDDED_PGDATA)
+    pgdata = settings.EMBEDDED_PGDATA
+    if pgdata not in _embedded_urls:
+        # A first start (initdb) takes seconds: say what is happening.
+        log.info("starting_embedded_postgresql", pgdata=str(pgdata))
+        started = time.perf_counter()
+        _embedded_urls[pgdata] = start_embedded_postgres(pgdata)
+        log.info("embedded_postgresql_ready", seconds=round(time.perf_counter() - started, 2))
+    return _embedded_urls[pgdata]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -185,6 +185,11 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _smtp_url(self) -> Settings:
+        self.smtp  # noqa: B018  (a malformed SMTP_URL is refused at start-up, not at the first mail)
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.ENV != "prod":
             return self

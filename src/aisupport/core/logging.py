@@ -72,6 +72,8 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
     # uvicorn's own access log would repeat ours without the request id.
     logging.getLogger("uvicorn.access").disabled = True
+    # Seven lines about alembic's internals at every start; its migration lines stay.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 class RequestLogMiddleware:
