@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import json
+import secrets
+import time
 from collections.abc import Callable
 
 import pytest
+from fastapi import Request
 from httpx import AsyncClient
 
 from aisupport.core.config import Settings
@@ -193,3 +197,44 @@ async def test_text_postgresql_cannot_store_is_a_422_not_a_500(client: AsyncClie
     refused = await client.post("/auth/token", data=form)
     assert refused.status_code == 422
     assert refused.json()["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+async def test_an_unexpected_error_is_logged_once_without_locals_or_header_values(
+    make_settings: Callable[..., Settings], capfd: pytest.CaptureFixture[str], env: str
+) -> None:
+    secret = secrets.token_urlsafe(24)  # made at run time: in no source line a traceback could quote
+    prod = {"SECRET_KEY": "p" * 40, "APP_DATABASE_PASSWORD": "a" * 16} if env == "prod" else {}
+    async with serve(make_settings(ENV=env, **prod)) as client:
+        app = client.app  # type: ignore[attr-defined]
+
+        async def explode(request: Request) -> None:
+            hidden = f"local-{secret}-{request.headers['authorization']}"  # shown only with locals
+            raise RuntimeError(f"boom ({len(hidden)})")
+
+        app.add_api_route("/test-explode", explode)
+        capfd.readouterr()
+        started = time.monotonic()
+        # The app handles the error itself: an exception escaping it would fail this request (and
+        # make uvicorn log it a second time).
+        response = await client.get(
+            "/test-explode",
+            headers={"Authorization": f"Bearer {secret}", "Cookie": f"session={secret}; other={secret}"},
+        )
+        elapsed = time.monotonic() - started
+    logs = capfd.readouterr().err
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal_error"
+    assert elapsed < 5  # rendering a traceback with locals took 15 s
+    assert secret not in logs
+    assert logs.count("Traceback (most recent call last)") == 1
+    assert logs.count("unhandled_exception") == 1
+    assert "RuntimeError: boom" in logs
+    assert "in explode" in logs  # the traceback names the frame that raised
+    error_line = next(line for line in logs.splitlines() if "unhandled_exception" in line)
+    assert "/test-explode" in error_line  # with the request's path and id
+    assert "request_id" in error_line
+    if env == "prod":
+        assert json.loads(error_line)["level"] == "error"
+    request_lines = [line for line in logs.splitlines() if "status=500" in line or '"status": 500' in line]
+    assert len(request_lines) == 1  # and the usual request line

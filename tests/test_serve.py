@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
 import signal
 import time
 from email import message_from_bytes, policy
@@ -11,7 +13,13 @@ from pathlib import Path
 
 import httpx
 
+from aisupport.core.config import PROJECT_ROOT
 from tests.conftest import PASSWORD, new_email, running_service
+
+# The development console format: an ISO time in UTC, the level, the event.
+CONSOLE_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z \[(debug|info|warning|error|critical) *\] \S"
+)
 
 
 def test_serve_runs_embedded_delivers_mail_and_stops_cleanly(tmp_path: Path) -> None:
@@ -73,6 +81,31 @@ async def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(
     assert finished[0] > signalled  # it was still in flight when SIGTERM arrived
     assert answer.status_code == 200  # and it finished
     assert returncode == 128 + signal.SIGTERM
+
+
+def test_start_up_with_the_example_env_file_says_what_it_does_in_one_format(tmp_path: Path) -> None:
+    # The README's steps: `cp .env.example .env`, then `make run` (a fresh embedded database).
+    shutil.copy(PROJECT_ROOT / ".env.example", tmp_path / ".env")
+    pgdata = tmp_path / "pgdata"
+    with running_service(
+        tmp_path, EMBEDDED_PGDATA=str(pgdata), EMAIL_DEV_DIR=str(tmp_path / "mail")
+    ) as service:
+        assert httpx.get(f"{service.base_url}/health/ready").status_code == 200
+        service.stop()
+    lines = service.output().splitlines()
+    assert lines
+    assert [line for line in lines if not CONSOLE_LINE.match(line)] == []
+    progress = [
+        "starting_embedded_postgresql",
+        "embedded_postgresql_ready",
+        "applying_migrations",
+        "migrations_applied",
+        "Uvicorn running on http://127.0.0.1:",
+    ]
+    positions = [next((i for i, line in enumerate(lines) if step in line), -1) for step in progress]
+    assert -1 not in positions, dict(zip(progress, positions, strict=True))
+    assert positions == sorted(positions)  # in this order
+    assert f"pgdata={pgdata}" in lines[positions[0]]
 
 
 def _wait_for_mail(folder: Path, link: str, timeout: float = 30) -> str:

@@ -1,10 +1,20 @@
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 import pytest
+import yaml
+from dotenv import dotenv_values
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 
 from aisupport.cli import main
-from aisupport.core.config import Settings
+from aisupport.core.config import PROJECT_ROOT, Settings
+from tests.conftest import service_env
 
 STRONG_KEY = "k" * 40
 
@@ -132,3 +142,79 @@ def test_the_in_process_worker_runs_with_the_embedded_database_unless_told(
     monkeypatch.setenv("SECRET_KEY_PREVIOUS", "")  # compose passes `${NAME:-}` for unset optional values
     monkeypatch.setenv("SMTP_URL", "")
     assert prod().SECRET_KEY_PREVIOUS is None
+
+
+@pytest.fixture
+def no_settings_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.usefixtures("no_settings_in_environment")
+def test_the_example_env_file_serves_make_run() -> None:
+    # `cp .env.example .env && make run`: the embedded database, on loopback, no compose-only host.
+    settings = Settings(_env_file=PROJECT_ROOT / ".env.example")  # type: ignore[call-arg]
+    assert settings.ENV == "dev"
+    assert settings.embedded_database
+    assert settings.REDIS_URL is None
+    assert settings.API_HOST == "127.0.0.1"
+    assert settings.smtp is None  # mail goes to .data/mail
+
+
+def compose_environment(compose: dict[str, Any], dotenv: dict[str, str | None]) -> dict[str, str]:
+    """The api container's environment as compose interpolates it from `.env` (no shell variables)."""
+
+    def interpolate(value: str) -> str:
+        def substitute(match: re.Match[str]) -> str:
+            name, operator, argument = match.group("name"), match.group("op"), match.group("arg") or ""
+            current = dotenv.get(name) or ""
+            if operator == ":?" and not current:
+                raise AssertionError(f"compose refuses to start: {argument}")
+            return current or (argument if operator == ":-" else "")
+
+        pattern = r"\$\{(?P<name>\w+)(?:(?P<op>:-|:\?)(?P<arg>[^}]*))?\}"
+        return re.sub(pattern, substitute, value).replace("$$", "$")
+
+    return {
+        name: interpolate(str(value)) for name, value in compose["services"]["api"]["environment"].items()
+    }
+
+
+@pytest.mark.usefixtures("no_settings_in_environment")
+def test_the_example_env_file_serves_docker_compose_with_its_own_hosts() -> None:
+    # `cp .env.example .env && docker compose up`: compose's interpolation accepts the file, and the
+    # containers get compose's hosts, not the file's.
+    compose = yaml.safe_load((PROJECT_ROOT / "compose.yaml").read_text())
+    environment = compose_environment(compose, dotenv_values(PROJECT_ROOT / ".env.example"))
+    settings = Settings(_env_file=None, **environment)  # type: ignore[arg-type]
+    assert settings.API_HOST == "0.0.0.0"  # noqa: S104
+    assert settings.DATABASE_URL is not None
+    assert make_url(settings.DATABASE_URL).host == "postgres"
+    assert settings.REDIS_URL == "redis://redis:6379/0"
+    assert not settings.run_worker_in_process  # the worker service does the jobs
+
+
+def test_an_unreachable_database_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
+    env = service_env(DATABASE_URL="postgresql+psycopg://owner:hunter2-secret@127.0.0.1:1/none")
+    result = subprocess.run(
+        [sys.executable, "-m", "aisupport.cli", "migrate"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "[error" in line]
+    assert len(errors) == 1, result.stderr
+    assert "startup_failed" in errors[0]
+    assert "cannot connect to the database" in errors[0]
+    assert "DATABASE_URL" in errors[0]
+    assert "hunter2-secret" not in result.stderr + result.stdout
+
+
+def test_a_malformed_smtp_url_is_refused_at_start_up_in_development() -> None:
+    with pytest.raises(ValidationError, match="SMTP_URL"):
+        Settings(_env_file=None, ENV="dev", SMTP_URL="http://mail.example")  # type: ignore[call-arg]

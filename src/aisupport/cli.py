@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
 
+import psycopg
+import structlog
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 
 from aisupport.core.config import PROJECT_ROOT, Settings
+from aisupport.core.logging import configure_logging
+
+log = structlog.get_logger("aisupport")
 
 
 def load_settings() -> Settings:
@@ -35,13 +42,20 @@ def alembic_config(url: str) -> object:
 def migrate(settings: Settings, revision: str = "head") -> None:
     """Apply migrations as the tables' owner (DATABASE_URL), then grant the service's role its rights."""
     from alembic import command
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import make_url
 
     from aisupport.core.tenancy import provision_app_role
     from aisupport.main import database_url
 
     owner_url = database_url(settings)
-    command.upgrade(alembic_config(owner_url), revision)  # type: ignore[arg-type]
+    config = alembic_config(owner_url)
+    target = ScriptDirectory.from_config(config).get_current_head() if revision == "head" else revision  # type: ignore[arg-type]
+    log.info("applying_migrations", database=make_url(owner_url).render_as_string(hide_password=True))
+    started = time.perf_counter()
+    command.upgrade(config, revision)  # type: ignore[arg-type]
     provision_app_role(settings, owner_url)
+    log.info("migrations_applied", revision=target, seconds=round(time.perf_counter() - started, 2))
 
 
 def serve(settings: Settings) -> None:
@@ -72,11 +86,9 @@ def worker(settings: Settings) -> None:
     from aisupport.core.db import engine_for
     from aisupport.core.email import create_mailer
     from aisupport.core.jobs import run_worker
-    from aisupport.core.logging import configure_logging
     from aisupport.core.tenancy import app_database_url
     from aisupport.main import database_url
 
-    configure_logging(json=settings.ENV == "prod", level=settings.LOG_LEVEL)
     tracing.configure_tracing(settings)
     if settings.WORKER_METRICS_PORT is not None:
         from prometheus_client import start_http_server
@@ -111,12 +123,26 @@ def main(argv: list[str] | None = None) -> None:
     migrate_parser.add_argument("revision", nargs="?", default="head")
     args = parser.parse_args(argv)
     settings = load_settings()
-    if args.command == "serve":
-        serve(settings)
-    elif args.command == "worker":
-        worker(settings)
-    elif args.command == "migrate":
-        migrate(settings, args.revision)
+    # Before anything logs: every line from here on (ours, alembic's, uvicorn's) has the one format.
+    configure_logging(json=settings.ENV == "prod", level=settings.LOG_LEVEL)
+    try:
+        if args.command == "serve":
+            serve(settings)
+        elif args.command == "worker":
+            worker(settings)
+        elif args.command == "migrate":
+            migrate(settings, args.revision)
+    except (OperationalError, psycopg.OperationalError) as error:
+        # A setting pointing at a database that does not answer: one line that says so, no traceback.
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        log.error(
+            "startup_failed",
+            reason=f"cannot connect to the database: {reason}",
+            hint="check DATABASE_URL (leave it unset for the embedded PostgreSQL)",
+        )
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

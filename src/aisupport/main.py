@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import structlog
 from fastapi import Depends, FastAPI
@@ -17,6 +19,7 @@ from aisupport.auth.router import router as auth_router
 from aisupport.auth.service import AuthComponents
 from aisupport.auth.session_cache import SessionStatusCache
 from aisupport.core import tracing
+from aisupport.core.api_docs import install_api_docs
 from aisupport.core.config import Settings
 from aisupport.core.cors import ProblemCORSMiddleware
 from aisupport.core.db import create_sessionmaker, engine_for
@@ -27,7 +30,7 @@ from aisupport.core.jobs import run_worker
 from aisupport.core.logging import RequestLogMiddleware, configure_logging
 from aisupport.core.ratelimit import RateLimiter
 from aisupport.core.redis import create_redis
-from aisupport.core.request_body import BodySizeLimitMiddleware, require_json_body
+from aisupport.core.request_body import BodyLimitsMiddleware, require_json_body
 from aisupport.core.security import AccessTokenCodec, PasswordHasher
 from aisupport.core.tenancy import app_database_url, refuse_privileged_role
 from aisupport.health.router import metrics_router
@@ -40,11 +43,21 @@ log = structlog.get_logger("aisupport")
 ROUTERS = (health_router, metrics_router, auth_router, account_router, organizations_router)
 
 
+_embedded_urls: dict[Path, str] = {}
+
+
 def database_url(settings: Settings) -> str:
     """The configured database, or the embedded one (started on demand) when DATABASE_URL is unset."""
     if settings.DATABASE_URL:
         return settings.DATABASE_URL
-    return start_embedded_postgres(settings.EMBEDDED_PGDATA)
+    pgdata = settings.EMBEDDED_PGDATA
+    if pgdata not in _embedded_urls:
+        # A first start (initdb) takes seconds: say what is happening.
+        log.info("starting_embedded_postgresql", pgdata=str(pgdata))
+        started = time.perf_counter()
+        _embedded_urls[pgdata] = start_embedded_postgres(pgdata)
+        log.info("embedded_postgresql_ready", seconds=round(time.perf_counter() - started, 2))
+    return _embedded_urls[pgdata]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -102,13 +115,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(require_json_body)],
+        docs_url=None,  # served by install_api_docs, without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_api_docs(app)
     tracing.instrument_app(app, settings)
     for router in ROUTERS:
         app.include_router(router)
 
+    # Inside CORS, so a browser can read the 413 or 422 it answers.
+    app.add_middleware(
+        BodyLimitsMiddleware,
+        default=settings.MAX_BODY_BYTES,
+        limits={"/auth/": AUTH_MAX_BODY_BYTES},
+        max_json_depth=settings.MAX_JSON_DEPTH,
+    )
     app.add_middleware(
         ProblemCORSMiddleware,
         allow_origins=settings.CORS_ORIGINS,
@@ -116,9 +139,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID"],
         expose_headers=["X-Request-ID", "Retry-After"],
-    )
-    app.add_middleware(
-        BodySizeLimitMiddleware, default=settings.MAX_BODY_BYTES, limits={"/auth/": AUTH_MAX_BODY_BYTES}
     )
     app.add_middleware(RequestLogMiddleware)
     # Outermost: the client address is settled before anything logs or limits by it.

@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     # Network.
     FORWARDED_ALLOW_IPS: Annotated[list[str], NoDecode] = ["127.0.0.1"]
     MAX_BODY_BYTES: int = Field(default=1024 * 1024, ge=1024)
+    # Deeper JSON bodies are refused (422) before parsing: parsers, validation and logging recurse.
+    MAX_JSON_DEPTH: int = Field(default=32, ge=2, le=128)
 
     # The service's own database role (row-level security binds it; DATABASE_URL's user owns the tables
     # and runs migrations). APP_DATABASE_URL wins; else DATABASE_URL with this role and password.
@@ -186,6 +188,11 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError(f"{value!r} is not a rate limit such as '10/minute'") from None
         return value
+
+    @model_validator(mode="after")
+    def _smtp_url(self) -> Settings:
+        self.smtp  # noqa: B018  (a malformed SMTP_URL is refused at start-up, not at the first mail)
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

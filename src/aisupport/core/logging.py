@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aisupport.core.errors import problem_response
 from aisupport.core.metrics import HTTP_DURATION, HTTP_REQUESTS
 from aisupport.core.tracing import add_trace_id
 
@@ -40,8 +41,12 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_sensitive,
     ]
+    # Tracebacks without local variables in both formats: locals hold request headers (Authorization,
+    # Cookie), and rendering them took seconds per error (structlog's default uses rich, with locals).
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     tail: list[Any] = [structlog.processors.format_exc_info, renderer] if json else [renderer]
     structlog.configure(
@@ -67,14 +72,22 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
     # uvicorn's own access log would repeat ours without the request id.
     logging.getLogger("uvicorn.access").disabled = True
+    # Seven lines about alembic's internals at every start; its migration lines stay.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 class RequestLogMiddleware:
-    """Assigns a request id (echoed in `X-Request-ID`) and logs one line per request."""
+    """Assigns a request id (echoed in `X-Request-ID`) and logs one line per request.
+
+    An exception no handler took is answered here (a 500 problem) and logged once, with its traceback
+    and the request id: it does not travel on to Starlette's and uvicorn's handlers, which would log
+    it twice more.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.log = structlog.get_logger("aisupport.request")
+        self.errors = structlog.get_logger("aisupport.errors")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,16 +98,24 @@ class RequestLogMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        started_response = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            self.errors.exception("unhandled_exception", method=scope["method"], path=scope["path"])
+            if started_response:
+                return  # the answer is cut short; the client sees an incomplete response
+            response = problem_response(500, "internal_error", "An unexpected error occurred.")
+            await response(scope, receive, send_with_id)
         finally:
             client = scope.get("client")
             route = getattr(scope.get("route"), "path", None)

@@ -2,16 +2,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, IPvAnyAddress
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, IPvAnyAddress, JsonValue
 
 from aisupport.auth.schemas import PASSWORD_INPUT_MAX, Transport
+from aisupport.core.json_limits import JsonObjectBounds
 from aisupport.core.schemas import RequestModel
 from aisupport.organizations.models import Role
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$"
 ApiKeyRole = Literal["admin", "agent", "viewer"]
+# Settings are configuration, not data: small and shallow (decision 0021).
+SETTINGS_BOUNDS = JsonObjectBounds(max_depth=8, max_items=1000, max_bytes=32 * 1024)
 
 
 class OrganizationCreate(RequestModel):
@@ -22,7 +25,9 @@ class OrganizationCreate(RequestModel):
 class OrganizationUpdate(RequestModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     slug: str | None = Field(default=None, pattern=SLUG_PATTERN)
-    settings: dict[str, Any] | None = Field(default=None, description="Replaces the whole settings object.")
+    settings: Annotated[dict[str, JsonValue], SETTINGS_BOUNDS] | None = Field(
+        default=None, description=f"Replaces the whole settings object. {SETTINGS_BOUNDS.describe()}"
+    )
 
 
 class OrganizationDelete(RequestModel):
