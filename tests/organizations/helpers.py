@@ -52,23 +52,56 @@ async def ensure_verified(client: AsyncClient, mailbox: Mailbox, person: Person)
         await verify(client, mailbox, person)
 
 
-async def add_member(client: AsyncClient, mailbox: Mailbox, owner: Person, role: str) -> Person:
-    """A new person invited into `owner`'s organization with `role`, who accepted by signing up."""
-    await ensure_verified(client, mailbox, owner)  # only verified people invite
+async def add_member(
+    client: AsyncClient, mailbox: Mailbox, owner: Person, role: str, organization_id: str | None = None
+) -> Person:
+    """A new person invited into `owner`'s organization (or `organization_id`, one of the owner's) with
+    `role`, who accepted by signing up."""
     email = new_email()
-    invited = await client.post(
-        f"/orgs/{owner.organization_id}/invitations",
-        json={"email": email, "role": role},
-        headers=owner.headers,
-    )
-    assert invited.status_code == 201, invited.text
-    await run_jobs(client)
+    token = await invite(client, mailbox, owner, email, role, organization_id)
     accepted = await client.post(
-        "/invitations/accept",
-        json={"token": mailbox.token_sent_to(email), "password": PASSWORD, "transport": "body"},
+        "/invitations/accept", json={"token": token, "password": PASSWORD, "transport": "body"}
     )
     assert accepted.status_code == 201, accepted.text
     return person_from(accepted.json(), email)
+
+
+async def invite(
+    client: AsyncClient,
+    mailbox: Mailbox,
+    inviter: Person,
+    email: str,
+    role: str,
+    organization_id: str | None = None,
+) -> str:
+    """Invite `email` with `role` into `organization_id` (default: the inviter's token organization);
+    returns the token of the link mailed."""
+    await ensure_verified(client, mailbox, inviter)  # only verified people invite
+    invited = await client.post(
+        f"/orgs/{organization_id or inviter.organization_id}/invitations",
+        json={"email": email, "role": role},
+        headers=inviter.headers,
+    )
+    assert invited.status_code == 201, invited.text
+    await run_jobs(client)
+    return mailbox.token_sent_to(email)
+
+
+async def join(
+    client: AsyncClient, mailbox: Mailbox, inviter: Person, person: Person, role: str, organization_id: str
+) -> None:
+    """`person` (who has an account) joins `organization_id` with `role`, accepting while signed in."""
+    token = await invite(client, mailbox, inviter, person.email, role, organization_id)
+    await ensure_verified(client, mailbox, person)
+    accepted = await client.post("/invitations/accept", json={"token": token}, headers=person.headers)
+    assert accepted.status_code == 200, accepted.text
+
+
+async def new_organization(client: AsyncClient, person: Person, name: str = "Second Co") -> str:
+    """A further organization created by `person` (its owner); returns its id."""
+    created = await client.post("/orgs", json={"name": name}, headers=person.headers)
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
 
 
 async def login(client: AsyncClient, person: Person, organization_id: str | None = None) -> Person:

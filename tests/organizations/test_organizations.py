@@ -34,8 +34,8 @@ async def test_create_list_get_update_and_delete_an_organization(client: AsyncCl
     assert bad_cursor.json()["code"] == "invalid_cursor"
     assert (await client.get("/orgs", params={"limit": 101}, headers=owner.headers)).status_code == 422
 
-    # Acting on an organization means switching to it; until then it is not found.
-    assert (await client.get(f"/orgs/{second}", headers=owner.headers)).status_code == 404
+    # Every organization of the caller works by its id, without switching to it first.
+    assert (await client.get(f"/orgs/{second}", headers=owner.headers)).json()["id"] == second
     org_path = f"/orgs/{owner.organization_id}"
     assert (await client.get(org_path, headers=owner.headers)).json()["id"] == owner.organization_id
     renamed = await client.patch(

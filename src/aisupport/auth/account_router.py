@@ -24,7 +24,7 @@ from aisupport.auth.schemas import (
 from aisupport.core.access import public
 from aisupport.core.db import DbSession
 from aisupport.core.errors import problem_responses
-from aisupport.core.pagination import Cursor, Limit, Page, decode_cursor, page, time_and_id
+from aisupport.core.pagination import Page, Paging
 
 router = APIRouter(prefix="/auth", tags=["account"], responses=problem_responses(401, 403, 500, 503))
 
@@ -140,14 +140,12 @@ async def change_email(
 
 
 @router.get("/sessions", response_model=Page[SessionOut], responses=problem_responses(400, 401, 403, 422))
-async def list_sessions(
-    principal: Account, db: DbSession, auth: Auth, limit: Limit = 50, cursor: Cursor = None
-) -> Page[SessionOut]:
+async def list_sessions(principal: Account, db: DbSession, auth: Auth, paging: Paging) -> Page[SessionOut]:
     """Your signed-in sessions, newest sign-in first; `current` marks this one."""
     rows = await account_service.live_sessions(
-        db, auth, principal.person, before=time_and_id(cursor), limit=limit + 1
+        db, auth, principal.person, before=paging.after_time_and_id(), limit=paging.fetch
     )
-    sessions, next_cursor = page(rows, limit, lambda session: (session.created_at, session.id))
+    sessions, next_cursor = paging.split(rows, lambda session: (session.created_at, session.id))
     return Page(
         items=[
             SessionOut(
@@ -193,14 +191,12 @@ async def logout_all(principal: Account, db: DbSession, auth: Auth, client: Clie
 
 
 @router.get("/activity", response_model=Page[ActivityOut], responses=problem_responses(400, 401, 403, 422))
-async def list_activity(
-    principal: Account, db: DbSession, limit: Limit = 50, cursor: Cursor = None
-) -> Page[ActivityOut]:
+async def list_activity(principal: Account, db: DbSession, paging: Paging) -> Page[ActivityOut]:
     """Security events of your account, newest first: sign-ins and failed sign-ins, sign-outs, password
     and address changes, with the IP address and user agent they came from."""
-    position = decode_cursor(cursor, int)
+    position = paging.after(int)
     rows = await account_service.activity_list(
-        db, principal.person, before_id=position[0] if position else None, limit=limit + 1
+        db, principal.person, before_id=position[0] if position else None, limit=paging.fetch
     )
-    items, next_cursor = page(rows, limit, lambda row: (row.id,))
+    items, next_cursor = paging.split(rows, lambda row: (row.id,))
     return Page(items=[ActivityOut.model_validate(row) for row in items], next_cursor=next_cursor)

@@ -27,7 +27,7 @@ from aisupport.organizations import audit
 from aisupport.organizations import repository as org_repository
 from aisupport.organizations.audit import Actor
 from aisupport.organizations.models import Role
-from aisupport.organizations.permissions import Permission
+from aisupport.organizations.permissions import Permission, permissions_of
 
 log = structlog.get_logger("aisupport.auth")
 
@@ -111,10 +111,19 @@ async def current_principal(
     bearer_token: Annotated[str | None, Depends(bearer_scheme)],
     api_key_header: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
-    """Authenticate the request, scope its transaction to the caller's organization, and resolve the
-    effective role: the weaker of the token's and the membership's current one, read on every request."""
+    """Authenticate the request, resolve the organization it acts in, scope its transaction to that
+    organization, and resolve the effective role, read from the membership on every request.
+
+    A person acts in the organization of the path (`/orgs/{org_id}/...`), or else in the token's own
+    organization, with their current role there; the token's role claim caps it only in the token's
+    own organization. An API key acts only in its own organization.
+    """
+    path_org = _path_organization(request)
     if api_key_header is not None or (bearer_token or "").startswith(API_KEY_PREFIX + "_"):
-        return await _api_key_principal(db, auth, client, api_key_header or bearer_token or "")
+        principal = await _api_key_principal(db, auth, client, api_key_header or bearer_token or "")
+        if path_org is not None and path_org != principal.organization_id:
+            raise organization_not_found()
+        return principal
     token = bearer_token
     via: Literal["bearer", "cookie"] = "bearer"
     if token is None:
@@ -131,17 +140,42 @@ async def current_principal(
         require_csrf(request, auth, claims.session_id)
     if not await service.session_is_live(db, auth, claims.session_id):
         raise invalid_access_token()
-    await set_tenant(db, organization_id=claims.organization_id, user_id=claims.user_id)
-    member_role = await org_repository.role_of(db, claims.user_id, claims.organization_id)
-    if member_role is None:  # removed from the organization since the token was issued
+    organization_id = path_org or claims.organization_id
+    # The tenant is set once, to the organization acted in; the membership read below is allowed by
+    # row-level security either way (current organization, or the user's own row), and a non-member
+    # is refused before anything else is read.
+    await set_tenant(db, organization_id=organization_id, user_id=claims.user_id)
+    member_role = await org_repository.role_of(db, claims.user_id, organization_id)
+    if organization_id != claims.organization_id:
+        if member_role is None:
+            raise organization_not_found()
+        role = member_role
+    elif member_role is None:  # removed from the token's organization since the token was issued
         raise invalid_access_token()
+    else:
+        role = token_role.at_most(member_role)
     return Principal(
-        organization_id=claims.organization_id,
-        role=token_role.at_most(member_role),
+        organization_id=organization_id,
+        role=role,
         via=via,
         user_id=claims.user_id,
         session_id=claims.session_id,
     )
+
+
+def _path_organization(request: Request) -> uuid.UUID | None:
+    """The organization named by the path (`/orgs/{org_id}/...`), if any; a malformed id is not found."""
+    value = request.path_params.get("org_id")
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise organization_not_found() from None
+
+
+def organization_not_found() -> AppError:
+    return AppError(404, "organization_not_found", "No such organization.")
 
 
 async def _api_key_principal(db: DbSession, auth: AuthComponents, client: Client, secret: str) -> Principal:
@@ -150,9 +184,12 @@ async def _api_key_principal(db: DbSession, auth: AuthComponents, client: Client
     if organization_id is None:
         raise invalid_api_key()
     await set_tenant(db, organization_id=organization_id, user_id=None)
-    key = await org_repository.api_key_by_hash(db, organization_id, key_hash)
+    found = await org_repository.api_key_by_hash(db, organization_id, key_hash)
     now = datetime.now(UTC)
-    if key is None or (key.expires_at is not None and key.expires_at <= now):
+    if found is None:
+        raise invalid_api_key()
+    key, creator_role = found
+    if key.expires_at is not None and key.expires_at <= now:
         raise invalid_api_key()
     # Before the revoked check: a leaked, revoked key cannot flood the append-only audit log.
     await auth.rate_limiter.hit(auth.settings.rate_limits["api_key"], "api-key", str(key.id))
@@ -167,9 +204,19 @@ async def _api_key_principal(db: DbSession, auth: AuthComponents, client: Client
         )
         log.warning("security.revoked_api_key_used", api_key_id=str(key.id), ip=client.ip)
         raise invalid_api_key(keep_changes=True)
+    # A key works only while its creator could still create it, and never above their current role
+    # (docs/permissions.md, decision 0025): removing or demoting a member disarms their keys at once.
+    if creator_role is None or Permission.API_KEYS_MANAGE not in permissions_of(creator_role):
+        log.info("api_key_creator_lacks_standing", api_key_id=str(key.id))
+        raise invalid_api_key()
     if key.last_used_at is None or now - key.last_used_at > API_KEY_LAST_USED_PRECISION:
-        key.last_used_at = now
-    return Principal(organization_id=organization_id, role=Role(key.role), via="api_key", api_key_id=key.id)
+        await org_repository.touch_api_key(db, organization_id, key.id, now)
+    return Principal(
+        organization_id=organization_id,
+        role=Role(key.role).at_most(creator_role),
+        via="api_key",
+        api_key_id=key.id,
+    )
 
 
 def invalid_api_key(*, keep_changes: bool = False) -> Unauthorized:
@@ -184,14 +231,12 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets the request through only if the caller holds `permission`.
 
-    On routes under /orgs/{org_id}, the organization must be the caller's current one: another
-    organization answers 404, as if it did not exist (switch organization first to act in it).
+    On routes under /orgs/{org_id}, the principal is already the caller's standing in that organization
+    (current_principal): a person's membership there, or an API key of that organization; anything else
+    was answered 404, as if the organization did not exist.
     """
 
-    async def check(request: Request, principal: CurrentPrincipal) -> Principal:
-        path_org = request.path_params.get("org_id")
-        if path_org is not None and _uuid_or_none(path_org) != principal.organization_id:
-            raise AppError(404, "organization_not_found", "No such organization.")
+    async def check(principal: CurrentPrincipal) -> Principal:
         if permission not in principal.permissions:
             raise AppError(403, "forbidden", f"Your role does not allow this ({permission}).")
         return principal
@@ -202,10 +247,3 @@ def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:
 
 # A signed-in person acting on their own account (API keys never hold this permission).
 Account = Annotated[Principal, Depends(requires(Permission.ACCOUNT))]
-
-
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None

@@ -34,6 +34,10 @@ RATE_LIMIT_SETTINGS = (
     "RATE_LIMIT_ACCOUNT_TOKEN_PER_IP",
     "RATE_LIMIT_API_KEY",
     "RATE_LIMIT_INVITATIONS_PER_ORG",
+    "RATE_LIMIT_INVITATIONS_PER_USER",
+    "RATE_LIMIT_INVITATIONS_PER_IP",
+    "RATE_LIMIT_ORG_CREATION_PER_USER",
+    "RATE_LIMIT_ORG_CREATION_PER_IP",
 )
 
 
@@ -102,6 +106,12 @@ class Settings(BaseSettings):
     RATE_LIMIT_ACCOUNT_TOKEN_PER_IP: str = "30/minute"
     RATE_LIMIT_API_KEY: str = "600/minute"
     RATE_LIMIT_INVITATIONS_PER_ORG: str = "50/hour"
+    # Invitations and organizations across all of one person's (or one address's) organizations: a new
+    # organization must not bring a fresh invitation allowance.
+    RATE_LIMIT_INVITATIONS_PER_USER: str = "100/day"
+    RATE_LIMIT_INVITATIONS_PER_IP: str = "300/day"
+    RATE_LIMIT_ORG_CREATION_PER_USER: str = "10/day"
+    RATE_LIMIT_ORG_CREATION_PER_IP: str = "20/day"
     RATE_LIMIT_KEY_PREFIX: str = "aisupport"
 
     # Network.
@@ -276,6 +286,10 @@ class Settings(BaseSettings):
             "account_token_ip": parse(self.RATE_LIMIT_ACCOUNT_TOKEN_PER_IP),
             "api_key": parse(self.RATE_LIMIT_API_KEY),
             "invitations_org": parse(self.RATE_LIMIT_INVITATIONS_PER_ORG),
+            "invitations_user": parse(self.RATE_LIMIT_INVITATIONS_PER_USER),
+            "invitations_ip": parse(self.RATE_LIMIT_INVITATIONS_PER_IP),
+            "org_creation_user": parse(self.RATE_LIMIT_ORG_CREATION_PER_USER),
+            "org_creation_ip": parse(self.RATE_LIMIT_ORG_CREATION_PER_IP),
         }
 
     @property

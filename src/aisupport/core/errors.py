@@ -14,9 +14,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from procrastinate.exceptions import ConnectorException
+from psycopg import errors as pg_errors
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -139,7 +141,13 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "validation_error", "The request is not valid.", errors=errors)
 
 
+# PostgreSQL errors that mean "another transaction got in the way", not "the database is down".
+_LOST_RACE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.LockNotAvailable)
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(getattr(exc, "orig", None), _LOST_RACE):
+        return await _conflict(request, exc)
     log.error("database_unavailable", reason=type(exc).__name__, path=request.url.path)
     return problem_response(
         503,
@@ -157,8 +165,9 @@ async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _conflict(request: Request, exc: Exception) -> JSONResponse:
-    # Two requests raced for the same unique thing (an address, a membership) and this one lost; the
-    # services answer the common cases precisely, this is the net for the rest.
+    # Two requests raced for the same unique thing (an address, a membership) or the same row (updated
+    # after another deleted it, a deadlock) and this one lost; the services lock and answer the known
+    # cases precisely (404, 409), this is the net for the rest.
     log.info("write_conflict", path=request.url.path)
     return problem_response(409, "conflict", "This conflicts with a concurrent change. Try again.")
 
@@ -176,6 +185,7 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(database_error, _database_unavailable)
     app.add_exception_handler(DataError, _unstorable_value)
     app.add_exception_handler(IntegrityError, _conflict)
+    app.add_exception_handler(StaleDataError, _conflict)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

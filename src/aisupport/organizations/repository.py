@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.auth.models import User
@@ -28,6 +29,38 @@ async def add_organization(
 
 async def organization(db: AsyncSession, organization_id: uuid.UUID) -> Organization | None:
     return await db.get(Organization, organization_id)
+
+
+# How much of an organization a transaction locks (lock_organization), weakest first.
+OrgLock = Literal["keep", "members"]
+
+
+async def lock_organization(db: AsyncSession, organization_id: uuid.UUID, lock: OrgLock) -> bool:
+    """Lock the organization's row for the rest of the transaction; False if it no longer exists.
+
+    The organization row is the tenant's lock, taken before any row inside it, so that two writes in
+    one organization queue up (and then see each other's result) instead of deadlocking or updating a
+    row the other deleted:
+    - "keep": the organization is not deleted meanwhile; other writers go on (FOR KEY SHARE);
+    - "members": membership changes take turns (FOR NO KEY UPDATE);
+    renaming or deleting the organization locks it whole (organization_for_update, FOR UPDATE).
+    """
+    query = select(Organization.id).where(Organization.id == organization_id)
+    if lock == "keep":
+        query = query.with_for_update(read=True, key_share=True)  # FOR KEY SHARE
+    else:
+        query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE
+    return await db.scalar(query) is not None
+
+
+async def organization_for_update(db: AsyncSession, organization_id: uuid.UUID) -> Organization | None:
+    """The organization, locked whole until the transaction ends (see lock_organization)."""
+    return await db.scalar(
+        select(Organization)
+        .where(Organization.id == organization_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 async def delete_organization(db: AsyncSession, organization_id: uuid.UUID) -> None:
@@ -82,7 +115,12 @@ async def members(
 
 
 async def membership(db: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID) -> Membership | None:
-    return await db.get(Membership, (organization_id, user_id))
+    """The membership as the database has it now (not as an earlier read in this session left it)."""
+    return await db.scalar(
+        select(Membership)
+        .where(Membership.organization_id == organization_id, Membership.user_id == user_id)
+        .execution_options(populate_existing=True)
+    )
 
 
 async def member_with_email(db: AsyncSession, organization_id: uuid.UUID, email_normalized: str) -> bool:
@@ -104,10 +142,14 @@ async def lock_owners(db: AsyncSession, organization_id: uuid.UUID) -> list[uuid
     return list(result.scalars())
 
 
-async def remove_membership(db: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    await db.execute(
-        delete(Membership).where(Membership.organization_id == organization_id, Membership.user_id == user_id)
+async def remove_membership(db: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """Delete a membership; False if there was none to delete."""
+    result = await db.execute(
+        delete(Membership)
+        .where(Membership.organization_id == organization_id, Membership.user_id == user_id)
+        .returning(Membership.user_id)
     )
+    return result.first() is not None
 
 
 async def add_invitation(db: AsyncSession, invitation: Invitation) -> Invitation:
@@ -117,13 +159,15 @@ async def add_invitation(db: AsyncSession, invitation: Invitation) -> Invitation
 
 
 async def invitation(
-    db: AsyncSession, organization_id: uuid.UUID, invitation_id: uuid.UUID
+    db: AsyncSession, organization_id: uuid.UUID, invitation_id: uuid.UUID, *, lock: bool = False
 ) -> Invitation | None:
-    return await db.scalar(
-        select(Invitation).where(
-            Invitation.organization_id == organization_id, Invitation.id == invitation_id
-        )
+    """The invitation; with `lock`, locked until the transaction ends (as accepting it locks it)."""
+    query = select(Invitation).where(
+        Invitation.organization_id == organization_id, Invitation.id == invitation_id
     )
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return await db.scalar(query)
 
 
 async def pending_invitations(
@@ -160,6 +204,7 @@ async def invitation_by_token_hash(
         select(Invitation)
         .where(Invitation.organization_id == organization_id, Invitation.token_hash == token_hash)
         .with_for_update()
+        .execution_options(populate_existing=True)
     )
 
 
@@ -182,8 +227,12 @@ async def api_keys(
 
 
 async def api_key(db: AsyncSession, organization_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
+    """The key, locked until the transaction ends (two revocations of it take turns)."""
     return await db.scalar(
-        select(ApiKey).where(ApiKey.organization_id == organization_id, ApiKey.id == key_id)
+        select(ApiKey)
+        .where(ApiKey.organization_id == organization_id, ApiKey.id == key_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
 
 
@@ -192,9 +241,37 @@ async def organization_of_api_key(db: AsyncSession, key_hash: str) -> uuid.UUID 
     return await db.scalar(select(func.organization_of_api_key(key_hash)))
 
 
-async def api_key_by_hash(db: AsyncSession, organization_id: uuid.UUID, key_hash: str) -> ApiKey | None:
-    return await db.scalar(
-        select(ApiKey).where(ApiKey.organization_id == organization_id, ApiKey.key_hash == key_hash)
+async def api_key_by_hash(
+    db: AsyncSession, organization_id: uuid.UUID, key_hash: str
+) -> tuple[ApiKey, Role | None] | None:
+    """The key with its creator's current role in the organization (None: no longer a member)."""
+    row = (
+        await db.execute(
+            select(ApiKey, Membership.role)
+            .outerjoin(
+                Membership,
+                and_(
+                    Membership.organization_id == ApiKey.organization_id,
+                    Membership.user_id == ApiKey.created_by,
+                ),
+            )
+            .where(ApiKey.organization_id == organization_id, ApiKey.key_hash == key_hash)
+        )
+    ).first()
+    if row is None:
+        return None
+    key, creator_role = row
+    return key, None if creator_role is None else Role(creator_role)
+
+
+async def touch_api_key(
+    db: AsyncSession, organization_id: uuid.UUID, key_id: uuid.UUID, now: datetime
+) -> None:
+    """Note that a key was used; a key deleted meanwhile (with its organization) is simply not touched."""
+    await db.execute(
+        update(ApiKey)
+        .where(ApiKey.organization_id == organization_id, ApiKey.id == key_id)
+        .values(last_used_at=now)
     )
 
 

@@ -25,7 +25,7 @@ from aisupport.auth.schemas import TokenResponse
 from aisupport.core.access import public
 from aisupport.core.db import DbSession
 from aisupport.core.errors import AppError, problem_responses
-from aisupport.core.pagination import Cursor, Limit, Page, decode_cursor, page, time_and_id
+from aisupport.core.pagination import Page, Paging
 from aisupport.organizations import service
 from aisupport.organizations.models import Membership, Role
 from aisupport.organizations.permissions import Permission
@@ -71,12 +71,10 @@ def _member(membership: Membership, user: User) -> MemberOut:
 
 
 @router.get("/orgs", response_model=Page[MyOrganization])
-async def list_my_organizations(
-    principal: Account, db: DbSession, limit: Limit = 50, cursor: Cursor = None
-) -> Page[MyOrganization]:
+async def list_my_organizations(principal: Account, db: DbSession, paging: Paging) -> Page[MyOrganization]:
     """The organizations you belong to, with your role in each, oldest membership first."""
-    rows = await service.my_organizations(db, principal, after=time_and_id(cursor), limit=limit + 1)
-    items, next_cursor = page(rows, limit, lambda row: (row[2], row[0].id))
+    rows = await service.my_organizations(db, principal, after=paging.after_time_and_id(), limit=paging.fetch)
+    items, next_cursor = paging.split(rows, lambda row: (row[2], row[0].id))
     return Page(
         items=[
             MyOrganization.model_validate({**OrganizationOut.model_validate(org).model_dump(), "role": role})
@@ -90,14 +88,14 @@ async def list_my_organizations(
     "/orgs",
     status_code=status.HTTP_201_CREATED,
     response_model=MyOrganization,
-    responses=problem_responses(409, 422),
+    responses=problem_responses(409, 422, 429),
 )
 async def create_organization(
-    payload: OrganizationCreate, principal: Account, db: DbSession, client: ClientInfo
+    payload: OrganizationCreate, principal: Account, db: DbSession, auth: Auth, client: ClientInfo
 ) -> MyOrganization:
-    """Create an organization; you become its owner (switch to it to act in it)."""
+    """Create an organization; you become its owner and can act in it at once under /orgs/{its id}."""
     organization, role = await service.create_organization(
-        db, principal, name=payload.name, slug=payload.slug, client=client
+        db, auth, principal, name=payload.name, slug=payload.slug, client=client
     )
     return MyOrganization.model_validate(
         {**OrganizationOut.model_validate(organization).model_dump(), "role": role}
@@ -106,7 +104,7 @@ async def create_organization(
 
 @router.get("/orgs/{org_id}", response_model=OrganizationOut, responses=NOT_FOUND)
 async def get_organization(org_id: uuid.UUID, principal: OrgReader, db: DbSession) -> OrganizationOut:
-    """Your current organization."""
+    """An organization you belong to."""
     return OrganizationOut.model_validate(await service.get_organization(db, principal))
 
 
@@ -132,11 +130,11 @@ async def delete_organization(
 
 @router.get("/orgs/{org_id}/members", response_model=Page[MemberOut], responses=NOT_FOUND)
 async def list_members(
-    org_id: uuid.UUID, principal: MemberReader, db: DbSession, limit: Limit = 50, cursor: Cursor = None
+    org_id: uuid.UUID, principal: MemberReader, db: DbSession, paging: Paging
 ) -> Page[MemberOut]:
     """The members and their roles, in the order they joined."""
-    rows = await service.list_members(db, principal, after=time_and_id(cursor), limit=limit + 1)
-    items, next_cursor = page(rows, limit, lambda row: (row[0].created_at, row[0].user_id))
+    rows = await service.list_members(db, principal, after=paging.after_time_and_id(), limit=paging.fetch)
+    items, next_cursor = paging.split(rows, lambda row: (row[0].created_at, row[0].user_id))
     return Page(items=[_member(membership, user) for membership, user in items], next_cursor=next_cursor)
 
 
@@ -175,7 +173,7 @@ async def remove_member(
 async def leave_organization(
     org_id: uuid.UUID, principal: Account, db: DbSession, client: ClientInfo
 ) -> Response:
-    """Leave the organization (the last owner cannot). Switch to another organization afterwards."""
+    """Leave the organization (the last owner cannot)."""
     await service.leave(db, principal, client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -204,11 +202,13 @@ async def invite(
 
 @router.get("/orgs/{org_id}/invitations", response_model=Page[InvitationOut], responses=NOT_FOUND)
 async def list_invitations(
-    org_id: uuid.UUID, principal: InvitationManager, db: DbSession, limit: Limit = 50, cursor: Cursor = None
+    org_id: uuid.UUID, principal: InvitationManager, db: DbSession, paging: Paging
 ) -> Page[InvitationOut]:
     """Pending invitations, oldest first."""
-    rows = await service.pending_invitations(db, principal, after=time_and_id(cursor), limit=limit + 1)
-    items, next_cursor = page(rows, limit, lambda row: (row.created_at, row.id))
+    rows = await service.pending_invitations(
+        db, principal, after=paging.after_time_and_id(), limit=paging.fetch
+    )
+    items, next_cursor = paging.split(rows, lambda row: (row.created_at, row.id))
     return Page(items=[InvitationOut.model_validate(row) for row in items], next_cursor=next_cursor)
 
 
@@ -288,11 +288,11 @@ async def create_api_key(
 
 @router.get("/orgs/{org_id}/api-keys", response_model=Page[ApiKeyOut], responses=NOT_FOUND)
 async def list_api_keys(
-    org_id: uuid.UUID, principal: KeyManager, db: DbSession, limit: Limit = 50, cursor: Cursor = None
+    org_id: uuid.UUID, principal: KeyManager, db: DbSession, paging: Paging
 ) -> Page[ApiKeyOut]:
     """The organization's API keys (never their secrets), oldest first."""
-    rows = await service.api_keys(db, principal, after=time_and_id(cursor), limit=limit + 1)
-    items, next_cursor = page(rows, limit, lambda row: (row.created_at, row.id))
+    rows = await service.api_keys(db, principal, after=paging.after_time_and_id(), limit=paging.fetch)
+    items, next_cursor = paging.split(rows, lambda row: (row.created_at, row.id))
     return Page(items=[ApiKeyOut.model_validate(row) for row in items], next_cursor=next_cursor)
 
 
@@ -314,24 +314,23 @@ async def audit_log(
     org_id: uuid.UUID,
     principal: AuditReader,
     db: DbSession,
-    limit: Limit = 50,
-    cursor: Cursor = None,
+    paging: Paging,
     action: Annotated[str | None, Query(max_length=60)] = None,
     actor_user_id: uuid.UUID | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Page[AuditEventOut]:
     """Security-relevant events, newest first, filtered by action, actor and time."""
-    position = decode_cursor(cursor, int)
+    position = paging.after(int)
     rows = await service.audit_log(
         db,
         principal,
         before_id=position[0] if position else None,
-        limit=limit + 1,
+        limit=paging.fetch,
         action=action,
         actor_user_id=actor_user_id,
         since=since,
         until=until,
     )
-    items, next_cursor = page(rows, limit, lambda row: (row.id,))
+    items, next_cursor = paging.split(rows, lambda row: (row.id,))
     return Page(items=[AuditEventOut.model_validate(row) for row in items], next_cursor=next_cursor)

@@ -3,6 +3,9 @@
 Never commits. The caller's organization is the principal's; every function acts inside it, and the
 request's transaction is already scoped to it (row-level security). Roles never grow past the actor's:
 nobody grants, invites or changes a role above their own, and an organization always keeps an owner.
+
+Writes that read a row and then change it lock the organization first (repository.lock_organization),
+then the row, so two requests racing on one row end in a clean 404 or 409, never a stale write.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from aisupport.organizations.models import (
     Role,
     new_slug,
 )
+from aisupport.organizations.permissions import Permission, permissions_of
 
 log = structlog.get_logger("aisupport.organizations")
 
@@ -58,10 +62,23 @@ def _above_you(what: str) -> AppError:
 
 
 async def create_organization(
-    db: AsyncSession, principal: Principal, *, name: str, slug: str | None, client: Client
+    db: AsyncSession,
+    auth: AuthComponents,
+    principal: Principal,
+    *,
+    name: str,
+    slug: str | None,
+    client: Client,
 ) -> tuple[Organization, Role]:
-    """Create an organization; its creator becomes its owner."""
+    """Create an organization; its creator becomes its owner.
+
+    Organizations are free, so their number is bounded per person and per address: each one would
+    otherwise bring a fresh per-organization invitation allowance.
+    """
     user_id = principal.person
+    limits = auth.settings.rate_limits
+    await auth.rate_limiter.hit(limits["org_creation_user"], "org-creation-user", str(user_id))
+    await auth.rate_limiter.hit(limits["org_creation_ip"], "org-creation-ip", client.ip or "unknown")
     organization_id = uuid.uuid4()
     await set_tenant(db, organization_id=organization_id, user_id=user_id)
     try:
@@ -94,7 +111,9 @@ async def update_organization(
     db: AsyncSession, principal: Principal, changes: dict[str, Any], client: Client
 ) -> Organization:
     """Rename, re-slug or replace the settings of the caller's organization."""
-    organization = await get_organization(db, principal)
+    organization = await repo.organization_for_update(db, principal.organization_id)
+    if organization is None:  # deleted by a request that went first
+        raise organization_not_found()
     for field in ("name", "slug", "settings"):
         if changes.get(field) is not None:
             setattr(organization, field, changes[field])
@@ -116,7 +135,9 @@ async def update_organization(
 
 async def delete_organization(db: AsyncSession, principal: Principal, confirm: str) -> None:
     """Delete the caller's organization and everything in it; `confirm` must repeat its slug."""
-    organization = await get_organization(db, principal)
+    organization = await repo.organization_for_update(db, principal.organization_id)
+    if organization is None:  # deleted by a request that went first
+        raise organization_not_found()
     if confirm != organization.slug:
         raise AppError(422, "confirmation_mismatch", "Type the organization's slug to confirm its deletion.")
     await repo.delete_organization(db, organization.id)
@@ -134,12 +155,13 @@ async def change_role(
 ) -> tuple[Membership, User]:
     """Change a member's role: never to or from a role above the actor's; one owner always stays."""
     organization_id = principal.organization_id
+    actor_role = await _lock_members_to_manage(db, principal)
     member = await repo.membership(db, organization_id, user_id)
     user = await db.get(User, user_id)
     if member is None or user is None:
         raise member_not_found()
     current = Role(member.role)
-    if current.rank > principal.role.rank or role.rank > principal.role.rank:
+    if current.rank > actor_role.rank or role.rank > actor_role.rank:
         raise _above_you("give or change")
     if current is Role.OWNER and role is not Role.OWNER:
         await _keep_an_owner(db, organization_id, leaving=user_id)
@@ -159,10 +181,11 @@ async def change_role(
 async def remove_member(db: AsyncSession, principal: Principal, user_id: uuid.UUID, client: Client) -> None:
     """Remove a member (not one above the actor's role, not the last owner)."""
     organization_id = principal.organization_id
+    actor_role = await _lock_members_to_manage(db, principal)
     member = await repo.membership(db, organization_id, user_id)
     if member is None:
         raise member_not_found()
-    if Role(member.role).rank > principal.role.rank:
+    if Role(member.role).rank > actor_role.rank:
         raise _above_you("remove")
     if member.role == Role.OWNER:
         await _keep_an_owner(db, organization_id, leaving=user_id)
@@ -175,11 +198,38 @@ async def remove_member(db: AsyncSession, principal: Principal, user_id: uuid.UU
 async def leave(db: AsyncSession, principal: Principal, client: Client) -> None:
     """Leave the caller's organization; the last owner must hand over first."""
     user_id = principal.person
+    await _lock_members(db, principal)
     # The stored role, not the token-capped one: a token minted before a promotion to owner must
     # not let the last owner slip out.
     await _keep_an_owner(db, principal.organization_id, leaving=user_id)
-    await repo.remove_membership(db, principal.organization_id, user_id)
+    if not await repo.remove_membership(db, principal.organization_id, user_id):
+        raise organization_not_found()  # removed by a request that went first
     await audit.record(db, principal.organization_id, "member.left", actor=principal.actor, client=client)
+
+
+async def _lock_members(db: AsyncSession, principal: Principal) -> Role:
+    """Take the organization's membership lock and return the actor's role as it is now.
+
+    Membership changes in an organization take turns, and each then reads what the previous one left:
+    a target demoted, removed or gone, and an actor demoted or removed while their request waited.
+    """
+    organization_id = principal.organization_id
+    if not await repo.lock_organization(db, organization_id, "members"):
+        raise organization_not_found()
+    if principal.user_id is None:
+        return principal.role
+    now = await repo.role_of(db, principal.user_id, organization_id)
+    if now is None:
+        raise organization_not_found()
+    return principal.role.at_most(now)
+
+
+async def _lock_members_to_manage(db: AsyncSession, principal: Principal) -> Role:
+    """The membership lock, for an actor who must still manage members once they hold it."""
+    role = await _lock_members(db, principal)
+    if Permission.MEMBERS_MANAGE not in permissions_of(role):
+        raise AppError(403, "forbidden", f"Your role does not allow this ({Permission.MEMBERS_MANAGE}).")
+    return role
 
 
 async def _keep_an_owner(db: AsyncSession, organization_id: uuid.UUID, *, leaving: uuid.UUID) -> None:
@@ -194,14 +244,17 @@ async def invite(
 ) -> Invitation:
     """Invite someone by email with a role no higher than the inviter's; the link goes out by job.
 
-    Invitation mail carries names the inviter chose, so only a verified inviter may send it, and at
-    most RATE_LIMIT_INVITATIONS_PER_ORG of them: the product's domain is not a relay.
+    Invitation mail carries names the inviter chose, so only a verified inviter may send it, and only
+    so many per organization, per inviter (whatever organizations they create) and per address: the
+    product's domain is not a relay.
     """
     if role.rank > principal.role.rank:
         raise _above_you("invite to")
     await auth_service.verified_user(db, principal.person)
-    limit = auth.settings.rate_limits["invitations_org"]
-    await auth.rate_limiter.hit(limit, "invitations-org", str(principal.organization_id))
+    limits = auth.settings.rate_limits
+    await auth.rate_limiter.hit(limits["invitations_user"], "invitations-user", str(principal.person))
+    await auth.rate_limiter.hit(limits["invitations_ip"], "invitations-ip", client.ip or "unknown")
+    await auth.rate_limiter.hit(limits["invitations_org"], "invitations-org", str(principal.organization_id))
     organization_id = principal.organization_id
     email_normalized = normalize_email(email)
     if await repo.member_with_email(db, organization_id, email_normalized):
@@ -247,7 +300,10 @@ async def pending_invitations(
 async def revoke_invitation(
     db: AsyncSession, principal: Principal, invitation_id: uuid.UUID, client: Client
 ) -> None:
-    invitation = await repo.invitation(db, principal.organization_id, invitation_id)
+    if not await repo.lock_organization(db, principal.organization_id, "keep"):
+        raise organization_not_found()
+    # Locked: an accept of the same invitation either went first (then it is no longer pending) or waits.
+    invitation = await repo.invitation(db, principal.organization_id, invitation_id, lock=True)
     if invitation is None or invitation.accepted_at is not None or invitation.revoked_at is not None:
         raise AppError(404, "invitation_not_found", "No such pending invitation.")
     invitation.revoked_at = datetime.now(UTC)
@@ -280,12 +336,15 @@ async def accept_by_signing_up(
 
 
 async def open_invitation(db: AsyncSession, token: str) -> Invitation:
-    """The pending invitation behind a link, locked, with the transaction scoped to its organization."""
+    """The pending invitation behind a link, locked, with the transaction scoped to its organization
+    (whose membership lock it holds: accepting is a membership change)."""
     token_hash = sha256_hex(token)
     organization_id = await repo.organization_of_invitation(db, token_hash)
     if organization_id is None:
         raise invalid_invitation()
     await set_tenant(db, organization_id=organization_id, user_id=None)
+    if not await repo.lock_organization(db, organization_id, "members"):
+        raise invalid_invitation()  # the organization was deleted meanwhile
     invitation = await repo.invitation_by_token_hash(db, organization_id, token_hash)
     now = datetime.now(UTC)
     if invitation is None or invitation.accepted_at or invitation.revoked_at or invitation.expires_at <= now:
@@ -296,15 +355,19 @@ async def open_invitation(db: AsyncSession, token: str) -> Invitation:
 async def accept_invitation(
     db: AsyncSession, invitation: Invitation, user: User, client: Client
 ) -> tuple[Organization, Role]:
-    """Make `user` a member with the invitation's role; their address must be the invited one."""
+    """Make `user` a member with the invitation's role, as far as its inviter may still give it; their
+    address must be the invited one."""
     if user.email_normalized != invitation.email_normalized:
         raise AppError(403, "invitation_for_another_address", "This invitation was sent to another address.")
     await set_tenant(db, organization_id=invitation.organization_id, user_id=user.id)
+    role = await _role_the_inviter_can_give(db, invitation)
     if await repo.membership(db, invitation.organization_id, user.id) is not None:
         raise AppError(409, "already_member", "You are already a member of this organization.")
-    role = Role(invitation.role)
     await repo.add_membership(db, organization_id=invitation.organization_id, user_id=user.id, role=role)
     invitation.accepted_at = datetime.now(UTC)
+    details = {"role": role.value}
+    if role.value != invitation.role:
+        details["invited_as"] = invitation.role
     await audit.record(
         db,
         invitation.organization_id,
@@ -312,12 +375,31 @@ async def accept_invitation(
         actor=Actor(user_id=user.id),
         client=client,
         target=("invitation", invitation.id),
-        details={"role": role.value},
+        details=details,
     )
     organization = await repo.organization(db, invitation.organization_id)
     if organization is None:
         raise invalid_invitation()
     return organization, role
+
+
+async def _role_the_inviter_can_give(db: AsyncSession, invitation: Invitation) -> Role:
+    """The invitation's role, capped at its inviter's current one; refused if the inviter may no longer
+    invite (removed, left, account deleted, or demoted below invitations:manage). An invitation admits
+    people with the inviter's authority as it is when accepted, not as it was when sent (decision 0025).
+    """
+    inviter_role = (
+        await repo.role_of(db, invitation.invited_by, invitation.organization_id)
+        if invitation.invited_by is not None
+        else None
+    )
+    if inviter_role is None or Permission.INVITATIONS_MANAGE not in permissions_of(inviter_role):
+        raise AppError(
+            400,
+            "invalid_link",
+            "This invitation was withdrawn: whoever sent it may no longer invite. Ask for a new one.",
+        )
+    return Role(invitation.role).at_most(inviter_role)
 
 
 async def signup_by_invitation(
@@ -335,17 +417,22 @@ async def signup_by_invitation(
         raise AppError(409, "account_exists", "An account uses this address: sign in, then accept.")
     password = normalize_password(password)
     check_password(password, email=invitation.email)
-    user = await auth_repository.add_user(
-        db,
-        User(
-            id=uuid.uuid4(),
-            email=invitation.email,
-            email_normalized=invitation.email_normalized,
-            password_hash=await auth.passwords.hash(password),
-            full_name=full_name,
-            email_verified_at=datetime.now(UTC),
-        ),
-    )
+    password_hash = await auth.passwords.hash(password)
+    try:
+        async with db.begin_nested():  # another invitation to the same address, accepted at once
+            user = await auth_repository.add_user(
+                db,
+                User(
+                    id=uuid.uuid4(),
+                    email=invitation.email,
+                    email_normalized=invitation.email_normalized,
+                    password_hash=password_hash,
+                    full_name=full_name,
+                    email_verified_at=datetime.now(UTC),
+                ),
+            )
+    except IntegrityError:
+        raise AppError(409, "account_exists", "An account uses this address: sign in, then accept.") from None
     organization, role = await accept_invitation(db, invitation, user, client)
     return await auth_service.start_session(db, auth, user, organization, role, client)
 
@@ -425,7 +512,10 @@ async def audit_log(
 
 
 async def revoke_api_key(db: AsyncSession, principal: Principal, key_id: uuid.UUID, client: Client) -> None:
-    key = await repo.api_key(db, principal.organization_id, key_id)
+    """Revoke a key (again: no change, no second audit event)."""
+    if not await repo.lock_organization(db, principal.organization_id, "keep"):
+        raise organization_not_found()
+    key = await repo.api_key(db, principal.organization_id, key_id)  # locked: revocations take turns
     if key is None:
         raise AppError(404, "api_key_not_found", "No such API key.")
     if key.revoked_at is None:
