@@ -35,9 +35,9 @@ from sqlalchemy.engine import make_url
 
 from aisupport.cli import migrate
 from aisupport.core.config import PROJECT_ROOT, RATE_LIMIT_SETTINGS, Settings
-from aisupport.core.email import create_mailer
 from aisupport.core.embedded import start_embedded_postgres
 from aisupport.core.jobs import run_worker
+from aisupport.mail.delivery import worker_context
 from aisupport.main import create_app
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -165,7 +165,7 @@ async def run_jobs(client: AsyncClient) -> None:
     """Run the queued jobs of the app behind `client` until none is left (a real worker, wait=False)."""
     app = client.app  # type: ignore[attr-defined]
     settings: Settings = app.state.settings
-    await run_worker(settings, app.state.engine, create_mailer(settings), wait=False)
+    await run_worker(settings, app.state.engine, context=worker_context(settings), wait=False)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from aisupport.core.jobs import defer
     ],
 )
 async def test_release_connection_refuses_after_any_kind_of_write(client: AsyncClient, write: str) -> None:
-    from aisupport.auth.models import User
+    from aisupport.accounts.models import User
 
     async with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
         await db.execute(select(literal(1)))

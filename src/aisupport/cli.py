@@ -84,9 +84,9 @@ def worker(settings: Settings) -> None:
 
     from aisupport.core import tracing
     from aisupport.core.db import engine_for
-    from aisupport.core.email import create_mailer
     from aisupport.core.jobs import run_worker
     from aisupport.core.tenancy import app_database_url
+    from aisupport.mail.delivery import worker_context
     from aisupport.main import database_url
 
     tracing.configure_tracing(settings)
@@ -102,7 +102,7 @@ def worker(settings: Settings) -> None:
         engine = engine_for(settings, url, pool_size=settings.WORKER_CONCURRENCY)
         tracing.instrument_engine(engine, settings)
         try:
-            await run_worker(settings, engine, create_mailer(settings), install_signal_handlers=True)
+            await run_worker(settings, engine, context=worker_context(settings), install_signal_handlers=True)
         finally:
             await engine.dispose()
             tracing.flush()

@@ -13,20 +13,19 @@ import structlog
 from fastapi import Depends, FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from aisupport.access.session_cache import SessionStatusCache
 from aisupport.auth.account_router import router as account_router
 from aisupport.auth.router import AUTH_MAX_BODY_BYTES
 from aisupport.auth.router import router as auth_router
 from aisupport.auth.service import AuthComponents
-from aisupport.auth.session_cache import SessionStatusCache
 from aisupport.core import tracing
 from aisupport.core.api_docs import install_api_docs
 from aisupport.core.config import Settings
 from aisupport.core.cors import ProblemCORSMiddleware
 from aisupport.core.db import create_sessionmaker, engine_for
-from aisupport.core.email import create_mailer
 from aisupport.core.embedded import start_embedded_postgres
 from aisupport.core.errors import install_error_handlers
-from aisupport.core.jobs import run_worker
+from aisupport.core.jobs import jobs, run_worker
 from aisupport.core.logging import RequestLogMiddleware, configure_logging
 from aisupport.core.ratelimit import RateLimiter
 from aisupport.core.redis import create_redis
@@ -35,9 +34,14 @@ from aisupport.core.security import AccessTokenCodec, PasswordHasher
 from aisupport.core.tenancy import app_database_url, refuse_privileged_role
 from aisupport.health.router import metrics_router
 from aisupport.health.router import router as health_router
+from aisupport.mail.delivery import worker_context
 from aisupport.organizations.router import router as organizations_router
 
 log = structlog.get_logger("aisupport")
+
+# The modules whose tasks the job queue runs (procrastinate imports them in every worker).
+TASK_MODULES = ("aisupport.auth.tasks", "aisupport.organizations.tasks")
+jobs.import_paths = list(TASK_MODULES)
 
 # Every route of the API comes from one of these (a test checks each declares its access).
 ROUTERS = (health_router, metrics_router, auth_router, account_router, organizations_router)
@@ -94,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("rate_limiting_on_redis")
         worker = None
         if settings.run_worker_in_process:
-            worker = asyncio.create_task(run_worker(settings, engine, create_mailer(settings)))
+            worker = asyncio.create_task(run_worker(settings, engine, context=worker_context(settings)))
             log.info("job_worker_in_process", reason="RUN_WORKER_IN_PROCESS or the embedded database")
         try:
             yield

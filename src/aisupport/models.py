@@ -1,9 +1,11 @@
 """Every model, imported in one place so the metadata is complete for Alembic and the tests."""
 
-from aisupport.auth.models import AccountActivity, AccountToken, AuthSession, RefreshToken, User
+from aisupport.accounts.models import User
+from aisupport.audit.models import AuditEvent
+from aisupport.auth.models import AccountActivity, AccountToken, AuthSession, RefreshToken
 from aisupport.core.db import Base
-from aisupport.core.jobs import EmailDelivery
-from aisupport.organizations.models import ApiKey, AuditEvent, Invitation, Membership, Organization
+from aisupport.mail.delivery import EmailDelivery
+from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization
 
 __all__ = [
     "AccountActivity",

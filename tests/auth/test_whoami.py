@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from httpx import AsyncClient
 
-from aisupport.organizations.permissions import Permission
+from aisupport.access.permissions import Permission
 from tests.conftest import bearer, signup
 
 

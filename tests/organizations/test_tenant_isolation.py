@@ -16,11 +16,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from aisupport.core.access import declared_access
+from aisupport.access.permissions import render_matrix
+from aisupport.access.routes import declared_access
 from aisupport.core.config import PROJECT_ROOT, Settings
 from aisupport.core.tenancy import set_tenant
 from aisupport.main import ROUTERS, create_app
-from aisupport.organizations.permissions import render_matrix
 from tests.conftest import Mailbox, run_jobs
 from tests.organizations.helpers import Person, add_member, ensure_verified, new_owner
 

@@ -6,9 +6,11 @@ import uuid
 
 from fastapi import APIRouter, Depends, Response, status
 
+from aisupport.access.dependencies import Account, ClientInfo
+from aisupport.access.routes import public
 from aisupport.auth import account_service
 from aisupport.auth.cookies import clear_auth_cookies
-from aisupport.auth.dependencies import Account, Auth, ClientInfo
+from aisupport.auth.dependencies import Auth
 from aisupport.auth.schemas import (
     Accepted,
     ActivityOut,
@@ -21,7 +23,6 @@ from aisupport.auth.schemas import (
     UserOut,
     VerificationRequest,
 )
-from aisupport.core.access import public
 from aisupport.core.db import DbSession
 from aisupport.core.errors import problem_responses
 from aisupport.core.pagination import Page, Paging

@@ -12,17 +12,16 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aisupport.access.errors import invalid_access_token
+from aisupport.accounts import repository as users
+from aisupport.accounts.models import User
+from aisupport.accounts.password_policy import check_password, normalize_password
+from aisupport.accounts.service import normalize_email
+from aisupport.audit import service as audit
+from aisupport.audit.service import Actor
 from aisupport.auth import activity, repository
-from aisupport.auth.models import AccountActivity, AccountToken, ActivityKind, AuthSession, TokenPurpose, User
-from aisupport.auth.password_policy import check_password, normalize_password
-from aisupport.auth.service import (
-    AuthComponents,
-    forget_sessions,
-    invalid_access_token,
-    link_binding,
-    normalize_email,
-    send_verification,
-)
+from aisupport.auth.models import AccountActivity, AccountToken, ActivityKind, AuthSession, TokenPurpose
+from aisupport.auth.service import AuthComponents, forget_sessions, link_binding, send_verification
 from aisupport.core.client import Client
 from aisupport.core.db import release_connection
 from aisupport.core.errors import AppError
@@ -30,9 +29,7 @@ from aisupport.core.jobs import defer
 from aisupport.core.ratelimit import limit_key
 from aisupport.core.security import sha256_hex
 from aisupport.core.tenancy import set_tenant
-from aisupport.organizations import audit
 from aisupport.organizations import repository as org_repository
-from aisupport.organizations.audit import Actor
 
 log = structlog.get_logger("aisupport.auth")
 
@@ -79,7 +76,7 @@ async def confirm_email(db: AsyncSession, auth: AuthComponents, token: str, clie
             log.info("email_verified", user_id=str(user.id))
         return user
     old_email, new_email = user.email, found.email
-    taken = await repository.user_by_email(db, normalize_email(new_email))
+    taken = await users.user_by_email(db, normalize_email(new_email))
     if taken is not None and taken.id != user.id:
         raise AppError(409, "email_taken", "An account with this email already exists.")
     user.email, user.email_normalized, user.email_verified_at = new_email, normalize_email(new_email), now
@@ -166,7 +163,7 @@ async def change_email(
         db, user.id, ActivityKind.EMAIL_CHANGE_REQUESTED, client=client, details={"new_email": new_email}
     )
     # A taken address gets the same answer and no email, so this cannot probe for accounts.
-    if await repository.user_by_email(db, normalize_email(new_email)) is None:
+    if await users.user_by_email(db, normalize_email(new_email)) is None:
         await defer(
             db,
             "auth:send_email_verification",
@@ -208,7 +205,7 @@ async def revoke_session(
 async def logout_all(db: AsyncSession, auth: AuthComponents, user_id: uuid.UUID, client: Client) -> None:
     """Sign out every session of the user, the current one included, and end every emailed link."""
     now = datetime.now(UTC)
-    user = await repository.lock_user(db, user_id)
+    user = await users.lock_user(db, user_id)
     if user is None or not user.is_active:
         raise invalid_access_token()
     await _end_links(db, user, now)
@@ -234,7 +231,7 @@ async def _use_link(
     token_hash = sha256_hex(token)
     # The account's row first, then the link's: every change of the account takes them in this order.
     owner = await repository.owner_of_account_token(db, token_hash)
-    user = await repository.lock_user(db, owner) if owner else None
+    user = await users.lock_user(db, owner) if owner else None
     found = await repository.use_account_token(db, token_hash, purposes, now) if user else None
     if found is None or user is None or not user.is_active:
         raise invalid_account_token()
@@ -270,7 +267,7 @@ async def _record_in_organizations(
 
 
 async def _active_user(db: AsyncSession, user_id: uuid.UUID) -> User:
-    user = await repository.user_by_id(db, user_id)
+    user = await users.user_by_id(db, user_id)
     if user is None or not user.is_active:
         raise invalid_access_token()
     return user

@@ -7,32 +7,15 @@ The device cookie (auth/devices.py) outlives sessions: signing out leaves the de
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from starlette.requests import Request
 from starlette.responses import Response
 
+from aisupport.access.cookies import CookieNames
 from aisupport.auth.service import SignIn
 from aisupport.core.config import Settings
 
 REFRESH_COOKIE_PATH = "/auth"
 DEVICE_COOKIE_PATH = "/auth"  # only /auth routes receive it; login reads it
-
-
-@dataclass(frozen=True)
-class CookieNames:
-    access: str
-    refresh: str
-    csrf: str
-    device: str
-
-    @classmethod
-    def for_settings(cls, settings: Settings) -> CookieNames:
-        if settings.COOKIE_SECURE:
-            return cls(
-                "__Host-access_token", "__Secure-refresh_token", "__Host-csrf_token", "__Secure-device_token"
-            )
-        return cls("access_token", "refresh_token", "csrf_token", "device_token")
 
 
 def set_access_cookie(response: Response, settings: Settings, access_token: str, expires_in: int) -> None:
@@ -80,13 +63,6 @@ def _put(
         httponly=httponly,
         samesite=settings.COOKIE_SAMESITE,
     )
-
-
-def request_cookies(request: Request, settings: Settings) -> tuple[str | None, str | None, str | None]:
-    """The (access, refresh, csrf) cookies the request carries."""
-    names = CookieNames.for_settings(settings)
-    cookies = request.cookies
-    return cookies.get(names.access), cookies.get(names.refresh), cookies.get(names.csrf)
 
 
 def device_cookie(request: Request, settings: Settings) -> str | None:

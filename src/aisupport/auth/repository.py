@@ -1,4 +1,4 @@
-"""All SQL for users, sessions, refresh tokens, emailed links and the account activity list."""
+"""All SQL for sessions, refresh tokens, emailed links and the account activity list."""
 
 from __future__ import annotations
 
@@ -9,31 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aisupport.auth.models import AccountActivity, AccountToken, AuthSession, RefreshToken, User
-
-
-async def user_by_email(db: AsyncSession, email_normalized: str) -> User | None:
-    result = await db.execute(select(User).where(User.email_normalized == email_normalized))
-    return result.scalar_one_or_none()
-
-
-async def user_by_id(db: AsyncSession, user_id: uuid.UUID) -> User | None:
-    return await db.get(User, user_id)
-
-
-async def lock_user(db: AsyncSession, user_id: uuid.UUID) -> User | None:
-    """The user, row locked and freshly read: changes that depend on the account's current state (its
-    address, password, security stamp) are made one at a time."""
-    result = await db.execute(
-        select(User).where(User.id == user_id).with_for_update().execution_options(populate_existing=True)
-    )
-    return result.scalar_one_or_none()
-
-
-async def add_user(db: AsyncSession, user: User) -> User:
-    db.add(user)
-    await db.flush()
-    return user
+from aisupport.auth.models import AccountActivity, AccountToken, AuthSession, RefreshToken
 
 
 async def add_session(db: AsyncSession, session: AuthSession) -> AuthSession:
@@ -79,15 +55,6 @@ async def session_by_token_hash(db: AsyncSession, token_hash: str) -> AuthSessio
         .where(RefreshToken.token_hash == token_hash)
     )
     return result.scalar_one_or_none()
-
-
-async def session_is_live(db: AsyncSession, session_id: uuid.UUID, now: datetime) -> bool:
-    result = await db.execute(
-        select(AuthSession.id).where(
-            AuthSession.id == session_id, AuthSession.revoked_at.is_(None), AuthSession.expires_at > now
-        )
-    )
-    return result.first() is not None
 
 
 async def revoke_session(db: AsyncSession, session_id: uuid.UUID, *, reason: str, now: datetime) -> bool:

@@ -9,25 +9,26 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
-from aisupport.auth import service
-from aisupport.auth.cookies import (
-    clear_auth_cookies,
-    device_cookie,
-    request_cookies,
-    set_access_cookie,
-    set_auth_cookies,
-)
-from aisupport.auth.dependencies import (
+from aisupport.access.cookies import request_cookies
+from aisupport.access.dependencies import (
     Account,
-    Auth,
     ClientInfo,
+    api_key_scheme,
     bearer_scheme,
+    current_principal,
     require_csrf,
     requires,
 )
-from aisupport.auth.principal import Principal
+from aisupport.access.permissions import Permission
+from aisupport.access.principal import Principal
+from aisupport.access.routes import public
+from aisupport.auth import service
+from aisupport.auth.cookies import clear_auth_cookies, device_cookie, set_access_cookie, set_auth_cookies
+from aisupport.auth.dependencies import Auth
 from aisupport.auth.schemas import (
     ApiKeyIdentity,
+    InvitationAccept,
+    InvitationAccepted,
     LoginRequest,
     MembershipOut,
     MeResponse,
@@ -43,12 +44,12 @@ from aisupport.auth.schemas import (
     WhoAmI,
 )
 from aisupport.auth.service import AuthComponents, SignIn
-from aisupport.core.access import public
 from aisupport.core.db import DbSession
-from aisupport.core.errors import problem_responses
+from aisupport.core.errors import AppError, problem_responses
 from aisupport.core.schemas import require_storable
 from aisupport.core.security import InvalidToken
-from aisupport.organizations.permissions import Permission
+from aisupport.organizations import schemas as organization_schemas
+from aisupport.organizations import service as organizations
 
 AUTH_MAX_BODY_BYTES = 64 * 1024
 
@@ -318,3 +319,43 @@ async def switch_organization(
         organization=OrganizationOut.model_validate(grant.organization),
         role=grant.role,
     )
+
+
+@router.post(
+    "/invitations/accept",
+    response_model=InvitationAccepted | TokenResponse,
+    response_model_exclude_unset=True,
+    responses=problem_responses(400, 403, 409, 413, 415, 422, 429),
+    dependencies=[Depends(public)],
+)
+async def accept_invitation(
+    request: Request,
+    response: Response,
+    payload: InvitationAccept,
+    db: DbSession,
+    auth: Auth,
+    client: ClientInfo,
+    bearer_token: Annotated[str | None, Depends(bearer_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> InvitationAccepted | TokenResponse:
+    """Accept an invitation: signed in, as the invited address (verified); or, without an account,
+    with a password, which creates the account and signs it in."""
+    await auth.rate_limiter.hit(
+        auth.settings.rate_limits["account_token_ip"], "account-token-ip", client.ip or "unknown"
+    )
+    signed_in = bearer_token is not None or api_key is not None or request_cookies(request, auth.settings)[0]
+    if signed_in:
+        principal = await current_principal(request, db, auth, client, bearer_token, api_key)
+        organization, role = await organizations.accept_as_signed_in(db, principal, payload.token, client)
+        return InvitationAccepted(
+            organization=organization_schemas.OrganizationOut.model_validate(organization), role=role
+        )
+    if payload.password is None:
+        raise AppError(
+            422, "password_required", "Sign in to accept, or choose a password to create your account."
+        )
+    sign_in = await service.accept_invitation_by_signing_up(
+        db, auth, payload.token, payload.password, payload.full_name, client
+    )
+    response.status_code = status.HTTP_201_CREATED  # an account was created (and its cookies set)
+    return answer_sign_in(response, auth, sign_in, payload.transport)

@@ -6,11 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, IPvAnyAddress
 
+from aisupport.access.permissions import Permission, Role
 from aisupport.auth.devices import DEVICE_TOKEN_MAX_LENGTH
 from aisupport.auth.models import ActivityKind
 from aisupport.core.schemas import RequestModel
-from aisupport.organizations.models import Role
-from aisupport.organizations.permissions import Permission
+from aisupport.organizations import schemas as organization_schemas
 
 Transport = Literal["cookie", "body"]
 
@@ -189,3 +189,16 @@ class ActivityOut(BaseModel):
     ip: IPvAnyAddress | None
     user_agent: str | None
     details: dict[str, Any]
+
+
+class InvitationAccept(RequestModel):
+    token: str = Field(min_length=1, max_length=512)
+    # For someone without an account: the invitation creates it.
+    password: str | None = Field(default=None, max_length=PASSWORD_INPUT_MAX)
+    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    transport: Transport = "cookie"
+
+
+class InvitationAccepted(BaseModel):
+    organization: organization_schemas.OrganizationOut
+    role: Role

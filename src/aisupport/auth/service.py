@@ -13,21 +13,26 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aisupport.access.components import AccessComponents
+from aisupport.access.errors import invalid_access_token
+from aisupport.access.permissions import Role
+from aisupport.access.principal import Principal
+from aisupport.accounts import repository as users
+from aisupport.accounts.models import User
+from aisupport.accounts.password_policy import check_password, normalize_password
+from aisupport.accounts.service import normalize_email
+from aisupport.audit import service as audit
+from aisupport.audit.service import Actor
 from aisupport.auth import activity, repository
 from aisupport.auth.devices import device_binding, issue_device_token, trusted_device
-from aisupport.auth.models import ActivityKind, AuthSession, RefreshToken, TokenPurpose, User
-from aisupport.auth.password_policy import check_password, normalize_password
-from aisupport.auth.principal import Principal
-from aisupport.auth.session_cache import SessionStatusCache
+from aisupport.auth.models import ActivityKind, AuthSession, RefreshToken, TokenPurpose
 from aisupport.core.client import Client
-from aisupport.core.config import Settings
 from aisupport.core.db import after_commit, release_connection
 from aisupport.core.errors import AppError, Unauthorized
 from aisupport.core.jobs import defer
 from aisupport.core.metrics import LOGIN_FAILURES, REFRESH_TOKEN_REUSE
-from aisupport.core.ratelimit import RateLimiter, limit_key
+from aisupport.core.ratelimit import limit_key
 from aisupport.core.security import (
-    AccessTokenCodec,
     PasswordHasher,
     derive_key,
     derived_opaque_token,
@@ -35,10 +40,9 @@ from aisupport.core.security import (
     sha256_hex,
 )
 from aisupport.core.tenancy import set_tenant
-from aisupport.organizations import audit
 from aisupport.organizations import repository as org_repository
-from aisupport.organizations.audit import Actor
-from aisupport.organizations.models import ApiKey, Organization, Role, new_slug
+from aisupport.organizations import service as organizations
+from aisupport.organizations.models import ApiKey, Organization, new_slug
 
 log = structlog.get_logger("aisupport.auth")
 
@@ -46,32 +50,19 @@ REFRESH_TOKEN_PREFIX = "rt"
 
 
 @dataclass(frozen=True)
-class AuthComponents:
-    """What the auth service needs besides the database, built once per app."""
+class AuthComponents(AccessComponents):
+    """What the auth service needs besides the database, built once per app: the access layer's
+    components, plus password hashing and the keys of refresh and device tokens."""
 
-    settings: Settings
     passwords: PasswordHasher
-    access_tokens: AccessTokenCodec
-    rate_limiter: RateLimiter
-    session_cache: SessionStatusCache
-
-    @cached_property
-    def _secrets(self) -> tuple[str, ...]:
-        """The current secret first, then the previous one during a key rollover."""
-        previous = self.settings.SECRET_KEY_PREVIOUS
-        return (self.settings.SECRET_KEY, *((previous,) if previous else ()))
-
-    @cached_property
-    def _csrf_keys(self) -> tuple[bytes, ...]:
-        return tuple(derive_key(secret, "csrf") for secret in self._secrets)
 
     @cached_property
     def _refresh_keys(self) -> tuple[bytes, ...]:
-        return tuple(derive_key(secret, "refresh-token-child") for secret in self._secrets)
+        return tuple(derive_key(secret, "refresh-token-child") for secret in self.secrets)
 
     @cached_property
     def _device_keys(self) -> tuple[bytes, ...]:
-        return tuple(derive_key(secret, "device-token") for secret in self._secrets)
+        return tuple(derive_key(secret, "device-token") for secret in self.secrets)
 
     def device_token(self, user: User, now: datetime) -> str:
         """A new device token for a client that just proved it knows the user's password."""
@@ -86,21 +77,9 @@ class AuthComponents:
         binding = device_binding(user.id, user.password_hash)
         return trusted_device(self._device_keys, token, binding, int(datetime.now(UTC).timestamp()))
 
-    def csrf_token(self, session_id: uuid.UUID) -> str:
-        """The CSRF token bound to a session (signed double-submit)."""
-        return _session_mac(self._csrf_keys[0], session_id)
-
-    def csrf_token_matches(self, session_id: uuid.UUID, value: str) -> bool:
-        expected = (_session_mac(key, session_id) for key in self._csrf_keys)
-        return any(hmac.compare_digest(value.encode(), candidate.encode()) for candidate in expected)
-
     def child_refresh_tokens(self, parent: str) -> list[str]:
         """The successor of a refresh token: derived with the current key, or the previous one."""
         return [derived_opaque_token(REFRESH_TOKEN_PREFIX, key, parent) for key in self._refresh_keys]
-
-
-def _session_mac(key: bytes, session_id: uuid.UUID) -> str:
-    return hmac.new(key, session_id.bytes, "sha256").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -129,15 +108,6 @@ class SignIn:
     csrf_token: str
     # Only when the password was just proved (sign-up, login): the client keeps it to be a trusted device.
     device_token: str | None = None
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
-
-
-def invalid_access_token() -> Unauthorized:
-    # One answer for every kind of bad token, so a caller learns nothing from the difference.
-    return Unauthorized("invalid_token", "The access token is invalid, expired or revoked.")
 
 
 def invalid_credentials(*, keep_changes: bool = False) -> Unauthorized:
@@ -179,7 +149,7 @@ async def signup(
         settings.rate_limits["email_account"], "email-account", limit_key(email_normalized)
     )
     password_hash = await auth.passwords.hash(password)  # before the database: no connection held
-    existing = await repository.user_by_email(db, email_normalized)
+    existing = await users.user_by_email(db, email_normalized)
     if existing is not None:
         if not settings.REQUIRE_EMAIL_VERIFICATION:
             raise _email_taken()
@@ -193,7 +163,7 @@ async def signup(
         full_name=full_name,
     )
     try:
-        await repository.add_user(db, user)
+        await users.add_user(db, user)
     except IntegrityError:  # a concurrent signup with the same address won the race
         raise _email_taken() from None
     name = organization_name or f"{full_name or email.split('@')[0]}'s organization"
@@ -275,7 +245,7 @@ async def login(
     email_normalized = normalize_email(email)
     limits = auth.settings.rate_limits
     await auth.rate_limiter.hit(limits["login_ip"], "login-ip", client.ip or "unknown")
-    user = await repository.user_by_email(db, email_normalized)
+    user = await users.user_by_email(db, email_normalized)
     await release_connection(db)
     device = auth.trusted_device(device_token, user)
     if device is not None:
@@ -328,7 +298,7 @@ async def refresh(db: AsyncSession, auth: AuthComponents, *, refresh_token: str,
             raise invalid_refresh_token(keep_changes=True)
         child_token = repeated
 
-    user = await repository.user_by_id(db, session.user_id)
+    user = await users.user_by_id(db, session.user_id)
     membership = await org_repository.membership_of_user(db, session.user_id, session.organization_id)
     if user is None or not user.is_active or membership is None:
         raise invalid_refresh_token()
@@ -352,16 +322,6 @@ async def logout(db: AsyncSession, auth: AuthComponents, session_id: uuid.UUID, 
 async def session_of_refresh_token(db: AsyncSession, refresh_token: str) -> uuid.UUID | None:
     session = await repository.session_by_token_hash(db, sha256_hex(refresh_token))
     return None if session is None else session.id
-
-
-async def session_is_live(db: AsyncSession, auth: AuthComponents, session_id: uuid.UUID) -> bool:
-    """Whether the session behind an access token is still live: cache first, then the database."""
-    cached = await auth.session_cache.get(session_id)
-    if cached is not None:
-        return cached
-    live = await repository.session_is_live(db, session_id, datetime.now(UTC))
-    await auth.session_cache.put(session_id, live=live)
-    return live
 
 
 async def profile(
@@ -394,7 +354,7 @@ async def identify(db: AsyncSession, principal: Principal) -> Identity:
         api_key = await org_repository.api_key(db, principal.organization_id, principal.api_key_id)
         found = api_key is not None
     else:
-        user = await repository.user_by_id(db, principal.person)
+        user = await users.user_by_id(db, principal.person)
         found = user is not None and user.is_active
     if organization is None or not found:  # deleted since the credential was checked: as if revoked
         raise Unauthorized()
@@ -489,7 +449,7 @@ async def switch_organization(
     """Move a session to another of the user's organizations: a new access token for it, same family."""
     await set_tenant(db, organization_id=organization_id, user_id=user_id)
     membership = await org_repository.membership_of_user(db, user_id, organization_id)
-    user = await repository.user_by_id(db, user_id)
+    user = await users.user_by_id(db, user_id)
     session = await repository.session_by_id(db, session_id)
     if membership is None or user is None or session is None:
         raise AppError(404, "organization_not_found", "No such organization.")
@@ -501,16 +461,6 @@ async def switch_organization(
         user_id=user.id, session_id=session.id, organization_id=organization.id, role=role.value
     )
     return AccessGrant(user, organization, role, access_token, auth.access_tokens.ttl_seconds)
-
-
-async def verified_user(db: AsyncSession, user_id: uuid.UUID) -> User:
-    """The signed-in user, if their address is verified (joining an organization by email needs it)."""
-    user = await repository.user_by_id(db, user_id)
-    if user is None or not user.is_active:
-        raise invalid_access_token()
-    if not user.email_verified:
-        raise AppError(403, "email_not_verified", "Confirm your email address first: see the email we sent.")
-    return user
 
 
 async def _record_failed_sign_in(db: AsyncSession, user: User, client: Client) -> None:
@@ -630,3 +580,33 @@ def forget_sessions(db: AsyncSession, auth: AuthComponents, session_ids: list[uu
 
 def _email_taken() -> AppError:
     return AppError(409, "email_taken", "An account with this email already exists.")
+
+
+async def accept_invitation_by_signing_up(
+    db: AsyncSession, auth: AuthComponents, token: str, password: str, full_name: str | None, client: Client
+) -> SignIn:
+    """Accept an invitation without an account: create it with `password` (its address is verified: the
+    link reached it), make them a member, and sign them in to the organization."""
+    invitation = await organizations.open_invitation(db, token)
+    if await users.user_by_email(db, invitation.email_normalized) is not None:
+        raise AppError(409, "account_exists", "An account uses this address: sign in, then accept.")
+    password = normalize_password(password)
+    check_password(password, email=invitation.email)
+    password_hash = await auth.passwords.hash(password)
+    try:
+        async with db.begin_nested():  # another invitation to the same address, accepted at once
+            user = await users.add_user(
+                db,
+                User(
+                    id=uuid.uuid4(),
+                    email=invitation.email,
+                    email_normalized=invitation.email_normalized,
+                    password_hash=password_hash,
+                    full_name=full_name,
+                    email_verified_at=datetime.now(UTC),
+                ),
+            )
+    except IntegrityError:
+        raise AppError(409, "account_exists", "An account uses this address: sign in, then accept.") from None
+    organization, role = await organizations.accept_invitation(db, invitation, user, client)
+    return await start_session(db, auth, user, organization, role, client)

@@ -17,12 +17,15 @@ from procrastinate import JobContext
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aisupport.accounts import repository as users
+from aisupport.accounts.models import User
 from aisupport.auth import repository
-from aisupport.auth.models import AccountToken, TokenPurpose, User
+from aisupport.auth.models import AccountToken, TokenPurpose
 from aisupport.auth.service import link_binding
-from aisupport.core.email import Templates
-from aisupport.core.jobs import RETRY, EmailDelivery, already_sent, jobs, send_once, services_of
+from aisupport.core.jobs import RETRY, jobs, services_of
 from aisupport.core.security import new_opaque_token, sha256_hex
+from aisupport.mail.delivery import EmailDelivery, already_sent, send_once
+from aisupport.mail.mailer import Templates
 
 log = structlog.get_logger("aisupport.auth")
 
@@ -45,7 +48,7 @@ async def send_email_verification(
     account is still as it was when the link was asked for (`binding`)."""
     services = services_of(context)
     async with services.sessionmaker() as db:
-        user = await repository.user_by_id(db, uuid.UUID(user_id))
+        user = await users.user_by_id(db, uuid.UUID(user_id))
         if user is None or not user.is_active or await already_sent(db, context):
             return
         if binding is None or binding != link_binding(user):
@@ -60,7 +63,7 @@ async def send_verification_by_address(context: JobContext, email_normalized: st
     """Mail a new verification link if an active, unverified account has this address; else nothing."""
     services = services_of(context)
     async with services.sessionmaker() as db:
-        user = await repository.user_by_email(db, email_normalized)
+        user = await users.user_by_email(db, email_normalized)
         if user is None or not user.is_active or user.email_verified or await already_sent(db, context):
             return
         await _mail_address_link(context, db, user, TokenPurpose.VERIFY_EMAIL, user.email)
@@ -82,7 +85,7 @@ async def _mail_address_link(
         hours=hours,
         link=f"{settings.PUBLIC_APP_URL}/{page}?token={token}",
     )
-    await send_once(db, context, services.mailer, message, secret=token)
+    await send_once(db, context, message, secret=token)
     await db.commit()
 
 
@@ -95,7 +98,7 @@ async def send_password_reset(
     services = services_of(context)
     settings = services.settings
     async with services.sessionmaker() as db:
-        user = await repository.user_by_email(db, email_normalized)
+        user = await users.user_by_email(db, email_normalized)
         if user is None or not user.is_active or await already_sent(db, context):
             return
         if template not in RESET_TEMPLATES:
@@ -110,7 +113,7 @@ async def send_password_reset(
             minutes=minutes,
             link=f"{settings.PUBLIC_APP_URL}/reset-password?token={token}",
         )
-        await send_once(db, context, services.mailer, message, secret=token)
+        await send_once(db, context, message, secret=token)
         await db.commit()
 
 
@@ -122,7 +125,7 @@ async def send_notice(context: JobContext, to: str, template: str, values: dict[
         if await already_sent(db, context):
             return
         message = Templates(services.settings, TEMPLATES).message(template, to=to, **values)
-        await send_once(db, context, services.mailer, message)
+        await send_once(db, context, message)
         await db.commit()
 
 

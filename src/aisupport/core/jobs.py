@@ -2,35 +2,27 @@
 
 Jobs are deferred on the request's own connection, inside its transaction (`defer`), so a job exists
 exactly when the change that caused it committed. Tasks live in their domain package (`<domain>/tasks.py`)
-and get what they need (settings, database, mailer) from `Services` in the job context.
+and get what they need (settings, database) from `Services` in the job context.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from email.message import EmailMessage
 from typing import Any
 
 import procrastinate
 import structlog
 from procrastinate import JobContext, PsycopgConnector, RetryStrategy
-from sqlalchemy import BigInteger, DateTime, func
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
 
 from aisupport.core.config import Settings
-from aisupport.core.db import Base, create_sessionmaker, mark_written
-from aisupport.core.email import Mailer
+from aisupport.core.db import create_sessionmaker, mark_written
 from aisupport.core.metrics import JOB_OUTCOMES
 from aisupport.core.tracing import current_carrier, job_span
 
 log = structlog.get_logger("aisupport.jobs")
-
-TASK_MODULES = ["aisupport.auth.tasks", "aisupport.organizations.tasks"]
 
 # A failing job (a mail server down, a deadlock) is retried up to 10 times, 2, 4, 8, ... 1024 s apart
 # (about 34 minutes in all); then it is marked failed and logged (`job_failed`).
@@ -38,52 +30,17 @@ RETRY = RetryStrategy(max_attempts=10, exponential_wait=2)
 
 # The connector is replaced by a configured one in each process that runs a worker (`run_worker`);
 # deferring on a request's connection needs none of its own.
-jobs = procrastinate.App(connector=PsycopgConnector(), import_paths=TASK_MODULES)
+# The tasks' modules are named by the application that runs the worker (aisupport.main.TASK_MODULES).
+jobs = procrastinate.App(connector=PsycopgConnector())
 
 
 @dataclass(frozen=True)
 class Services:
-    """What tasks use, built once per worker."""
+    """What every task uses, built once per worker (packages add their own to the job context, such as
+    mail's mailer: `run_worker(..., context=...)`)."""
 
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
-    mailer: Mailer
-
-
-class EmailDelivery(Base):
-    """One row per job that sent mail: a job run again (its worker died after sending) sends nothing."""
-
-    __tablename__ = "email_deliveries"
-
-    job_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-
-
-async def already_sent(db: AsyncSession, context: JobContext) -> bool:
-    """Whether this job has sent its mail before (then it must not again)."""
-    if await db.get(EmailDelivery, context.job.id) is None:
-        return False
-    log.info("email_already_sent")
-    return True
-
-
-async def send_once(
-    db: AsyncSession, context: JobContext, mailer: Mailer, message: EmailMessage, *, secret: str | None = None
-) -> None:
-    """Send `message` for this job and record it in `db`'s transaction (the caller commits).
-
-    The Message-ID is derived from the job, so a receiving server can drop a duplicate too, in the one
-    case left: a worker killed between the mail server's acceptance and the commit. A mail carrying a
-    `secret` (a link) gets it hashed into the Message-ID: the retry's new link must not be dropped as
-    a duplicate of the first, whose token never committed.
-    """
-    domain = message["Message-ID"].rsplit("@", 1)[-1].rstrip(">") if message["Message-ID"] else "localhost"
-    variant = f"-{hashlib.sha256(secret.encode()).hexdigest()[:12]}" if secret else ""
-    del message["Message-ID"]
-    message["Message-ID"] = f"<job-{context.job.id}{variant}@{domain}>"
-    await mailer.send(message)
-    db.add(EmailDelivery(job_id=context.job.id))
-    await db.flush()
 
 
 def services_of(context: JobContext) -> Services:
@@ -115,13 +72,13 @@ def libpq_url(url: str) -> str:
 async def run_worker(
     settings: Settings,
     engine: AsyncEngine,
-    mailer: Mailer,
     *,
+    context: Mapping[str, object],
     wait: bool = True,
     install_signal_handlers: bool = False,
 ) -> None:
     """Run jobs until cancelled (or, with wait=False, until the queue is empty)."""
-    services = Services(settings=settings, sessionmaker=create_sessionmaker(engine), mailer=mailer)
+    services = Services(settings=settings, sessionmaker=create_sessionmaker(engine))
     connector = PsycopgConnector(conninfo=libpq_url(engine.url.render_as_string(hide_password=False)))
     with jobs.replace_connector(connector):
         async with jobs.open_async():
@@ -130,7 +87,7 @@ async def run_worker(
                 concurrency=settings.WORKER_CONCURRENCY,
                 wait=wait,
                 install_signal_handlers=install_signal_handlers,
-                additional_context={"services": services},
+                additional_context={**context, "services": services},
                 update_heartbeat_interval=settings.WORKER_HEARTBEAT_SECONDS,
                 stalled_worker_timeout=settings.WORKER_STALLED_AFTER_SECONDS,
                 shutdown_graceful_timeout=settings.WORKER_SHUTDOWN_SECONDS,

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 
-from aisupport.core.access import public
+from aisupport.access.routes import public
 from aisupport.core.config import Settings
 from aisupport.core.errors import AppError, Unauthorized, problem_response, problem_responses
 from aisupport.core.metrics import read_database_gauges

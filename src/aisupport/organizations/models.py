@@ -4,44 +4,21 @@ import re
 import secrets
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
-    ForeignKeyConstraint,
-    Identity,
     Index,
     String,
     UniqueConstraint,
-    func,
     text,
 )
-from sqlalchemy.dialects.postgresql import INET, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aisupport.core.db import Base, Timestamped
-
-
-class Role(StrEnum):
-    """Support-team roles, most powerful first."""
-
-    OWNER = "owner"
-    ADMIN = "admin"
-    AGENT = "agent"
-    VIEWER = "viewer"
-
-    @property
-    def rank(self) -> int:
-        """Higher is more powerful: owner 3, admin 2, agent 1, viewer 0."""
-        return len(Role) - 1 - list(Role).index(self)
-
-    def at_most(self, other: Role) -> Role:
-        """The weaker of two roles (a token minted for one role never acts above it)."""
-        return self if self.rank <= other.rank else other
 
 
 class Organization(Timestamped, Base):
@@ -115,29 +92,3 @@ class ApiKey(Timestamped, Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class AuditEvent(Base):
-    """An append-only record of a security-relevant event in an organization."""
-
-    __tablename__ = "audit_events"
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["organization_id", "actor_api_key_id"],
-            ["api_keys.organization_id", "api_keys.id"],
-            name="fk_audit_events_actor_api_key_same_org",
-        ),
-        Index("ix_audit_events_organization_id_id", "organization_id", "id"),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    action: Mapped[str] = mapped_column(String(60))
-    actor_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    actor_api_key_id: Mapped[uuid.UUID | None]
-    target_type: Mapped[str | None] = mapped_column(String(40))
-    target_id: Mapped[str | None] = mapped_column(String(64))
-    ip: Mapped[str | None] = mapped_column(INET)
-    user_agent: Mapped[str | None] = mapped_column(String(512))
-    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

@@ -10,12 +10,14 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aisupport.auth.models import User
+from aisupport.access.permissions import Role
+from aisupport.accounts.models import User
+from aisupport.audit.models import AuditEvent
 from aisupport.core.pagination import keyset
-from aisupport.organizations.models import ApiKey, AuditEvent, Invitation, Membership, Organization, Role
+from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization
 
 
 async def add_organization(
@@ -233,45 +235,6 @@ async def api_key(db: AsyncSession, organization_id: uuid.UUID, key_id: uuid.UUI
         .where(ApiKey.organization_id == organization_id, ApiKey.id == key_id)
         .with_for_update()
         .execution_options(populate_existing=True)
-    )
-
-
-async def organization_of_api_key(db: AsyncSession, key_hash: str) -> uuid.UUID | None:
-    """The organization of an API key, found before any tenant is set (SECURITY DEFINER)."""
-    return await db.scalar(select(func.organization_of_api_key(key_hash)))
-
-
-async def api_key_by_hash(
-    db: AsyncSession, organization_id: uuid.UUID, key_hash: str
-) -> tuple[ApiKey, Role | None] | None:
-    """The key with its creator's current role in the organization (None: no longer a member)."""
-    row = (
-        await db.execute(
-            select(ApiKey, Membership.role)
-            .outerjoin(
-                Membership,
-                and_(
-                    Membership.organization_id == ApiKey.organization_id,
-                    Membership.user_id == ApiKey.created_by,
-                ),
-            )
-            .where(ApiKey.organization_id == organization_id, ApiKey.key_hash == key_hash)
-        )
-    ).first()
-    if row is None:
-        return None
-    key, creator_role = row
-    return key, None if creator_role is None else Role(creator_role)
-
-
-async def touch_api_key(
-    db: AsyncSession, organization_id: uuid.UUID, key_id: uuid.UUID, now: datetime
-) -> None:
-    """Note that a key was used; a key deleted meanwhile (with its organization) is simply not touched."""
-    await db.execute(
-        update(ApiKey)
-        .where(ApiKey.organization_id == organization_id, ApiKey.id == key_id)
-        .values(last_used_at=now)
     )
 
 

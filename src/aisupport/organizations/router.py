@@ -1,4 +1,4 @@
-"""/orgs: organizations, members, invitations, API keys, the audit log; /invitations/accept."""
+"""/orgs: organizations, members, invitations, API keys, the audit log."""
 
 from __future__ import annotations
 
@@ -6,36 +6,27 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
-from aisupport.auth.cookies import request_cookies
-from aisupport.auth.dependencies import (
+from aisupport.access.dependencies import (
+    Access,
     Account,
-    Auth,
     ClientInfo,
-    api_key_scheme,
-    bearer_scheme,
-    current_principal,
     requires,
 )
-from aisupport.auth.models import User
-from aisupport.auth.principal import Principal
-from aisupport.auth.router import answer_sign_in
-from aisupport.auth.schemas import TokenResponse
-from aisupport.core.access import public
+from aisupport.access.permissions import Permission, Role
+from aisupport.access.principal import Principal
+from aisupport.accounts.models import User
 from aisupport.core.db import DbSession
-from aisupport.core.errors import AppError, problem_responses
+from aisupport.core.errors import problem_responses
 from aisupport.core.pagination import Page, Paging
 from aisupport.organizations import service
-from aisupport.organizations.models import Membership, Role
-from aisupport.organizations.permissions import Permission
+from aisupport.organizations.models import Membership
 from aisupport.organizations.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
     AuditEventOut,
-    InvitationAccept,
-    InvitationAccepted,
     InvitationCreate,
     InvitationOut,
     MemberOut,
@@ -91,7 +82,7 @@ async def list_my_organizations(principal: Account, db: DbSession, paging: Pagin
     responses=problem_responses(409, 422, 429),
 )
 async def create_organization(
-    payload: OrganizationCreate, principal: Account, db: DbSession, auth: Auth, client: ClientInfo
+    payload: OrganizationCreate, principal: Account, db: DbSession, auth: Access, client: ClientInfo
 ) -> MyOrganization:
     """Create an organization; you become its owner and can act in it at once under /orgs/{its id}."""
     organization, role = await service.create_organization(
@@ -189,7 +180,7 @@ async def invite(
     payload: InvitationCreate,
     principal: InvitationManager,
     db: DbSession,
-    auth: Auth,
+    auth: Access,
     client: ClientInfo,
 ) -> InvitationOut:
     """Invite someone by email, with a role no higher than yours (your address must be verified); the
@@ -225,44 +216,6 @@ async def revoke_invitation(
     """Revoke a pending invitation; its link stops working."""
     await service.revoke_invitation(db, principal, invitation_id, client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.post(
-    "/invitations/accept",
-    response_model=InvitationAccepted | TokenResponse,
-    response_model_exclude_unset=True,
-    responses=problem_responses(400, 403, 409, 413, 415, 422, 429),
-    dependencies=[Depends(public)],
-)
-async def accept_invitation(
-    request: Request,
-    response: Response,
-    payload: InvitationAccept,
-    db: DbSession,
-    auth: Auth,
-    client: ClientInfo,
-    bearer_token: Annotated[str | None, Depends(bearer_scheme)],
-    api_key: Annotated[str | None, Depends(api_key_scheme)],
-) -> InvitationAccepted | TokenResponse:
-    """Accept an invitation: signed in, as the invited address (verified); or, without an account,
-    with a password, which creates the account and signs it in."""
-    await auth.rate_limiter.hit(
-        auth.settings.rate_limits["account_token_ip"], "account-token-ip", client.ip or "unknown"
-    )
-    signed_in = bearer_token is not None or api_key is not None or request_cookies(request, auth.settings)[0]
-    if signed_in:
-        principal = await current_principal(request, db, auth, client, bearer_token, api_key)
-        organization, role = await service.accept_as_signed_in(db, principal, payload.token, client)
-        return InvitationAccepted(organization=OrganizationOut.model_validate(organization), role=role)
-    if payload.password is None:
-        raise AppError(
-            422, "password_required", "Sign in to accept, or choose a password to create your account."
-        )
-    sign_in = await service.accept_by_signing_up(
-        db, auth, payload.token, payload.password, payload.full_name, client
-    )
-    response.status_code = status.HTTP_201_CREATED  # an account was created (and its cookies set)
-    return answer_sign_in(response, auth, sign_in, payload.transport)
 
 
 @router.post(

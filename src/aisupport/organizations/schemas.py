@@ -6,10 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, IPvAnyAddress, JsonValue
 
-from aisupport.auth.schemas import PASSWORD_INPUT_MAX, Transport
+from aisupport.access.permissions import Role
 from aisupport.core.json_limits import JsonObjectBounds
 from aisupport.core.schemas import RequestModel
-from aisupport.organizations.models import Role
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$"
 ApiKeyRole = Literal["admin", "agent", "viewer"]
@@ -74,19 +73,6 @@ class InvitationOut(BaseModel):
     invited_by: uuid.UUID | None
     created_at: datetime
     expires_at: datetime
-
-
-class InvitationAccept(RequestModel):
-    token: str = Field(min_length=1, max_length=512)
-    # For someone without an account: the invitation creates it.
-    password: str | None = Field(default=None, max_length=PASSWORD_INPUT_MAX)
-    full_name: str | None = Field(default=None, min_length=1, max_length=200)
-    transport: Transport = "cookie"
-
-
-class InvitationAccepted(BaseModel):
-    organization: OrganizationOut
-    role: Role
 
 
 class ApiKeyCreate(RequestModel):

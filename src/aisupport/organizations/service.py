@@ -19,30 +19,21 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aisupport.auth import repository as auth_repository
-from aisupport.auth import service as auth_service
-from aisupport.auth.models import User
-from aisupport.auth.password_policy import check_password, normalize_password
-from aisupport.auth.principal import API_KEY_PREFIX, Principal
-from aisupport.auth.service import AuthComponents, SignIn, normalize_email
+from aisupport.access.components import AccessComponents
+from aisupport.access.permissions import Permission, Role, permissions_of
+from aisupport.access.principal import API_KEY_PREFIX, Principal
+from aisupport.accounts.models import User
+from aisupport.accounts.service import normalize_email, verified_user
+from aisupport.audit import service as audit
+from aisupport.audit.models import AuditEvent
+from aisupport.audit.service import Actor
 from aisupport.core.client import Client
 from aisupport.core.errors import AppError
 from aisupport.core.jobs import defer
 from aisupport.core.security import sha256_hex
 from aisupport.core.tenancy import set_tenant
-from aisupport.organizations import audit
 from aisupport.organizations import repository as repo
-from aisupport.organizations.audit import Actor
-from aisupport.organizations.models import (
-    ApiKey,
-    AuditEvent,
-    Invitation,
-    Membership,
-    Organization,
-    Role,
-    new_slug,
-)
-from aisupport.organizations.permissions import Permission, permissions_of
+from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization, new_slug
 
 log = structlog.get_logger("aisupport.organizations")
 
@@ -63,7 +54,7 @@ def _above_you(what: str) -> AppError:
 
 async def create_organization(
     db: AsyncSession,
-    auth: AuthComponents,
+    auth: AccessComponents,
     principal: Principal,
     *,
     name: str,
@@ -240,7 +231,7 @@ async def _keep_an_owner(db: AsyncSession, organization_id: uuid.UUID, *, leavin
 
 
 async def invite(
-    db: AsyncSession, auth: AuthComponents, principal: Principal, *, email: str, role: Role, client: Client
+    db: AsyncSession, auth: AccessComponents, principal: Principal, *, email: str, role: Role, client: Client
 ) -> Invitation:
     """Invite someone by email with a role no higher than the inviter's; the link goes out by job.
 
@@ -250,7 +241,7 @@ async def invite(
     """
     if role.rank > principal.role.rank:
         raise _above_you("invite to")
-    await auth_service.verified_user(db, principal.person)
+    await verified_user(db, principal.person)
     limits = auth.settings.rate_limits
     await auth.rate_limiter.hit(limits["invitations_user"], "invitations-user", str(principal.person))
     await auth.rate_limiter.hit(limits["invitations_ip"], "invitations-ip", client.ip or "unknown")
@@ -321,18 +312,8 @@ async def accept_as_signed_in(
     db: AsyncSession, principal: Principal, token: str, client: Client
 ) -> tuple[Organization, Role]:
     """Accept for the signed-in person, whose verified address must be the invited one."""
-    user = await auth_service.verified_user(db, principal.person)
+    user = await verified_user(db, principal.person)
     return await accept_invitation(db, await open_invitation(db, token), user, client)
-
-
-async def accept_by_signing_up(
-    db: AsyncSession, auth: AuthComponents, token: str, password: str, full_name: str | None, client: Client
-) -> SignIn:
-    """Accept without an account: create it with `password` and sign in."""
-    invitation = await open_invitation(db, token)
-    return await signup_by_invitation(
-        db, auth, invitation=invitation, password=password, full_name=full_name, client=client
-    )
 
 
 async def open_invitation(db: AsyncSession, token: str) -> Invitation:
@@ -400,41 +381,6 @@ async def _role_the_inviter_can_give(db: AsyncSession, invitation: Invitation) -
             "This invitation was withdrawn: whoever sent it may no longer invite. Ask for a new one.",
         )
     return Role(invitation.role).at_most(inviter_role)
-
-
-async def signup_by_invitation(
-    db: AsyncSession,
-    auth: AuthComponents,
-    *,
-    invitation: Invitation,
-    password: str,
-    full_name: str | None,
-    client: Client,
-) -> SignIn:
-    """Create the invited person's account (its address is verified: the link reached it), make them a
-    member, and sign them in to the organization."""
-    if await auth_repository.user_by_email(db, invitation.email_normalized) is not None:
-        raise AppError(409, "account_exists", "An account uses this address: sign in, then accept.")
-    password = normalize_password(password)
-    check_password(password, email=invitation.email)
-    password_hash = await auth.passwords.hash(password)
-    try:
-        async with db.begin_nested():  # another invitation to the same address, accepted at once
-            user = await auth_repository.add_user(
-                db,
-                User(
-                    id=uuid.uuid4(),
-                    email=invitation.email,
-                    email_normalized=invitation.email_normalized,
-                    password_hash=password_hash,
-                    full_name=full_name,
-                    email_verified_at=datetime.now(UTC),
-                ),
-            )
-    except IntegrityError:
-        raise AppError(409, "account_exists", "An account uses this address: sign in, then accept.") from None
-    organization, role = await accept_invitation(db, invitation, user, client)
-    return await auth_service.start_session(db, auth, user, organization, role, client)
 
 
 def invalid_invitation() -> AppError:

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 
 from procrastinate import JobContext
 
-from aisupport.auth.models import User
-from aisupport.core.email import Templates
-from aisupport.core.jobs import RETRY, already_sent, jobs, send_once, services_of
+from aisupport.accounts.models import User
+from aisupport.core.jobs import RETRY, jobs, services_of
 from aisupport.core.security import new_opaque_token, sha256_hex
 from aisupport.core.tenancy import set_tenant
+from aisupport.mail.delivery import already_sent, send_once
+from aisupport.mail.mailer import Templates
 from aisupport.organizations import repository
 from aisupport.organizations.service import INVITATION_TTL
 
@@ -45,5 +46,5 @@ async def send_invitation(context: JobContext, organization_id: str, invitation_
             days=INVITATION_TTL.days,
             link=f"{settings.PUBLIC_APP_URL}/accept-invitation?token={token}",
         )
-        await send_once(db, context, services.mailer, message, secret=token)
+        await send_once(db, context, message, secret=token)
         await db.commit()

@@ -2,7 +2,7 @@
 logged and written to a folder.
 
 Templates live beside the domain that sends them: `<package>/templates/email/<name>.{subject,txt,html}`;
-the HTML ones extend the shared layout `email/base.html` in core/templates.
+the HTML ones extend the shared layout `email/base.html` in mail/templates.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def _environment(package: str) -> Environment:
     if package not in _environments:
         _environments[package] = Environment(
             loader=ChoiceLoader(
-                [PackageLoader(package, "templates"), PackageLoader("aisupport.core", "templates")]
+                [PackageLoader(package, "templates"), PackageLoader("aisupport.mail", "templates")]
             ),
             autoescape=select_autoescape(["html"]),
             undefined=StrictUndefined,

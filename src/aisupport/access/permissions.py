@@ -8,7 +8,23 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from aisupport.organizations.models import Role
+
+class Role(StrEnum):
+    """Support-team roles, most powerful first."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    AGENT = "agent"
+    VIEWER = "viewer"
+
+    @property
+    def rank(self) -> int:
+        """Higher is more powerful: owner 3, admin 2, agent 1, viewer 0."""
+        return len(Role) - 1 - list(Role).index(self)
+
+    def at_most(self, other: Role) -> Role:
+        """The weaker of two roles (a token minted for one role never acts above it)."""
+        return self if self.rank <= other.rank else other
 
 
 class Permission(StrEnum):

@@ -6,10 +6,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from aisupport.access.permissions import Permission, Role, permissions_of
+from aisupport.audit.service import Actor
 from aisupport.core.errors import AppError
-from aisupport.organizations.audit import Actor
-from aisupport.organizations.models import Role
-from aisupport.organizations.permissions import Permission, permissions_of
 
 API_KEY_PREFIX = "sk"
 

@@ -13,7 +13,7 @@ import structlog
 from cachetools import TTLCache
 from redis.asyncio import Redis
 
-log = structlog.get_logger("aisupport.auth")
+log = structlog.get_logger("aisupport.access")
 
 LIVE = b"live"
 REVOKED = b"revoked"

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aisupport.audit.models import AuditEvent
 from aisupport.core.client import Client
-from aisupport.organizations.models import AuditEvent
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,24 @@
+"""The errors of authentication and authorization, referenced by name."""
+
+from __future__ import annotations
+
+from aisupport.core.errors import AppError, Unauthorized
+
+
+def invalid_access_token() -> Unauthorized:
+    # One answer for every kind of bad token, so a caller learns nothing from the difference.
+    return Unauthorized("invalid_token", "The access token is invalid, expired or revoked.")
+
+
+def invalid_api_key(*, keep_changes: bool = False) -> Unauthorized:
+    return Unauthorized(
+        "invalid_api_key", "The API key is invalid, expired or revoked.", keep_changes=keep_changes
+    )
+
+
+def organization_not_found() -> AppError:
+    return AppError(404, "organization_not_found", "No such organization.")
+
+
+def forbidden(detail: str) -> AppError:
+    return AppError(403, "forbidden", detail)
