@@ -13,9 +13,9 @@ import structlog
 from fastapi import Depends, FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from aisupport.access.session_cache import SessionStatusCache
+from aisupport.access.cache import PRINCIPALS, PrincipalCache, Principals, stop_listening
 from aisupport.auth.account_router import router as account_router
-from aisupport.auth.router import AUTH_MAX_BODY_BYTES
+from aisupport.auth.router import AUTH_MAX_BODY_BYTES, invitations_router
 from aisupport.auth.router import router as auth_router
 from aisupport.auth.service import AuthComponents
 from aisupport.core import tracing
@@ -28,7 +28,7 @@ from aisupport.core.errors import install_error_handlers
 from aisupport.core.jobs import jobs, run_worker
 from aisupport.core.logging import RequestLogMiddleware, configure_logging
 from aisupport.core.ratelimit import RateLimiter
-from aisupport.core.redis import create_redis
+from aisupport.core.redis import create_redis, create_subscriber
 from aisupport.core.request_body import BodyLimitsMiddleware, require_json_body
 from aisupport.core.security import AccessTokenCodec, PasswordHasher
 from aisupport.core.tenancy import app_database_url, refuse_privileged_role
@@ -44,7 +44,14 @@ TASK_MODULES = ("aisupport.auth.tasks", "aisupport.organizations.tasks")
 jobs.import_paths = list(TASK_MODULES)
 
 # Every route of the API comes from one of these (a test checks each declares its access).
-ROUTERS = (health_router, metrics_router, auth_router, account_router, organizations_router)
+ROUTERS = (
+    health_router,
+    metrics_router,
+    auth_router,
+    account_router,
+    invitations_router,
+    organizations_router,
+)
 
 
 _embedded_urls: dict[Path, str] = {}
@@ -75,9 +82,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tracing.instrument_engine(engine, settings)
         await refuse_privileged_role(engine)
         redis = create_redis(settings.REDIS_URL) if settings.REDIS_URL else None
+        subscriber = create_subscriber(settings.REDIS_URL) if settings.REDIS_URL else None
         limiter = RateLimiter(settings.REDIS_URL, settings.RATE_LIMIT_KEY_PREFIX)
+        principals = Principals(
+            PrincipalCache(settings.SESSION_CACHE_TTL_SECONDS),
+            redis,
+            subscriber,
+            channel=f"{settings.RATE_LIMIT_KEY_PREFIX}:principal-evictions",
+        )
+        listener = asyncio.create_task(principals.listen()) if subscriber is not None else None
         app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.sessionmaker = create_sessionmaker(engine, info={PRINCIPALS: principals})
         app.state.redis = redis
         passwords = PasswordHasher(settings)
         app.state.auth = AuthComponents(
@@ -85,12 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             passwords=passwords,
             access_tokens=AccessTokenCodec(settings),
             rate_limiter=limiter,
-            session_cache=SessionStatusCache(
-                redis,
-                key_prefix=settings.RATE_LIMIT_KEY_PREFIX,
-                live_ttl=settings.SESSION_CACHE_TTL_SECONDS,
-                revoked_ttl=settings.access_token_ttl_seconds,
-            ),
+            principals=principals,
         )
         if redis is None:
             log.info("rate_limiting_in_process", reason="REDIS_URL is unset; counters are per process")
@@ -107,10 +117,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 worker.cancel()  # procrastinate lets running jobs finish (WORKER_SHUTDOWN_SECONDS)
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
+            await stop_listening(listener)
             passwords.close()
             tracing.flush()
-            if redis is not None:
-                await redis.aclose()
+            for client in (redis, subscriber):
+                if client is not None:
+                    await client.aclose()
             await engine.dispose()
 
     app = FastAPI(

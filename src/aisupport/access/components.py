@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from functools import cached_property
 
-from aisupport.access.session_cache import SessionStatusCache
+from aisupport.access.cache import Principals
 from aisupport.core.config import Settings
 from aisupport.core.ratelimit import RateLimiter
 from aisupport.core.security import AccessTokenCodec, derive_key
@@ -18,7 +18,7 @@ class AccessComponents:
     settings: Settings
     access_tokens: AccessTokenCodec
     rate_limiter: RateLimiter
-    session_cache: SessionStatusCache
+    principals: Principals
 
     @cached_property
     def secrets(self) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
 from aisupport.access import repository
+from aisupport.access.cache import Snapshot
 from aisupport.access.components import AccessComponents
 from aisupport.access.cookies import request_cookies
 from aisupport.access.errors import forbidden, invalid_access_token, invalid_api_key, organization_not_found
@@ -23,10 +24,9 @@ from aisupport.access.principal import API_KEY_PREFIX, Principal
 from aisupport.audit import service as audit
 from aisupport.audit.service import Actor
 from aisupport.core.client import Client
-from aisupport.core.db import DbSession
 from aisupport.core.errors import AppError, Unauthorized
 from aisupport.core.security import InvalidToken, sha256_hex
-from aisupport.core.tenancy import set_tenant
+from aisupport.core.tenancy import bind_request_tenant, tenant_session
 
 log = structlog.get_logger("aisupport.access")
 
@@ -85,91 +85,90 @@ def _ip_address(request: Request) -> str | None:
 ClientInfo = Annotated[Client, Depends(client_of)]
 
 
-def require_csrf(request: Request, auth: AccessComponents, session_id: uuid.UUID | None) -> None:
+def require_csrf(request: Request, access: AccessComponents, session_id: uuid.UUID | None) -> None:
     """Cookie-authenticated unsafe requests: allowed Origin (if sent) and X-CSRF-Token = csrf cookie."""
     if request.method in SAFE_METHODS:
         return
     origin = request.headers.get("origin")
-    allowed = auth.settings.CORS_ORIGINS
+    allowed = access.settings.CORS_ORIGINS
     own_origin = f"{request.url.scheme}://{request.headers.get('host', '')}"
     if origin is not None and origin != own_origin and origin not in allowed and "*" not in allowed:
         raise AppError(403, "origin_not_allowed", "Requests from this origin are not allowed.")
-    _, _, cookie = request_cookies(request, auth.settings)
+    _, _, cookie = request_cookies(request, access.settings)
     header = request.headers.get(CSRF_HEADER)
     if not header or not cookie or not hmac.compare_digest(header.encode(), cookie.encode()):
         raise AppError(403, "csrf_failed", f"The {CSRF_HEADER} header must equal the csrf_token cookie.")
-    if session_id is not None and not auth.csrf_token_matches(session_id, header):
+    if session_id is not None and not access.csrf_token_matches(session_id, header):
         raise AppError(403, "csrf_failed", f"The {CSRF_HEADER} header must equal the csrf_token cookie.")
 
 
 async def current_principal(
     request: Request,
-    db: DbSession,
-    auth: Access,
+    access: Access,
     client: ClientInfo,
     bearer_token: Annotated[str | None, Depends(bearer_scheme)],
     api_key_header: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
-    """Authenticate the request, resolve the organization it acts in, scope its transaction to that
-    organization, and resolve the effective role, read from the membership on every request.
+    """Authenticate the request, resolve the organization it acts in and the effective role, and name
+    that organization as the tenant of the request's database session.
 
     A person acts in the organization of the path (`/orgs/{org_id}/...`), or else in the token's own
     organization, with their current role there; the token's role claim caps it only in the token's
-    own organization. An API key acts only in its own organization.
+    own organization. An API key acts only in its own organization. Resolved principals are kept for
+    SESSION_CACHE_TTL_SECONDS (access/cache.py); a miss costs one round trip to the database.
     """
     path_org = _path_organization(request)
     if api_key_header is not None or (bearer_token or "").startswith(API_KEY_PREFIX + "_"):
-        principal = await _api_key_principal(db, auth, client, api_key_header or bearer_token or "")
-        if path_org is not None and path_org != principal.organization_id:
+        snapshot = await _api_key_snapshot(request, access, client, api_key_header or bearer_token or "")
+        if path_org is not None and path_org != snapshot.principal.organization_id:
             raise organization_not_found()
-        return principal
+    else:
+        snapshot = await _session_snapshot(request, access, bearer_token, path_org)
+    principal = snapshot.principal
+    request.state.snapshot = snapshot
+    bind_request_tenant(request.state, organization_id=principal.organization_id, user_id=principal.user_id)
+    return principal
+
+
+async def _session_snapshot(
+    request: Request, access: AccessComponents, bearer_token: str | None, path_org: uuid.UUID | None
+) -> Snapshot:
     token = bearer_token
     via: Literal["bearer", "cookie"] = "bearer"
     if token is None:
-        token, _, _ = request_cookies(request, auth.settings)
+        token, _, _ = request_cookies(request, access.settings)
         via = "cookie"
     if not token:
         raise Unauthorized()
     try:
-        claims = auth.access_tokens.decode(token)
+        claims = access.access_tokens.decode(token)
         token_role = Role(claims.role)
     except (InvalidToken, ValueError):
         raise invalid_access_token() from None
     if via == "cookie":
-        require_csrf(request, auth, claims.session_id)
-    if not await _session_is_live(db, auth, claims.session_id):
-        raise invalid_access_token()
+        require_csrf(request, access, claims.session_id)
     organization_id = path_org or claims.organization_id
-    # The tenant is set once, to the organization acted in; the membership read below is allowed by
-    # row-level security either way (current organization, or the user's own row), and a non-member
-    # is refused before anything else is read.
-    await set_tenant(db, organization_id=organization_id, user_id=claims.user_id)
-    member_role = await repository.role_of(db, claims.user_id, organization_id)
+    key = ("session", claims.session_id, organization_id, token_role, via)
+    snapshot = access.principals.cache.get(key)
+    if snapshot is not None:
+        return snapshot
+    standing = await repository.session_standing(
+        request.app.state.engine, claims.session_id, claims.user_id, organization_id
+    )
+    if not standing.live:
+        raise invalid_access_token()
     if organization_id != claims.organization_id:
-        if member_role is None:
+        if standing.role is None:
             raise organization_not_found()
-        role = member_role
-    elif member_role is None:  # removed from the token's organization since the token was issued
+        role = standing.role
+    elif standing.role is None:  # removed from the token's organization since the token was issued
         raise invalid_access_token()
     else:
-        role = token_role.at_most(member_role)
-    return Principal(
-        organization_id=organization_id,
-        role=role,
-        via=via,
-        user_id=claims.user_id,
-        session_id=claims.session_id,
+        role = token_role.at_most(standing.role)
+    principal = Principal.member(
+        organization_id, role, user_id=claims.user_id, session_id=claims.session_id, via=via
     )
-
-
-async def _session_is_live(db: DbSession, auth: AccessComponents, session_id: uuid.UUID) -> bool:
-    """Whether the session behind an access token is still live: cache first, then the database."""
-    cached = await auth.session_cache.get(session_id)
-    if cached is not None:
-        return cached
-    live = await repository.session_is_live(db, session_id, datetime.now(UTC))
-    await auth.session_cache.put(session_id, live=live)
-    return live
+    return access.principals.cache.put(key, principal)
 
 
 def _path_organization(request: Request) -> uuid.UUID | None:
@@ -183,45 +182,61 @@ def _path_organization(request: Request) -> uuid.UUID | None:
         raise organization_not_found() from None
 
 
-async def _api_key_principal(db: DbSession, auth: AccessComponents, client: Client, secret: str) -> Principal:
+async def _api_key_snapshot(
+    request: Request, access: AccessComponents, client: Client, secret: str
+) -> Snapshot:
     key_hash = sha256_hex(secret)
-    organization_id = await repository.organization_of_api_key(db, key_hash)
-    if organization_id is None:
-        raise invalid_api_key()
-    await set_tenant(db, organization_id=organization_id, user_id=None)
-    key = await repository.api_key_by_hash(db, organization_id, key_hash)
+    cache_key = ("api_key", key_hash)
+    snapshot = access.principals.cache.get(cache_key)
+    if snapshot is None:
+        key = await repository.api_key_standing(request.app.state.engine, key_hash)
+        if key is None:
+            raise invalid_api_key()
+        principal = await _api_key_principal(request, access, client, key)
+        snapshot = access.principals.cache.put(cache_key, principal)
+        snapshot.extras.update(expires_at=key.expires_at, last_used_at=key.last_used_at)
+    principal = snapshot.principal
     now = datetime.now(UTC)
-    if key is None:
+    expires_at: datetime | None = snapshot.extras.get("expires_at")
+    if expires_at is not None and expires_at <= now:
         raise invalid_api_key()
-    creator_role = key.creator_role
-    if key.expires_at is not None and key.expires_at <= now:
+    await access.rate_limiter.hit(
+        access.settings.rate_limits["api_key"], "api-key", str(principal.api_key_id)
+    )
+    last_used_at: datetime | None = snapshot.extras.get("last_used_at")
+    if principal.api_key_id is not None and (
+        last_used_at is None or now - last_used_at > API_KEY_LAST_USED_PRECISION
+    ):
+        snapshot.extras["last_used_at"] = now
+        sessions = request.app.state.sessionmaker
+        async with tenant_session(sessions, organization_id=principal.organization_id) as db:
+            await repository.touch_api_key(db, principal.organization_id, principal.api_key_id, now)
+    return snapshot
+
+
+async def _api_key_principal(
+    request: Request, access: AccessComponents, client: Client, key: repository.ApiKeyStanding
+) -> Principal:
+    """The principal of a key found by its secret, or the error that refuses it."""
+    if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
         raise invalid_api_key()
-    # Before the revoked check: a leaked, revoked key cannot flood the append-only audit log.
-    await auth.rate_limiter.hit(auth.settings.rate_limits["api_key"], "api-key", str(key.id))
     if key.revoked_at is not None:
-        await audit.record(
-            db,
-            organization_id,
-            "api_key.revoked_used",
-            actor=Actor(),
-            client=client,
-            target=("api_key", key.id),
-        )
+        # Rate-limited first: a leaked, revoked key cannot flood the append-only audit log.
+        await access.rate_limiter.hit(access.settings.rate_limits["api_key"], "api-key", str(key.id))
+        sessions = request.app.state.sessionmaker
+        async with tenant_session(sessions, organization_id=key.organization_id) as db:
+            target = ("api_key", key.id)
+            await audit.record(
+                db, key.organization_id, "api_key.revoked_used", actor=Actor(), client=client, target=target
+            )
         log.warning("security.revoked_api_key_used", api_key_id=str(key.id), ip=client.ip)
-        raise invalid_api_key(keep_changes=True)
+        raise invalid_api_key()
     # A key works only while its creator could still create it, and never above their current role
     # (docs/permissions.md, decision 0025): removing or demoting a member disarms their keys at once.
-    if creator_role is None or Permission.API_KEYS_MANAGE not in permissions_of(creator_role):
+    if key.creator_role is None or Permission.API_KEYS_MANAGE not in permissions_of(key.creator_role):
         log.info("api_key_creator_lacks_standing", api_key_id=str(key.id))
         raise invalid_api_key()
-    if key.last_used_at is None or now - key.last_used_at > API_KEY_LAST_USED_PRECISION:
-        await repository.touch_api_key(db, organization_id, key.id, now)
-    return Principal(
-        organization_id=organization_id,
-        role=key.role.at_most(creator_role),
-        via="api_key",
-        api_key_id=key.id,
-    )
+    return Principal.api_key(key.organization_id, key.role.at_most(key.creator_role), api_key_id=key.id)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

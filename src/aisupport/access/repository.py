@@ -1,7 +1,9 @@
-"""All SQL of authentication: the few lookups that turn a credential into a principal.
+"""All SQL of authentication: the lookups that turn a credential into a principal.
 
-They read tables that the packages above own (sessions, memberships, API keys), so they are written as
-SQL here rather than through those packages' models: access sits below every domain and imports none.
+They read tables that the packages above own (sessions, memberships, API keys) through two SQL
+functions (migration 3c9e2a7d51b4) that set the tenant and read under row-level security in one
+statement: run on a pooled connection in autocommit, each lookup is one round trip, with no session
+or transaction of the request's. Access sits below every domain and imports none of their models.
 """
 
 from __future__ import annotations
@@ -10,31 +12,28 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import column, table, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from aisupport.access.permissions import Role
 
-SESSION_IS_LIVE = text(
-    "SELECT 1 FROM auth_sessions WHERE id = :session_id AND revoked_at IS NULL AND expires_at > :now"
+SESSION_PRINCIPAL = text("SELECT live, role FROM session_principal(:session_id, :user_id, :organization_id)")
+API_KEY_PRINCIPAL = text(
+    "SELECT organization_id, id, role, expires_at, revoked_at, last_used_at, creator_role"
+    " FROM api_key_principal(:key_hash)"
 )
-ROLE_OF = text("SELECT role FROM memberships WHERE organization_id = :organization_id AND user_id = :user_id")
-ORGANIZATION_OF_API_KEY = text("SELECT organization_of_api_key(:key_hash)")
-API_KEY_BY_HASH = text(
-    """
-    SELECT k.id, k.role, k.expires_at, k.revoked_at, k.last_used_at, m.role AS creator_role
-      FROM api_keys k
-      LEFT JOIN memberships m ON m.organization_id = k.organization_id AND m.user_id = k.created_by
-     WHERE k.organization_id = :organization_id AND k.key_hash = :key_hash
-    """
-)
-TOUCH_API_KEY = text(
-    "UPDATE api_keys SET last_used_at = :now WHERE organization_id = :organization_id AND id = :key_id"
-)
+api_keys = table("api_keys", column("id"), column("organization_id"), column("last_used_at"))
 
 
 @dataclass(frozen=True)
-class ApiKeyFound:
+class SessionStanding:
+    live: bool
+    role: Role | None  # None: not a member of the organization
+
+
+@dataclass(frozen=True)
+class ApiKeyStanding:
+    organization_id: uuid.UUID
     id: uuid.UUID
     role: Role
     expires_at: datetime | None
@@ -43,30 +42,28 @@ class ApiKeyFound:
     creator_role: Role | None  # None: the creator is no longer a member
 
 
-async def session_is_live(db: AsyncSession, session_id: uuid.UUID, now: datetime) -> bool:
-    return (await db.execute(SESSION_IS_LIVE, {"session_id": session_id, "now": now})).first() is not None
+async def session_standing(
+    engine: AsyncEngine, session_id: uuid.UUID, user_id: uuid.UUID, organization_id: uuid.UUID
+) -> SessionStanding:
+    """Whether the session is live, and the user's current role in the organization."""
+    arguments = {"session_id": session_id, "user_id": user_id, "organization_id": organization_id}
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        row = (await connection.execute(SESSION_PRINCIPAL, arguments)).first()
+    if row is None:
+        return SessionStanding(live=False, role=None)
+    return SessionStanding(live=bool(row.live), role=None if row.role is None else Role(row.role))
 
 
-async def role_of(db: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID) -> Role | None:
-    """The user's current role in the organization, or None if they are not a member."""
-    role = await db.scalar(ROLE_OF, {"organization_id": organization_id, "user_id": user_id})
-    return None if role is None else Role(role)
-
-
-async def organization_of_api_key(db: AsyncSession, key_hash: str) -> uuid.UUID | None:
-    """The organization of an API key, found before any tenant is set (SECURITY DEFINER)."""
-    found: uuid.UUID | None = await db.scalar(ORGANIZATION_OF_API_KEY, {"key_hash": key_hash})
-    return found
-
-
-async def api_key_by_hash(db: AsyncSession, organization_id: uuid.UUID, key_hash: str) -> ApiKeyFound | None:
-    """The key with its creator's current role in the organization."""
-    row = (
-        await db.execute(API_KEY_BY_HASH, {"organization_id": organization_id, "key_hash": key_hash})
-    ).first()
+async def api_key_standing(engine: AsyncEngine, key_hash: str) -> ApiKeyStanding | None:
+    """The key behind a secret's hash, with its creator's current role in the key's organization."""
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        row = (await connection.execute(API_KEY_PRINCIPAL, {"key_hash": key_hash})).first()
     if row is None:
         return None
-    return ApiKeyFound(
+    return ApiKeyStanding(
+        organization_id=row.organization_id,
         id=row.id,
         role=Role(row.role),
         expires_at=row.expires_at,
@@ -80,4 +77,8 @@ async def touch_api_key(
     db: AsyncSession, organization_id: uuid.UUID, key_id: uuid.UUID, now: datetime
 ) -> None:
     """Note that a key was used; a key deleted meanwhile (with its organization) is simply not touched."""
-    await db.execute(TOUCH_API_KEY, {"organization_id": organization_id, "key_id": key_id, "now": now})
+    await db.execute(
+        update(api_keys)
+        .where(api_keys.c.organization_id == organization_id, api_keys.c.id == key_id)
+        .values(last_used_at=now)
+    )

@@ -40,6 +40,8 @@ class AuditEvent(Base):
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     action: Mapped[str] = mapped_column(String(60))
+    # member, api_key, widget_visitor, ai, system, or anonymous (nobody known: a failed sign-in)
+    actor_kind: Mapped[str] = mapped_column(String(20), server_default="anonymous")
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     actor_api_key_id: Mapped[uuid.UUID | None]
     target_type: Mapped[str | None] = mapped_column(String(40))

@@ -15,10 +15,19 @@ from aisupport.core.client import Client
 
 @dataclass(frozen=True)
 class Actor:
-    """Who did it: a user, an API key, or nobody known (a failed sign-in names its target instead)."""
+    """Who did it: a person, an API key, a widget visitor, the AI, the system, or nobody known (a failed
+    sign-in names its target instead). Derived from the principal (`Principal.actor`); `kind` follows
+    from the ids when not given."""
 
+    kind: str = ""
     user_id: uuid.UUID | None = None
     api_key_id: uuid.UUID | None = None
+    visitor_id: uuid.UUID | None = None
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            inferred = "member" if self.user_id else "api_key" if self.api_key_id else "anonymous"
+            object.__setattr__(self, "kind", inferred)
 
 
 async def record(
@@ -36,6 +45,7 @@ async def record(
         AuditEvent(
             organization_id=organization_id,
             action=action,
+            actor_kind=actor.kind,
             actor_user_id=actor.user_id,
             actor_api_key_id=actor.api_key_id,
             target_type=target[0] if target else None,

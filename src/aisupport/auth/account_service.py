@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aisupport.access.cache import evict_after_commit
 from aisupport.access.errors import invalid_access_token
 from aisupport.accounts import repository as users
 from aisupport.accounts.models import User
@@ -21,7 +22,7 @@ from aisupport.audit import service as audit
 from aisupport.audit.service import Actor
 from aisupport.auth import activity, repository
 from aisupport.auth.models import AccountActivity, AccountToken, ActivityKind, AuthSession, TokenPurpose
-from aisupport.auth.service import AuthComponents, forget_sessions, link_binding, send_verification
+from aisupport.auth.service import AuthComponents, link_binding, send_verification
 from aisupport.core.client import Client
 from aisupport.core.db import release_connection
 from aisupport.core.errors import AppError
@@ -67,6 +68,7 @@ async def confirm_email(db: AsyncSession, auth: AuthComponents, token: str, clie
     )
     now = datetime.now(UTC)
     found, user = await _use_link(db, token, ADDRESS_PURPOSES, now)
+    evict_after_commit(db, users=[user.id])  # the address, or its verification, is in their profile
     if found.purpose == TokenPurpose.VERIFY_EMAIL:
         if not user.email_verified:
             user.email_verified_at = now
@@ -199,7 +201,7 @@ async def revoke_session(
         log.info("session_revoked", session_id=str(session_id), reason="revoked_by_user")
         details = {"session_id": str(session_id)}
         await activity.record(db, user_id, ActivityKind.SESSION_REVOKED, client=client, details=details)
-    forget_sessions(db, auth, [session_id])
+    evict_after_commit(db, sessions=[session_id])
 
 
 async def logout_all(db: AsyncSession, auth: AuthComponents, user_id: uuid.UUID, client: Client) -> None:
@@ -210,7 +212,7 @@ async def logout_all(db: AsyncSession, auth: AuthComponents, user_id: uuid.UUID,
         raise invalid_access_token()
     await _end_links(db, user, now)
     revoked = await repository.revoke_sessions_of_user(db, user_id, reason="logout_all", now=now)
-    forget_sessions(db, auth, revoked)
+    evict_after_commit(db, sessions=revoked, users=[user_id])
     details = {"sessions_revoked": len(revoked)}
     await activity.record(db, user_id, ActivityKind.SIGNED_OUT_EVERYWHERE, client=client, details=details)
     log.info("sessions_revoked", user_id=str(user_id), reason="logout_all", count=len(revoked))
@@ -294,7 +296,7 @@ async def _set_password(
     await _end_links(db, user, now)  # writes the account's row first (lock order: account, links, sessions)
     reason = "password_changed" if keep_session else "password_reset"
     revoked = await repository.revoke_sessions_of_user(db, user.id, reason=reason, now=now, keep=keep_session)
-    forget_sessions(db, auth, revoked)
+    evict_after_commit(db, sessions=revoked, users=[user.id])
     kind = ActivityKind.PASSWORD_CHANGED if keep_session else ActivityKind.PASSWORD_RESET
     await activity.record(db, user.id, kind, client=client, details={"sessions_revoked": len(revoked)})
     await defer(

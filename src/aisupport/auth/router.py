@@ -61,6 +61,8 @@ router = APIRouter(
     tags=["auth"],
     responses=problem_responses(401, 403, 500, 503),
 )
+# Accepting an invitation ends in a sign-in, so it is auth's; it is listed with the organizations.
+invitations_router = APIRouter(tags=["organizations"], responses=problem_responses(500, 503))
 
 
 def answer_sign_in(
@@ -321,7 +323,7 @@ async def switch_organization(
     )
 
 
-@router.post(
+@invitations_router.post(
     "/invitations/accept",
     response_model=InvitationAccepted | TokenResponse,
     response_model_exclude_unset=True,
@@ -345,7 +347,7 @@ async def accept_invitation(
     )
     signed_in = bearer_token is not None or api_key is not None or request_cookies(request, auth.settings)[0]
     if signed_in:
-        principal = await current_principal(request, db, auth, client, bearer_token, api_key)
+        principal = await current_principal(request, auth, client, bearer_token, api_key)
         organization, role = await organizations.accept_as_signed_in(db, principal, payload.token, client)
         return InvitationAccepted(
             organization=organization_schemas.OrganizationOut.model_validate(organization), role=role

@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aisupport.access.cache import evict_after_commit
 from aisupport.access.components import AccessComponents
 from aisupport.access.errors import invalid_access_token
 from aisupport.access.permissions import Role
@@ -27,7 +28,7 @@ from aisupport.auth import activity, repository
 from aisupport.auth.devices import device_binding, issue_device_token, trusted_device
 from aisupport.auth.models import ActivityKind, AuthSession, RefreshToken, TokenPurpose
 from aisupport.core.client import Client
-from aisupport.core.db import after_commit, release_connection
+from aisupport.core.db import release_connection
 from aisupport.core.errors import AppError, Unauthorized
 from aisupport.core.jobs import defer
 from aisupport.core.metrics import LOGIN_FAILURES, REFRESH_TOKEN_REUSE
@@ -316,7 +317,7 @@ async def logout(db: AsyncSession, auth: AuthComponents, session_id: uuid.UUID, 
             await activity.record(
                 db, session.user_id, ActivityKind.SIGNED_OUT, client=client, details=details
             )
-    forget_sessions(db, auth, [session_id])
+    evict_after_commit(db, sessions=[session_id])
 
 
 async def session_of_refresh_token(db: AsyncSession, refresh_token: str) -> uuid.UUID | None:
@@ -399,7 +400,7 @@ async def _revoke_for_reuse(
         client=client,
         details={"session_id": str(session.id)},
     )
-    forget_sessions(db, auth, [session.id])
+    evict_after_commit(db, sessions=[session.id])
     await audit.record(
         db,
         session.organization_id,
@@ -566,16 +567,6 @@ def _sign_in(
         refresh_expires_in=max(0, int((refresh_deadline - now).total_seconds())),
         csrf_token=auth.csrf_token(session.id),
     )
-
-
-def forget_sessions(db: AsyncSession, auth: AuthComponents, session_ids: list[uuid.UUID]) -> None:
-    """Once the revocation commits, tell the session cache, so access tokens stop working at once."""
-
-    async def mark_revoked() -> None:
-        for session_id in session_ids:
-            await auth.session_cache.put(session_id, live=False)
-
-    after_commit(db, mark_revoked)
 
 
 def _email_taken() -> AppError:

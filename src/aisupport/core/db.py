@@ -13,7 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, ma
 
 from aisupport.core.config import Settings
 from aisupport.core.errors import AppError
-from aisupport.core.tenancy import TenantSession
+from aisupport.core.tenancy import REQUEST_STATE, TenantSession
 
 # Stable constraint names, so migrations can address them (Alembic's recommended convention).
 NAMING_CONVENTION = {
@@ -54,8 +54,11 @@ def create_engine(
     url: str, *, pool_size: int = 10, timeout: float = 5, statement_timeout: float = 30
 ) -> AsyncEngine:
     """An engine that never waits unbounded: connecting and pool checkout give up after `timeout`
-    seconds (the request then answers 503), statements after `statement_timeout`. Pre-ping replaces
-    connections that died with a database restart."""
+    seconds (the request then answers 503), statements after `statement_timeout`.
+
+    No pre-ping (a round trip on every checkout): a connection that died with a database restart fails
+    its first statement, SQLAlchemy sees a disconnect and invalidates every pooled connection of that
+    age, so that request answers 503 and the next ones connect afresh."""
     from aisupport.core.metrics import InstrumentedPool
 
     return create_async_engine(
@@ -63,7 +66,6 @@ def create_engine(
         poolclass=InstrumentedPool,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_timeout=timeout,
         connect_args={
             "connect_timeout": max(1, round(timeout)),
@@ -72,9 +74,13 @@ def create_engine(
     )
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def create_sessionmaker(
+    engine: AsyncEngine, *, info: dict[str, object] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions of the service; `info` is copied into each (what the layers above hang on a session,
+    such as the principal cache that evicts after commit)."""
     return async_sessionmaker(
-        engine, expire_on_commit=False, autoflush=False, sync_session_class=TenantSession
+        engine, expire_on_commit=False, autoflush=False, sync_session_class=TenantSession, info=info
     )
 
 
@@ -131,6 +137,7 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: commits once on success, rolls back on any error."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
+        session.info[REQUEST_STATE] = request.state
         try:
             yield session
         except AppError as error:

@@ -13,6 +13,8 @@ Tenant-owned tables have row-level security policies that read two per-transacti
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -21,7 +23,7 @@ from psycopg import sql
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 
 from aisupport.core.config import Settings
@@ -42,21 +44,52 @@ class TenantSession(Session):
     """The ORM session class of the service: applies its tenant at the start of each transaction."""
 
 
+# Where a request's session finds the tenant its principal named (`request.state`), read when each
+# transaction begins: the session is created before the principal is resolved, used after.
+REQUEST_STATE = "request_state"
+
+
 @event.listens_for(TenantSession, "after_begin")
 def _apply_tenant(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
     tenant = session.info.get(TENANT_KEY)
+    if tenant is None:
+        tenant = getattr(session.info.get(REQUEST_STATE), TENANT_KEY, None)
     if tenant is not None:
         connection.execute(APPLY_TENANT, tenant)
+
+
+def tenant_of(organization_id: uuid.UUID | None, user_id: uuid.UUID | None) -> dict[str, str]:
+    return {
+        "organization_id": str(organization_id) if organization_id else "",
+        "user_id": str(user_id) if user_id else "",
+    }
+
+
+def bind_request_tenant(state: Any, *, organization_id: uuid.UUID, user_id: uuid.UUID | None) -> None:
+    """Name the tenant of every transaction of this request's session (the principal dependency's job)."""
+    setattr(state, TENANT_KEY, tenant_of(organization_id, user_id))
+
+
+@asynccontextmanager
+async def tenant_session(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID | None = None,
+) -> AsyncIterator[AsyncSession]:
+    """A session scoped to one organization, for work outside a request's transaction (jobs, a write
+    the request itself must not wait for): commits on success, rolls back on error."""
+    async with sessionmaker() as session:
+        session.info[TENANT_KEY] = tenant_of(organization_id, user_id)
+        async with session.begin():
+            yield session
 
 
 async def set_tenant(
     db: AsyncSession, *, organization_id: uuid.UUID | None, user_id: uuid.UUID | None
 ) -> None:
     """Scope this session's transactions to an organization (and a user, for their own memberships)."""
-    tenant = {
-        "organization_id": str(organization_id) if organization_id else "",
-        "user_id": str(user_id) if user_id else "",
-    }
+    tenant = tenant_of(organization_id, user_id)
     db.info[TENANT_KEY] = tenant
     if db.in_transaction():
         await (await db.connection()).execute(APPLY_TENANT, tenant)

@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aisupport.access.cache import evict_after_commit
 from aisupport.access.components import AccessComponents
 from aisupport.access.permissions import Permission, Role, permissions_of
 from aisupport.access.principal import API_KEY_PREFIX, Principal
@@ -80,6 +81,7 @@ async def create_organization(
     except IntegrityError:
         raise _slug_taken() from None
     await repo.add_membership(db, organization_id=organization.id, user_id=user_id, role=Role.OWNER)
+    evict_after_commit(db, users=[user_id])  # their list of organizations changed
     await audit.record(db, organization.id, "organization.created", actor=principal.actor, client=client)
     return organization, Role.OWNER
 
@@ -121,6 +123,7 @@ async def update_organization(
         client=client,
         details={"fields": sorted(field for field in changes if changes[field] is not None)},
     )
+    evict_after_commit(db, everything=True)  # its name is in every member's profile (rare: renames)
     return organization
 
 
@@ -132,6 +135,7 @@ async def delete_organization(db: AsyncSession, principal: Principal, confirm: s
     if confirm != organization.slug:
         raise AppError(422, "confirmation_mismatch", "Type the organization's slug to confirm its deletion.")
     await repo.delete_organization(db, organization.id)
+    evict_after_commit(db, everything=True)
     log.warning("organization_deleted", organization_id=str(organization.id), by=str(principal.user_id))
 
 
@@ -157,6 +161,8 @@ async def change_role(
     if current is Role.OWNER and role is not Role.OWNER:
         await _keep_an_owner(db, organization_id, leaving=user_id)
     member.role = role.value
+    # Their own principals, and the API keys they created (a key follows its creator's standing).
+    evict_after_commit(db, users=[user_id], organizations=[organization_id])
     await audit.record(
         db,
         organization_id,
@@ -181,6 +187,7 @@ async def remove_member(db: AsyncSession, principal: Principal, user_id: uuid.UU
     if member.role == Role.OWNER:
         await _keep_an_owner(db, organization_id, leaving=user_id)
     await repo.remove_membership(db, organization_id, user_id)
+    evict_after_commit(db, users=[user_id], organizations=[organization_id])
     await audit.record(
         db, organization_id, "member.removed", actor=principal.actor, client=client, target=("user", user_id)
     )
@@ -195,6 +202,7 @@ async def leave(db: AsyncSession, principal: Principal, client: Client) -> None:
     await _keep_an_owner(db, principal.organization_id, leaving=user_id)
     if not await repo.remove_membership(db, principal.organization_id, user_id):
         raise organization_not_found()  # removed by a request that went first
+    evict_after_commit(db, users=[user_id], organizations=[principal.organization_id])
     await audit.record(db, principal.organization_id, "member.left", actor=principal.actor, client=client)
 
 
@@ -345,6 +353,7 @@ async def accept_invitation(
     if await repo.membership(db, invitation.organization_id, user.id) is not None:
         raise AppError(409, "already_member", "You are already a member of this organization.")
     await repo.add_membership(db, organization_id=invitation.organization_id, user_id=user.id, role=role)
+    evict_after_commit(db, users=[user.id])
     invitation.accepted_at = datetime.now(UTC)
     details = {"role": role.value}
     if role.value != invitation.role:
@@ -466,6 +475,7 @@ async def revoke_api_key(db: AsyncSession, principal: Principal, key_id: uuid.UU
         raise AppError(404, "api_key_not_found", "No such API key.")
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
+        evict_after_commit(db, api_keys=[key.id])
         await audit.record(
             db,
             principal.organization_id,
