@@ -13,7 +13,7 @@ import structlog
 from fastapi import Depends, FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from aisupport.access.cache import PRINCIPALS, PrincipalCache, Principals, stop_listening
+from aisupport.access.cache import PRINCIPALS, PrincipalCache, Principals
 from aisupport.auth.account_router import router as account_router
 from aisupport.auth.router import AUTH_MAX_BODY_BYTES, invitations_router
 from aisupport.auth.router import router as auth_router
@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 worker.cancel()  # procrastinate lets running jobs finish (WORKER_SHUTDOWN_SECONDS)
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
-            await stop_listening(listener)
+            await principals.stop(listener)
             passwords.close()
             tracing.flush()
             for client in (redis, subscriber):

@@ -33,6 +33,7 @@ log = structlog.get_logger("aisupport.access")
 PRINCIPALS = "principals"  # the cache's key in every request session's `info` (core.db sessionmaker)
 RECONNECT_DELAY_SECONDS = 1.0
 LISTEN_TIMEOUT_SECONDS = 1.0
+STOP_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass
@@ -164,6 +165,8 @@ class Principals:
         self._subscriber = subscriber
         self._channel = channel
         self.listening = asyncio.Event()  # set while subscribed (tests wait on it)
+        self._pubsub: Any = None
+        self._stopped = False
 
     async def evict_everywhere(self, eviction: Eviction) -> None:
         """Evict here at once, then tell every other process."""
@@ -176,27 +179,45 @@ class Principals:
             log.warning("principal_eviction_not_broadcast", reason=type(exc).__name__)
 
     async def listen(self) -> None:
-        """Apply other processes' evictions until cancelled; flush whenever the channel (re)connects."""
+        """Apply other processes' evictions until `stop`; flush whenever the channel (re)connects."""
         if self._subscriber is None:
             return
-        while True:
+        while not self._stopped:
             try:
                 async with self._subscriber.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    self._pubsub = pubsub
                     await pubsub.subscribe(self._channel)
                     self.cache.clear()  # whatever was broadcast while we were away is lost
                     self.listening.set()
-                    while True:
+                    while not self._stopped:
                         # The timeout lets the client's health check (a PING) notice a dead connection.
                         message = await pubsub.get_message(timeout=LISTEN_TIMEOUT_SECONDS)
                         if message is not None and message.get("type") == "message":
                             self._apply(message["data"])
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 self.listening.clear()
                 self.cache.clear()
+                if self._stopped:
+                    return
                 log.warning("principal_evictions_channel_lost", reason=type(exc).__name__)
                 await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+            finally:
+                self._pubsub = None
+
+    async def stop(self, listener: asyncio.Task[None] | None) -> None:
+        """End `listen`: closing its connection wakes it (redis-py's reads do not always honour a
+        cancellation), then wait for it briefly; cancel as the last resort."""
+        self._stopped = True
+        if listener is None:
+            return
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+        try:
+            await asyncio.wait_for(asyncio.shield(listener), STOP_TIMEOUT_SECONDS)
+        except TimeoutError:
+            listener.cancel()
+            log.warning("principal_evictions_listener_cancelled")
 
     def _apply(self, raw: str | bytes) -> None:
         try:
@@ -231,11 +252,3 @@ def evict_after_commit(
         await principals.evict_everywhere(eviction)
 
     after_commit(db, evict)
-
-
-async def stop_listening(task: asyncio.Task[None] | None) -> None:
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
