@@ -1012,7 +1012,9 @@ window in which `/auth/me` was under load (its CPU figures are those of that win
 ## Raw argon2id verify rate
 
 In the benchmark process: pwdlib with the server's parameters, {results.hash_threads} threads (as many as \
-the server hashes with) on every core, no HTTP and no database.
+the server hashes with) on every core, no HTTP and no database, at normal priority. The server's hashing
+threads run at nice 19 (decision 0010): the same on a quiet machine, but other work on it (the rest of
+machine column) takes the CPU from the server's hashing first.
 
 | when | threads | s | verifies | verifies/s |
 |---|---|---|---|---|
