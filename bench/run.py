@@ -256,10 +256,16 @@ def stat_fields(pid: int) -> list[str] | None:
         return None
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system time of one process, all its threads (0 when it is gone)."""
+def cpu_seconds(pid: int, *, reaped: bool = False) -> float:
+    """User + system time of one process, all its threads (0 when it is gone).
+
+    `reaped`: with that of its children that exited and were waited for (PostgreSQL's backends, which
+    come and go with the connections the server opens and closes).
+    """
     fields = stat_fields(pid)
-    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / TICK
+    if fields is None:
+        return 0.0
+    return sum(int(value) for value in fields[11 : 15 if reaped else 13]) / TICK
 
 
 def process_tree(roots: Iterable[int]) -> set[int]:
@@ -312,7 +318,8 @@ class Processes:
     def reading(self) -> CpuReading:
         postgres = 0.0
         if self.postgres is not None:
-            postgres = sum(cpu_seconds(pid) for pid in process_tree([self.postgres]) - {self.api})
+            tree = process_tree([self.postgres]) - {self.api}
+            postgres = sum(cpu_seconds(pid, reaped=True) for pid in tree)
         return CpuReading(time.monotonic(), cpu_seconds(self.api), postgres, machine_busy_seconds())
 
     @staticmethod
