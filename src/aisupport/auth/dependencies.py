@@ -20,7 +20,8 @@ from aisupport.auth.principal import API_KEY_PREFIX, Principal
 from aisupport.auth.service import AuthComponents, invalid_access_token
 from aisupport.core.client import Client
 from aisupport.core.db import DbSession
-from aisupport.core.errors import AppError, Unauthorized
+from aisupport.core.errors import AppError, Unauthorized, answers
+from aisupport.core.ratelimit import RATE_LIMITED
 from aisupport.core.security import InvalidToken, sha256_hex
 from aisupport.core.tenancy import set_tenant
 from aisupport.organizations import audit
@@ -60,6 +61,7 @@ api_key_scheme = APIKeyHeader(
 )
 
 
+@answers(RATE_LIMITED)  # the rate limiter is reached through these components only
 async def auth_components(request: Request) -> AuthComponents:
     components: AuthComponents = request.app.state.auth
     return components
