@@ -2,7 +2,8 @@
 
 Routes do not list the errors that follow from what they take and run; they are derived here, so a new
 route cannot forget one:
-- every operation: 500 (unexpected) and 503 (database unreachable);
+- every operation: 500 (unexpected) and 503 (database unreachable); every write (POST, PUT, PATCH,
+  DELETE): 409 (a concurrent change to the same thing won: the error handlers' net for races);
 - parameters or a body: 422; path parameters (ids): 404;
 - a body: 413 and 400 (undecodable), and 415 when it is JSON;
 - a security scheme: 401; a permission check (core/access.py): 403;
@@ -45,6 +46,8 @@ UNDECODABLE = ProblemAnswer(400, "the body cannot be decoded")
 NOT_JSON = ProblemAnswer(415, "the body is not `application/json`")
 UNAUTHENTICATED = ProblemAnswer(401, "no credentials, or invalid, expired or revoked ones")
 NOT_PERMITTED = ProblemAnswer(403, "your role does not allow this")
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOST_RACE = ProblemAnswer(409, "a concurrent change to the same thing won; try again", methods=WRITES)
 
 # Headers the error handlers set on these statuses (problem_response, RateLimited, _database_unavailable).
 _RETRY_AFTER = {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}
@@ -94,6 +97,8 @@ def operation_id(route: APIRoute) -> str:
 def document_problems(document: dict[str, Any], app: FastAPI) -> None:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(_problem_schemas())
+    if schemas.get("JsonValue") == {}:
+        schemas["JsonValue"] = _json_value_without_nul()
     for route in _api_routes(app):
         for method in sorted(route.methods or ()):
             operation = document["paths"][route.path_format][method.lower()]
@@ -132,7 +137,7 @@ def _state_bearer_tokens_plainly(document: dict[str, Any]) -> None:
 
 def route_problems(route: RouteContext, method: str) -> list[ProblemAnswer]:
     """The errors a route can answer whatever its business rules: see the module docstring."""
-    problems = [UNEXPECTED, UNAVAILABLE]
+    problems = [UNEXPECTED, UNAVAILABLE, LOST_RACE]
     dependants = list(_walk(route.dependant))
     parameters = [
         field
@@ -218,6 +223,19 @@ def _reasons_of(status: int, description: str) -> list[str]:
     return [reason] if reason else []
 
 
+def _json_value_without_nul() -> dict[str, Any]:
+    """Any JSON value whose text (strings and keys, at any depth) holds no NUL: pydantic's `JsonValue`
+    said fully. Keywords without a `type` apply only to values of their kind, so the value stays untyped
+    for generators (a recursive union of types is beyond some, openapi-python-client among them)."""
+    itself = {"$ref": SCHEMA_REF.format(model="JsonValue")}
+    return {
+        "pattern": NO_NUL_PATTERN,
+        "items": itself,
+        "propertyNames": {"pattern": NO_NUL_PATTERN},
+        "additionalProperties": itself,
+    }
+
+
 def _document_request_text(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
     """Add to the request's text fields the patterns of what the API refuses (see NO_NUL_PATTERN)."""
     for parameter in operation.get("parameters", []):
@@ -237,6 +255,8 @@ def _document_text(schema: Any, schemas: dict[str, Any], seen: set[str]) -> None
             seen.add(name)
             _document_text(schemas.get(name), schemas, seen)
         return
+    if schema.get("type") == "object" and "propertyNames" not in schema:
+        schema["propertyNames"] = {"pattern": NO_NUL_PATTERN}
     if schema.get("type") == "string" and not {"pattern", "enum", "const"} & schema.keys():
         if schema.get("format") == "email":
             schema["pattern"] = EMAIL_PATTERN
