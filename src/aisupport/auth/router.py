@@ -17,6 +17,7 @@ from aisupport.auth.cookies import (
     set_auth_cookies,
 )
 from aisupport.auth.dependencies import (
+    CSRF_REFUSED,
     Account,
     Auth,
     ClientInfo,
@@ -61,7 +62,6 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 # without a list (core/openapi.py).
 WRONG_CREDENTIALS = ProblemAnswer(401, "the email or password is wrong")
 CANNOT_SIGN_IN = ProblemAnswer(403, "the address is not verified yet, or the account has no organization")
-CSRF_FAILED = ProblemAnswer(403, "a cookie-authenticated request without a matching `X-CSRF-Token`")
 
 
 def answer_sign_in(
@@ -218,7 +218,7 @@ async def whoami(principal: Member, db: DbSession) -> WhoAmI:
     response_model=TokenResponse,
     response_model_exclude_unset=True,
     responses=problem_responses(
-        ProblemAnswer(401, "the refresh token is invalid, expired, revoked or reused"), CSRF_FAILED
+        ProblemAnswer(401, "the refresh token is invalid, expired, revoked or reused"), CSRF_REFUSED
     ),
 )
 async def refresh(
@@ -250,7 +250,7 @@ async def refresh(
     "/logout",
     dependencies=[Depends(public)],
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(CSRF_FAILED),
+    responses=problem_responses(CSRF_REFUSED),
 )
 async def logout(
     request: Request,

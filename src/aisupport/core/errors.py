@@ -253,11 +253,13 @@ def problem_responses(*problems: int | ProblemAnswer) -> dict[int | str, dict[st
     """OpenAPI `responses` for the errors of a route's own business rules (a taken slug, an expired
     link); the errors that come from its parameters, body and dependencies are documented without
     being listed (core/openapi.py), and every error gets the Problem schema there."""
-    responses: dict[int | str, dict[str, Any]] = {}
+    reasons: dict[int, list[str]] = {}
     for problem in problems:
-        status = problem if isinstance(problem, int) else problem.status
-        description = HTTPStatus(status).phrase
-        if isinstance(problem, ProblemAnswer):
-            description += f": {problem.reason}."
-        responses[status] = {"description": description}
-    return responses
+        if isinstance(problem, int):
+            reasons.setdefault(problem, [])
+        else:
+            reasons.setdefault(problem.status, []).append(problem.reason)
+    return {
+        status: {"description": HTTPStatus(status).phrase + (f": {'; '.join(why)}." if why else "")}
+        for status, why in reasons.items()
+    }

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from aisupport.auth.cookies import request_cookies
 from aisupport.auth.dependencies import (
+    CSRF_REFUSED,
     Account,
     Auth,
     ClientInfo,
@@ -231,10 +232,9 @@ async def revoke_invitation(
     response_model=InvitationAccepted | TokenResponse,
     response_model_exclude_unset=True,
     responses=problem_responses(
-        ProblemAnswer(400, "the invitation is invalid, expired, revoked or already used (`invalid_link`)"),
-        ProblemAnswer(
-            403, "the invitation was sent to another address, or a cookie request lacks `X-CSRF-Token`"
-        ),
+        ProblemAnswer(400, "the invitation is invalid, expired, revoked, withdrawn or used (`invalid_link`)"),
+        ProblemAnswer(403, "the invitation was sent to another address"),
+        CSRF_REFUSED,  # signed in with cookies: this route reads the credentials itself
         ProblemAnswer(409, "you are already a member, or an account uses the address: sign in, then accept"),
     ),
     dependencies=[Depends(public)],
