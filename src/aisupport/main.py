@@ -28,6 +28,7 @@ from aisupport.core.embedded import start_embedded_postgres
 from aisupport.core.errors import install_error_handlers
 from aisupport.core.jobs import run_worker
 from aisupport.core.logging import RequestLogMiddleware, configure_logging
+from aisupport.core.openapi import install_problem_documentation, operation_id
 from aisupport.core.ratelimit import RateLimiter
 from aisupport.core.redis import create_redis
 from aisupport.core.request_body import BodyLimitsMiddleware, require_json_body
@@ -117,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(require_json_body)],
         docs_url=None,  # served by install_api_docs, without a CDN
         redoc_url=None,
+        # Operation ids are the handlers' names (`login`, `list_members`): what generated clients call.
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -124,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     tracing.instrument_app(app, settings)
     for router in ROUTERS:
         app.include_router(router)
+    install_problem_documentation(app)
 
     # Inside CORS, so a browser can read the 413 or 422 it answers.
     app.add_middleware(

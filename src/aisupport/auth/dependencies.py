@@ -20,7 +20,8 @@ from aisupport.auth.principal import API_KEY_PREFIX, Principal
 from aisupport.auth.service import AuthComponents, invalid_access_token
 from aisupport.core.client import Client
 from aisupport.core.db import DbSession
-from aisupport.core.errors import AppError, Unauthorized
+from aisupport.core.errors import AppError, ProblemAnswer, Unauthorized, answers
+from aisupport.core.ratelimit import RATE_LIMITED
 from aisupport.core.security import InvalidToken, sha256_hex
 from aisupport.core.tenancy import set_tenant
 from aisupport.organizations import audit
@@ -35,6 +36,11 @@ API_KEY_LAST_USED_PRECISION = timedelta(minutes=1)  # last_used_at is written at
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 CSRF_HEADER = "X-CSRF-Token"
+CSRF_REFUSED = ProblemAnswer(
+    403,
+    f"a cookie-authenticated request without a matching `{CSRF_HEADER}`, or from an origin not allowed",
+    methods=frozenset({"POST", "PUT", "PATCH", "DELETE"}),
+)
 
 
 class BearerToken(OAuth2PasswordBearer):
@@ -60,6 +66,7 @@ api_key_scheme = APIKeyHeader(
 )
 
 
+@answers(RATE_LIMITED)  # the rate limiter is reached through these components only
 async def auth_components(request: Request) -> AuthComponents:
     components: AuthComponents = request.app.state.auth
     return components
@@ -103,6 +110,7 @@ def require_csrf(request: Request, auth: AuthComponents, session_id: uuid.UUID |
         raise AppError(403, "csrf_failed", f"The {CSRF_HEADER} header must equal the csrf_token cookie.")
 
 
+@answers(CSRF_REFUSED)
 async def current_principal(
     request: Request,
     db: DbSession,
