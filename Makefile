@@ -27,6 +27,7 @@ format: install
 	$(UV) run --frozen ruff check --fix .
 	$(UV) run --frozen ruff format .
 
+# bench/run.py installs wrk (Debian's package) when it is missing, then rewrites docs/benchmarks.md.
 bench: install
 	$(UV) run --frozen python bench/run.py
 

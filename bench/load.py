@@ -42,33 +42,28 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aisupport.core.config import RATE_LIMIT_SETTINGS
 from run import (
     DEFAULT_OUTPUT,
     HUGE_LIMIT,
     LOAD_END,
-    LOAD_GENERATORS,
     LOAD_START,
     PASSWORD,
-    REQUEST_TIMEOUT,
     RESULTS,
-    Answer,
-    CpuMeter,
-    Phase,
-    RawHttp,
-    Sample,
     Server,
     cpu_model,
+    cpu_seconds,
     markdown_table,
     ms,
     percent,
     require_loopback,
-    run_async,
     running_server,
     server_settings,
     step,
@@ -83,6 +78,7 @@ ENDPOINTS = {
     "refresh": "POST /auth/refresh",
     "logout": "POST /auth/logout",
 }
+REQUEST_TIMEOUT = 60.0
 DRAIN_TIMEOUT = REQUEST_TIMEOUT + 15.0  # after the window: requests in flight finish or are cancelled
 MEMORY_TIMEOUT = 2 * REQUEST_TIMEOUT  # the whole memory phase
 RETRY_PAUSE = 0.5  # a client whose sign-in failed waits this long before the next attempt
@@ -90,6 +86,161 @@ SAMPLE_INTERVAL = 0.05  # RSS sampling period
 KEPT_BODIES = 3  # bodies kept per (endpoint, status) for answers that are not 2xx
 MIB = 1024  # KiB per MiB
 LOG_EVENT = re.compile(r"\[(warning|error|critical)\s*\]\s+(\S+)(.*)")  # the server's console log lines
+
+
+# --- the load generator: asyncio, and a lean HTTP/1.1 keep-alive client --------------------------------
+# wrk (bench/run.py) cannot follow these journeys (each request depends on the previous answer's tokens)
+# nor read the database afterwards, so this test keeps its own client.
+
+Answer = tuple[int, bytes]
+
+
+@dataclass
+class Sample:
+    started: float
+    finished: float
+    status: int  # 0: the request failed without an HTTP answer
+
+
+@dataclass
+class Phase:
+    """Requests to one endpoint; figures count those started inside the window."""
+
+    name: str
+    what: str
+    clients: int
+    window_start: float
+    window_end: float
+    samples: list[Sample] = field(default_factory=list)
+
+    def _in_window(self, sample: Sample) -> bool:
+        return self.window_start <= sample.started <= self.window_end
+
+    @property
+    def requests(self) -> int:
+        return sum(1 for s in self.samples if self._in_window(s))
+
+    @property
+    def statuses(self) -> Counter[int]:
+        return Counter(s.status for s in self.samples if self._in_window(s))
+
+    def percentile(self, q: float) -> float:
+        """Nearest-rank percentile of the 2xx answers' latencies, in seconds (NaN without any)."""
+        values = sorted(
+            s.finished - s.started for s in self.samples if 200 <= s.status < 300 and self._in_window(s)
+        )
+        if not values:
+            return math.nan
+        return values[max(0, math.ceil(q / 100 * len(values)) - 1)]
+
+
+class CpuMeter:
+    """CPU time of the server process (all its threads) and of this one, to show who the bottleneck is."""
+
+    def __init__(self, server_pid: int) -> None:
+        self._pid = server_pid
+
+    def reading(self) -> tuple[float, float, float]:
+        return time.perf_counter(), cpu_seconds(self._pid), time.process_time()
+
+    @staticmethod
+    def shares(before: tuple[float, float, float], after: tuple[float, float, float]) -> tuple[float, float]:
+        wall = after[0] - before[0]
+        return (after[1] - before[1]) / wall, (after[2] - before[2]) / wall
+
+
+class _Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class RawHttp:
+    """A lean HTTP/1.1 keep-alive client on asyncio streams, so the load generator is not the bottleneck.
+
+    httpx spends about 0.8 ms of CPU per request, which on a 2-core machine would take the server's CPU.
+    A request sent on a kept-alive connection that the server had closed meanwhile (its keep-alive timeout)
+    gets no byte back: it is sent again on a new connection, as browsers and HTTP libraries do.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._host_header = f"Host: {self._host}:{self._port}\r\n"
+        self._idle: list[_Connection] = []
+
+    async def request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, body: object = None
+    ) -> Answer:
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = f"{method} {path} HTTP/1.1\r\n{self._host_header}"
+        for name, value in (headers or {}).items():
+            head += f"{name}: {value}\r\n"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+        message = head.encode() + b"\r\n" + payload
+        while True:
+            reused = bool(self._idle)
+            connection = self._idle.pop() if reused else await self._connect()
+            try:
+                connection.writer.write(message)
+                status, content, keep = await asyncio.wait_for(
+                    self._answer(connection.reader), REQUEST_TIMEOUT
+                )
+            except (ConnectionError, asyncio.IncompleteReadError) as error:
+                connection.close()
+                partial = isinstance(error, asyncio.IncompleteReadError) and error.partial
+                if reused and not partial:
+                    continue  # closed by the server while idle: it never read this request
+                raise
+            except BaseException:
+                connection.close()
+                raise
+            if keep:
+                self._idle.append(connection)
+            else:
+                connection.close()
+            return status, content
+
+    async def _connect(self) -> _Connection:
+        reader, writer = await asyncio.open_connection(self._host, self._port)
+        return _Connection(reader, writer)
+
+    @staticmethod
+    async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        fields = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip().lower()
+        if fields.get("transfer-encoding") == "chunked":
+            chunks = []
+            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                chunks.append(await reader.readexactly(size + 2))
+            await reader.readuntil(b"\r\n")
+            content = b"".join(chunk[:-2] for chunk in chunks)
+        else:
+            content = await reader.readexactly(int(fields.get("content-length", "0")))
+        return status, content, fields.get("connection") != "close"
+
+    async def aclose(self) -> None:
+        for connection in self._idle:
+            connection.close()
+        self._idle.clear()
+
+
+def run_async(coroutine: Coroutine[object, object, None]) -> None:
+    """On uvloop when it is installed (it comes with uvicorn[standard]), as the server runs."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coroutine)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coroutine)
 
 
 class Stop(Exception):
@@ -577,7 +728,7 @@ ENDPOINT_HEADER = (
 
 
 def endpoint_rows(mixed: MixedLoad) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for phase in mixed.endpoints.values():
         statuses = phase.statuses
 
@@ -626,7 +777,7 @@ def memory_rows(memory: Memory) -> list[tuple[str, str]]:
 
 
 def login_rows(memory: Memory) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for code, n in sorted(memory.codes.items()):
         status = 0 if code == "no answer" else int(code.split()[0])
         rows.append(
@@ -693,7 +844,8 @@ it is when it rewrites the file). One server, two phases against the same proces
 Python {platform.python_version()}; load average {load_average} at the start (anything else running on the \
 machine shares the cores with the server and the load generator)
 - server: one `aisupport serve` process (uvicorn, one worker) on 127.0.0.1, {settings_line}
-- load: one process on the same machine, {LOAD_GENERATORS["raw"]}, each client on its own keep-alive \
+- load: one process on the same machine, asyncio with a lean HTTP/1.1 keep-alive client (`RawHttp`), \
+each client on its own keep-alive \
 connections and sending its next request as soon as the previous one is answered
 
 ### Checks

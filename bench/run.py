@@ -1,29 +1,31 @@
-"""Benchmark the auth endpoints against one local server, reported as ratios to baselines of the same run.
+"""Benchmark our server against a bare FastAPI app and raw argon2id, every target a ratio of one run.
 
 Run from the repository root with the project's environment: `make bench`, or
 `.venv/bin/python bench/run.py [--duration S] [--quick] [--no-redis] [--env KEY=VALUE ...]`.
 
-It starts one server (`python -m aisupport.cli serve`, the same interpreter) on a free loopback port with
-a fresh embedded PostgreSQL in a temporary folder, drives it from this process (asyncio, on uvloop when
-installed, with a lean HTTP/1.1 keep-alive client; `--client httpx` uses httpx.AsyncClient instead), and
-writes docs/benchmarks.md. Phases, each a fixed number of seconds:
+The load generator is wrk (Debian's package: installed with apt-get when it is missing and this process
+may, else the run stops and says how), driven by the Lua scripts in bench/wrk/; it reconnects by itself
+when the server closes a connection. docs/decisions/0028-benchmark-method.md says why. The run, in order:
 
-1. raw argon2id verify rate in this process (pwdlib, the server's parameters, os.cpu_count() threads),
-   half before the server starts and half after the HTTP phases (server idle); the higher rate counts;
-2. GET /health/live, the bare JSON baseline;
-3. GET /auth/me with a Bearer token;
-4. POST /auth/login (body transport) over a few pre-created users;
-5. POST /auth/refresh, each client rotating its own session's latest refresh token;
-6. GET /auth/me with a few clients, idle, then again while 100 clients hammer POST /auth/login.
+1. the raw argon2id verify rate in this process (pwdlib, the server's parameters, as many threads as the
+   server hashes with, on every core), before any server starts;
+2. the bare FastAPI app (bench/bare_app.py, uvicorn with `aisupport serve`'s arguments): GET /health/live;
+3. our server (`python -m aisupport.cli serve`, the same interpreter, a fresh embedded PostgreSQL in a
+   temporary folder): GET /health/live, GET /auth/me with a Bearer token; then the bare app once more.
+   In 2 and 3 the server under load (with its PostgreSQL) is pinned to one core and wrk to another, and
+   the two apps take turns, so both get the same CPU;
+4. our server on every core: POST /auth/login; GET /auth/me at a steady rate, alone, then during a storm
+   of 100 clients on POST /auth/login (the storm's logins inside that window are counted apart);
+5. the raw argon2id verify rate again, the server idle.
 
-Everything is bounded: loopback only, fixed durations, a deadline on draining the storm, and the server
-is stopped (SIGTERM, then SIGKILL) whatever happens.
+It writes docs/benchmarks.md (the section bench/load.py writes there is carried over). Everything is
+bounded: loopback only, fixed durations, a deadline on every wrk run and on every wait for the server to
+go quiet, and both servers are stopped (SIGTERM, then SIGKILL) whatever happens.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import ipaddress
 import json
@@ -40,12 +42,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -58,254 +60,297 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
+WRK_SCRIPTS = ROOT / "bench" / "wrk"
+BARE_APP = ROOT / "bench" / "bare_app.py"
 PASSWORD = "bench horse battery staple"
 HUGE_LIMIT = "1000000/minute"
 READY_TIMEOUT = 120.0
-REQUEST_TIMEOUT = 60.0
 STOP_TIMEOUT = 45.0  # the server's graceful shutdown allows in-flight requests 30 s
+WRK_GRACE = 30.0  # a wrk run that has not exited this long after its duration is killed
+SETTLE_TIMEOUT = 60.0  # at most this long waiting for the server to finish what a login phase left queued
+QUIET_SHARE = 0.05  # the server is quiet below this share of one core (API process and PostgreSQL)
+WRK_MARKER = "wrk-json "
 
-# Targets of the issue: (name, threshold, comparison).
-TARGET_ME_THROUGHPUT = 0.5  # /auth/me req/s >= 0.5 x baseline req/s
-TARGET_LOGIN_VS_ARGON2 = 0.9  # logins/s >= 0.9 x raw argon2 verifies/s
-TARGET_STORM_P99 = 3.0  # /auth/me p99 during the storm <= 3 x idle p99
+# The targets of issue 10, each a ratio of two figures of the same run.
+TARGET_ME_VS_BARE = 0.5  # GET /auth/me 2xx/s >= 0.5 x the bare app's
+TARGET_LIVE_VS_BARE = 0.8  # GET /health/live 2xx/s >= 0.8 x the bare app's
+TARGET_LOGIN_VS_ARGON2 = 0.9  # logins/s >= 0.9 x raw argon2id verifies/s, alone and during the storm
+TARGET_STORM_P99 = 3.0  # GET /auth/me p99 during the login storm <= 3 x its p99 alone
 
-Request = Callable[[int], Awaitable[int]]
+
+def step(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-# --- measurement ---------------------------------------------------------------------------------------
+# --- wrk -----------------------------------------------------------------------------------------------
+
+WRK_HELP = (
+    "bench: wrk, the load generator, is not installed and could not be installed here. Install it and "
+    "run again: `sudo apt-get install wrk` (Debian, Ubuntu), `brew install wrk` (macOS), or build it "
+    "from https://github.com/wg/wrk."
+)
+
+
+def ensure_wrk() -> str:
+    """The path of wrk; installed from Debian's package first when missing and allowed (root, sudo -n)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    apt = shutil.which("apt-get")
+    sudo = shutil.which("sudo")
+    if apt is None or (os.geteuid() != 0 and sudo is None):
+        raise SystemExit(WRK_HELP)
+    prefix = [] if os.geteuid() == 0 else [sudo or "sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    step("wrk is missing: installing Debian's package (apt-get install -y wrk)")
+    for command in (["install", "-y", "wrk"], ["update"], ["install", "-y", "wrk"]):
+        try:
+            done = subprocess.run([*prefix, apt, *command], env=env, timeout=600, check=False)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise SystemExit(f"{WRK_HELP}\n({error})") from error
+        if command[0] == "install" and done.returncode == 0:
+            break
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit(WRK_HELP)
+    return found
+
+
+def wrk_version(binary: str) -> str:
+    """`wrk -v` prints its version (and exits 1)."""
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        done = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=10, check=False)
+        words = (done.stdout + done.stderr).split()
+        if len(words) >= 2 and words[0] == "wrk":
+            return f"wrk {words[1]}"
+    return "wrk (version unknown)"
 
 
 @dataclass
-class Sample:
-    started: float
-    finished: float
-    status: int  # 0: the request failed without an HTTP answer
+class WrkRun:
+    """The figures wrk's done() printed (bench/wrk/report.lua) and the CPU wrk used."""
 
-
-@dataclass
-class Phase:
-    """Requests of one phase; figures count only the measurement window (after the warm-up)."""
-
-    name: str
-    what: str
-    clients: int
-    window_start: float
-    window_end: float
-    samples: list[Sample] = field(default_factory=list)
-    server_cpu: float = math.nan  # share of one core, over the whole phase (warm-up included)
-    bench_cpu: float = math.nan
+    seconds: float  # wrk's own measured duration
+    requests: int  # answers received, any status
+    ok: int  # 2xx answers (scripts without response(): answers below 400, wrk's own count)
+    ok_in_window: int  # 2xx answers inside the script's window (login.lua)
+    errors: dict[str, int]  # connect, read (connections the server closed), write, status (>= 400), timeout
+    latency: dict[str, float]  # p50, p90, p99, max, mean in seconds, of every answer
+    cpu_seconds: float  # user + system time of the wrk process
+    wall: float  # from start to exit
 
     @property
-    def duration(self) -> float:
-        return self.window_end - self.window_start
-
-    def _ok(self, sample: Sample) -> bool:
-        return 200 <= sample.status < 300
+    def ok_rate(self) -> float:
+        return self.ok / self.seconds if self.seconds else math.nan
 
     @property
-    def rate(self) -> float:
-        """Successful answers completed inside the window, per second."""
-        done = [s for s in self.samples if self._ok(s) and self.window_start <= s.finished <= self.window_end]
-        return len(done) / self.duration
+    def cpu_share(self) -> float:
+        return self.cpu_seconds / self.wall if self.wall else math.nan
 
-    @property
-    def latencies(self) -> list[float]:
-        """Latencies (s) of successful requests started inside the window (all of them finished)."""
-        return sorted(
-            s.finished - s.started
-            for s in self.samples
-            if self._ok(s) and self.window_start <= s.started <= self.window_end
+
+class RunningWrk:
+    """One wrk process; finish() waits for it (bounded) and reads its figures."""
+
+    def __init__(self, command: list[str], output: Path, seconds: float) -> None:
+        self.command, self.output, self.seconds = command, output, seconds
+        self._file = output.open("wb")
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(command, stdout=self._file, stderr=subprocess.STDOUT)
+
+    def finish(self) -> WrkRun:
+        deadline = self.started + self.seconds + WRK_GRACE
+        status, usage = 0, None
+        while usage is None:
+            # os.wait4, not Popen.wait: it also gives the child's CPU time.
+            pid, status, rusage = os.wait4(self.process.pid, os.WNOHANG)
+            if pid:
+                usage = rusage
+            elif time.monotonic() > deadline:
+                self.process.kill()
+                _, status, usage = os.wait4(self.process.pid, 0)
+            else:
+                time.sleep(0.02)
+        wall = time.monotonic() - self.started
+        self.process.returncode = os.waitstatus_to_exitcode(status)
+        self._file.close()
+        text = self.output.read_text(errors="replace")
+        line = next((line for line in text.splitlines() if line.startswith(WRK_MARKER)), None)
+        if self.process.returncode != 0 or line is None:
+            raise SystemExit(
+                f"bench: wrk failed (exit {self.process.returncode}): {shlex.join(self.command)}\n"
+                f"{text[-2000:]}"
+            )
+        data = json.loads(line.removeprefix(WRK_MARKER))
+        errors = {name: int(n) for name, n in data["errors"].items()}
+        ok = data["ok"] if data["counted"] else data["requests"] - errors["status"]
+        return WrkRun(
+            seconds=data["duration_us"] / 1e6,
+            requests=data["requests"],
+            ok=ok,
+            ok_in_window=data["ok_in_window"],
+            errors=errors,
+            latency={name: value / 1e6 for name, value in data["latency_us"].items()},
+            cpu_seconds=usage.ru_utime + usage.ru_stime,
+            wall=wall,
         )
 
-    @property
-    def requests(self) -> int:
-        return sum(1 for s in self.samples if self.window_start <= s.started <= self.window_end)
 
-    @property
-    def statuses(self) -> Counter[int]:
-        return Counter(s.status for s in self.samples if self.window_start <= s.started <= self.window_end)
+@dataclass
+class Wrk:
+    binary: str
+    taskset: str | None
 
-    @property
-    def errors(self) -> int:
-        return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
+    def start(
+        self,
+        name: str,
+        url: str,
+        *,
+        connections: int,
+        seconds: int,
+        cpus: set[int] | None,
+        script: str | None = None,
+        args: Sequence[str] = (),
+        headers: Sequence[str] = (),
+        timeout: int = 10,
+    ) -> RunningWrk:
+        """wrk with one thread per core it may use, bench/wrk/report.lua appended to `script`."""
+        lua = (WRK_SCRIPTS / f"{script}.lua").read_text() if script else ""
+        script_path = RESULTS / f"wrk-{script or 'plain'}.lua"
+        script_path.write_text(lua + "\n" + (WRK_SCRIPTS / "report.lua").read_text())
+        threads = len(cpus) if cpus else os.cpu_count() or 1
+        command = [
+            self.binary,
+            f"--threads={min(threads, connections)}",
+            f"--connections={connections}",
+            f"--duration={seconds}s",
+            f"--timeout={timeout}s",
+            f"--script={script_path}",
+        ]
+        for header in headers:
+            command += ["--header", header]
+        command.append(url)
+        if args:
+            command += ["--", *args]
+        if cpus and self.taskset:
+            command = [self.taskset, "--cpu-list", cpu_list(cpus), *command]
+        return RunningWrk(command, RESULTS / f"wrk-{name}.txt", seconds)
 
-    def percentile(self, q: float) -> float:
-        """Nearest-rank percentile of the latencies, in seconds (NaN without samples)."""
-        values = self.latencies
-        if not values:
-            return math.nan
-        return values[max(0, math.ceil(q / 100 * len(values)) - 1)]
+    def run(self, name: str, url: str, **options: Any) -> WrkRun:
+        return self.start(name, url, **options).finish()
 
 
-async def timed(request: Request, index: int, samples: list[Sample]) -> None:
-    started = time.perf_counter()
+def cpu_list(cpus: Iterable[int]) -> str:
+    return ",".join(str(cpu) for cpu in sorted(cpus))
+
+
+# --- CPU: what each process used, and pinning ----------------------------------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (Linux), None when the process is gone."""
     try:
-        status = await request(index)
-    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, httpx.HTTPError):
-        status = 0
-    samples.append(Sample(started, time.perf_counter(), status))
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
 
 
-class CpuMeter:
-    """CPU time of the server process (from /proc, Linux) and of this one, to show who the bottleneck is."""
+def cpu_seconds(pid: int, *, reaped: bool = False) -> float:
+    """User + system time of one process, all its threads (0 when it is gone).
 
-    def __init__(self, server_pid: int) -> None:
-        self._stat = Path(f"/proc/{server_pid}/stat")
-        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-    def _server(self) -> float:
-        try:
-            fields = self._stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return math.nan
-        return (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime, all threads
-
-    def reading(self) -> tuple[float, float, float]:
-        return time.perf_counter(), self._server(), time.process_time()
-
-    @staticmethod
-    def shares(before: tuple[float, float, float], after: tuple[float, float, float]) -> tuple[float, float]:
-        wall = after[0] - before[0]
-        return (after[1] - before[1]) / wall, (after[2] - before[2]) / wall
-
-
-async def measure(
-    name: str,
-    what: str,
-    request: Request,
-    *,
-    clients: int,
-    warmup: float,
-    duration: float,
-    cpu: CpuMeter,
-) -> Phase:
-    """`clients` workers, each sending `request` back to back until the window closes."""
-    before = cpu.reading()
-    start = time.perf_counter()
-    phase = Phase(name, what, clients, start + warmup, start + warmup + duration)
-
-    async def worker(index: int) -> None:
-        while time.perf_counter() < phase.window_end:
-            await timed(request, index, phase.samples)
-
-    await asyncio.gather(*(worker(i) for i in range(clients)))
-    phase.server_cpu, phase.bench_cpu = CpuMeter.shares(before, cpu.reading())
-    return phase
-
-
-LOAD_GENERATORS = {
-    "raw": "asyncio with a lean HTTP/1.1 keep-alive client (`bench/run.py`'s `RawHttp`)",
-    "httpx": "asyncio with httpx.AsyncClient",
-}
-
-# --- HTTP clients --------------------------------------------------------------------------------------
-
-Answer = tuple[int, bytes]
-
-
-class Http(Protocol):
-    async def request(
-        self, method: str, path: str, *, headers: dict[str, str] | None = None, body: object = None
-    ) -> Answer: ...
-
-    async def aclose(self) -> None: ...
-
-
-class _Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-class RawHttp:
-    """A lean HTTP/1.1 keep-alive client on asyncio streams, so the load generator is not the bottleneck.
-
-    httpx spends about 0.8 ms of CPU per request; on a 2-core machine that caps a bare endpoint far below
-    what the server can answer, and a baseline measuring the client would flatter every ratio against it.
+    `reaped`: with that of its children that exited and were waited for (PostgreSQL's backends, which
+    come and go with the connections the server opens and closes).
     """
+    fields = stat_fields(pid)
+    if fields is None:
+        return 0.0
+    return sum(int(value) for value in fields[11 : 15 if reaped else 13]) / TICK
 
-    def __init__(self, base_url: str) -> None:
-        parts = urlsplit(base_url)
-        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
-        self._host_header = f"Host: {self._host}:{self._port}\r\n"
-        self._idle: list[_Connection] = []
 
-    async def request(
-        self, method: str, path: str, *, headers: dict[str, str] | None = None, body: object = None
-    ) -> Answer:
-        payload = b"" if body is None else json.dumps(body).encode()
-        head = f"{method} {path} HTTP/1.1\r\n{self._host_header}"
-        for name, value in (headers or {}).items():
-            head += f"{name}: {value}\r\n"
-        if body is not None:
-            head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
-        connection = self._idle.pop() if self._idle else await self._connect()
-        try:
-            connection.writer.write(head.encode() + b"\r\n" + payload)
-            status, content, keep = await asyncio.wait_for(self._answer(connection.reader), REQUEST_TIMEOUT)
-        except BaseException:
-            connection.close()
-            raise
-        if keep:
-            self._idle.append(connection)
-        else:
-            connection.close()
-        return status, content
+def process_tree(roots: Iterable[int]) -> set[int]:
+    """The processes in `roots` and all their descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := stat_fields(int(entry.name))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    todo = list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return found
 
-    async def _connect(self) -> _Connection:
-        reader, writer = await asyncio.open_connection(self._host, self._port)
-        return _Connection(reader, writer)
+
+def machine_busy_seconds() -> float:
+    """CPU time spent by the whole machine, every core (from /proc/stat: all but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / TICK
+
+
+@dataclass
+class CpuReading:
+    wall: float
+    api: float
+    postgres: float
+    machine: float
+
+
+@dataclass
+class CpuShares:
+    """CPU used during a phase, each as a share of one core (1.0 = one core busy all the time)."""
+
+    api: float = math.nan
+    postgres: float = math.nan
+    wrk: float = math.nan
+    rest: float = math.nan  # everything else on the machine: Redis, the benchmark itself, other work
+
+
+@dataclass
+class Processes:
+    """A server under test: its API process and, for ours, its embedded PostgreSQL (another tree)."""
+
+    api: int
+    postgres: int | None = None
+
+    def reading(self) -> CpuReading:
+        postgres = 0.0
+        if self.postgres is not None:
+            tree = process_tree([self.postgres]) - {self.api}
+            postgres = sum(cpu_seconds(pid, reaped=True) for pid in tree)
+        return CpuReading(time.monotonic(), cpu_seconds(self.api), postgres, machine_busy_seconds())
 
     @staticmethod
-    async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        fields = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            fields[name.strip().lower()] = value.strip().lower()
-        if fields.get("transfer-encoding") == "chunked":
-            chunks = []
-            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-                chunks.append(await reader.readexactly(size + 2))
-            await reader.readuntil(b"\r\n")
-            content = b"".join(chunk[:-2] for chunk in chunks)
-        else:
-            content = await reader.readexactly(int(fields.get("content-length", "0")))
-        return status, content, fields.get("connection") != "close"
+    def shares(before: CpuReading, after: CpuReading, wrk: Iterable[WrkRun]) -> CpuShares:
+        wall = after.wall - before.wall
+        api = (after.api - before.api) / wall
+        postgres = (after.postgres - before.postgres) / wall
+        wrk_share = sum(run.cpu_share for run in wrk)
+        machine = (after.machine - before.machine) / wall
+        return CpuShares(api, postgres, wrk_share, max(0.0, machine - api - postgres - wrk_share))
 
-    async def aclose(self) -> None:
-        for connection in self._idle:
-            connection.close()
-        self._idle.clear()
+    def pin(self, cpus: set[int]) -> None:
+        """Every thread of the API process, PostgreSQL and their children on `cpus` (children inherit)."""
+        roots = [self.api] if self.postgres is None else [self.api, self.postgres]
+        for pid in process_tree(roots):
+            with contextlib.suppress(OSError):
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    with contextlib.suppress(OSError):
+                        os.sched_setaffinity(int(task.name), cpus)
 
-
-class HttpxHttp:
-    """The same requests through httpx.AsyncClient (--client httpx), for comparison."""
-
-    def __init__(self, base_url: str, connections: int) -> None:
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        self._client = httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT, limits=limits)
-
-    async def request(
-        self, method: str, path: str, *, headers: dict[str, str] | None = None, body: object = None
-    ) -> Answer:
-        response = await self._client.request(method, path, headers=headers, json=body)
-        return response.status_code, response.content
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-
-@contextlib.asynccontextmanager
-async def client(kind: str, base_url: str, connections: int) -> AsyncIterator[Http]:
-    http: Http = HttpxHttp(base_url, connections) if kind == "httpx" else RawHttp(base_url)
-    try:
-        yield http
-    finally:
-        await http.aclose()
+    def settle(self) -> str:
+        """Wait until the server is quiet (it finishes the logins a phase left queued); how long it took."""
+        start = time.monotonic()
+        while time.monotonic() - start < SETTLE_TIMEOUT:
+            before = self.reading()
+            time.sleep(0.5)
+            after = self.reading()
+            busy = after.api + after.postgres - before.api - before.postgres
+            if busy / (after.wall - before.wall) < QUIET_SHARE:
+                return f"{time.monotonic() - start:.1f} s"
+        return f"more than {SETTLE_TIMEOUT:.0f} s (it was still busy: the figures after it are suspect)"
 
 
 # --- raw argon2 ----------------------------------------------------------------------------------------
@@ -328,7 +373,10 @@ def argon2_verify_rate(params: dict[str, int], seconds: float, threads: int) -> 
     from pwdlib.hashers.argon2 import Argon2Hasher
     from pwdlib.hashers.bcrypt import BcryptHasher
 
-    hasher = PasswordHash((Argon2Hasher(**params), BcryptHasher()))
+    argon2 = Argon2Hasher(
+        time_cost=params["time_cost"], memory_cost=params["memory_cost"], parallelism=params["parallelism"]
+    )
+    hasher = PasswordHash((argon2, BcryptHasher()))
     stored = hasher.hash(PASSWORD)
     counts = [0] * threads
     deadline = time.perf_counter() + seconds
@@ -348,7 +396,7 @@ def argon2_verify_rate(params: dict[str, int], seconds: float, threads: int) -> 
     return Argon2Rate(sum(counts), time.perf_counter() - start, threads)
 
 
-# --- the server ----------------------------------------------------------------------------------------
+# --- the servers ---------------------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -373,6 +421,15 @@ class Server:
     pid: int
     env: dict[str, str]
     log_path: Path
+    stopped_cleanly: bool = False
+
+    def postmaster_pid(self) -> int | None:
+        """The embedded PostgreSQL's main process (from its postmaster.pid), None with DATABASE_URL."""
+        if self.env.get("DATABASE_URL") or "EMBEDDED_PGDATA" not in self.env:
+            return None
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int((Path(self.env["EMBEDDED_PGDATA"]) / "postmaster.pid").read_text().split()[0])
+        return None
 
 
 @contextlib.contextmanager
@@ -399,40 +456,52 @@ def running_server(
     if redis_url:
         env["REDIS_URL"] = redis_url
     env.update(overrides)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    log_path = RESULTS / log_name
-    stopped_cleanly = False
-    with log_path.open("wb") as log:
-        # The working directory is the temporary one, so no `.env` of the checkout is read.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aisupport.cli", "serve"],
-            env=env,
-            cwd=workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            wait_ready(base_url, process, log_path)
-            yield Server(base_url, process.pid, env, log_path)
-        finally:
-            stopped_cleanly = stop(process)
-    if stopped_cleanly:
+    # The working directory is the temporary one, so no `.env` of the checkout is read.
+    with serving([sys.executable, "-m", "aisupport.cli", "serve"], env, workdir, port, log_name) as server:
+        yield server
+    if server.stopped_cleanly:
         shutil.rmtree(workdir, ignore_errors=True)
     else:
         print(f"bench: the server had to be killed; its data stays in {workdir}", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def bare_server() -> Iterator[Server]:
+    """bench/bare_app.py on a free loopback port; always stopped. Its output: bench/results/bare.log."""
+    port = free_port()
+    with serving(
+        [sys.executable, str(BARE_APP), str(port)], dict(os.environ), ROOT, port, "bare.log"
+    ) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def serving(command: list[str], env: dict[str, str], cwd: Path, port: int, log_name: str) -> Iterator[Server]:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    log_path = RESULTS / log_name
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        server = Server(f"http://127.0.0.1:{port}", process.pid, env, log_path)
+        try:
+            wait_ready(server.base_url, process, log_path)
+            yield server
+        finally:
+            server.stopped_cleanly = stop(process)
+
+
 def wait_ready(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Until /health/live answers (the bare app has nothing else) and, for ours, /health/ready."""
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"bench: the server exited during start-up:\n{tail(log_path)}")
+            raise SystemExit(f"bench: a server exited during start-up:\n{tail(log_path)}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base_url}/health/ready", timeout=2).status_code == 200:
-                return
+            if httpx.get(f"{base_url}/health/live", timeout=2).status_code == 200:
+                ready = httpx.get(f"{base_url}/health/ready", timeout=2).status_code
+                if ready in (200, 404):  # 404: the bare app
+                    return
         time.sleep(0.2)
-    raise SystemExit(f"bench: the server was not ready within {READY_TIMEOUT:.0f} s:\n{tail(log_path)}")
+    raise SystemExit(f"bench: a server was not ready within {READY_TIMEOUT:.0f} s:\n{tail(log_path)}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> bool:
@@ -453,198 +522,220 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def server_settings(overrides: dict[str, str]) -> Settings:
+    """The server's Settings as `running_server` starts it (defaults and the same overrides, no .env)."""
+    from aisupport.core.config import Settings
+
+    values: dict[str, Any] = {"ENV": "test"} | {
+        k: v for k, v in overrides.items() if k in Settings.model_fields
+    }
+    return Settings(_env_file=None, **values)
+
+
+def sign_up(base_url: str, emails: list[str]) -> str:
+    """Sign the users up (body transport); the first one's access token."""
+    tokens = []
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        for email in emails:
+            body = {"email": email, "password": PASSWORD, "transport": "body", "full_name": "Bench"}
+            answer = client.post("/auth/signup", json=body)
+            if answer.status_code != 201:
+                raise SystemExit(f"bench: signup failed: {answer.status_code} {answer.text}")
+            tokens.append(str(answer.json()["access_token"]))
+    return tokens[0]
+
+
 # --- the scenario --------------------------------------------------------------------------------------
 
 
 @dataclass
 class Options:
-    duration: float
-    warmup: float
-    concurrency: int
-    idle_clients: int
+    duration: int
+    warmup: int
+    connections: int
+    steady_connections: int
+    steady_rate: float
     storm_clients: int
+    storm_ramp: int
     users: int
-    storm_ramp: float
-    storm_drain: float
-    client: str
+    pin: bool
+
+    @property
+    def steady_pause_ms(self) -> int:
+        """Each steady connection's pause before its next request: the rate, at most."""
+        return max(1, round(1000 * self.steady_connections / self.steady_rate))
+
+
+@dataclass
+class Phase:
+    what: str
+    app: str  # "bare" or "ours"
+    server_cpus: str
+    wrk_cpus: str
+    connections: int
+    run: WrkRun
+    cpu: CpuShares
+    window: float | None = None  # login phases: the 2xx rate counts only this window (s)
+    flood: bool = False  # a bare-vs-ours phase, read against the bare baseline
+
+    @property
+    def rate(self) -> float:
+        """2xx answers per second (in the window when there is one)."""
+        if self.window:
+            return self.run.ok_in_window / self.window
+        return self.run.ok_rate
+
+    @property
+    def cpu_per_answer(self) -> float:
+        """Server CPU (API process and PostgreSQL) per 2xx answer, in seconds."""
+        return ratio(self.cpu.api + (0.0 if math.isnan(self.cpu.postgres) else self.cpu.postgres), self.rate)
 
 
 @dataclass
 class Results:
     phases: dict[str, Phase] = field(default_factory=dict)
     argon2: list[Argon2Rate] = field(default_factory=list)
-    storm_logins: Phase | None = None
+    hash_threads: int = 1
+    pinned: tuple[set[int], set[int]] | None = None  # (server, wrk) in the bare-vs-ours phases
+    settled: dict[str, str] = field(default_factory=dict)  # how long the server took to go quiet after
+
+    @property
+    def bare_rate(self) -> float:
+        """The higher of the bare app's two runs: the stricter baseline."""
+        return max(self.phases[key].rate for key in ("bare", "bare_again") if key in self.phases)
+
+    @property
+    def bare_cpu_per_answer(self) -> float:
+        """The lower of the bare app's two runs: the stricter baseline."""
+        return min(self.phases[key].cpu_per_answer for key in ("bare", "bare_again") if key in self.phases)
+
+    @property
+    def raw_argon2(self) -> float:
+        """The higher of the two raw measurements: the stricter baseline."""
+        return max(rate.rate for rate in self.argon2)
 
 
-async def signup(http: Http, email: str) -> dict[str, str]:
-    body = {"email": email, "password": PASSWORD, "transport": "body", "full_name": "Bench"}
-    status, content = await http.request("POST", "/auth/signup", body=body)
-    if status != 201:
-        raise SystemExit(f"bench: signup failed: {status} {content!r}")
-    data: dict[str, str] = json.loads(content)
-    return data
+class Bench:
+    """The phases against one server at a time, with wrk."""
 
+    def __init__(self, wrk: Wrk, options: Options, results: Results) -> None:
+        self.wrk, self.o, self.results = wrk, options, results
+        cores = sorted(os.sched_getaffinity(0))
+        self.all_cores = set(cores)
+        if options.pin and wrk.taskset and len(cores) >= 2:
+            results.pinned = ({cores[0]}, {cores[1]})
 
-async def login(http: Http, email: str) -> Answer:
-    body = {"email": email, "password": PASSWORD, "transport": "body"}
-    return await http.request("POST", "/auth/login", body=body)
-
-
-async def http_phases(server: Server, options: Options, results: Results) -> None:
-    o, base_url, cpu = options, server.base_url, CpuMeter(server.pid)
-    run = secrets.token_hex(4)
-    emails = [f"bench-{run}-{i}@example.com" for i in range(o.users)]
-
-    async with client(o.client, base_url, max(o.concurrency, o.users) + 4) as http:
-        signed_up = await asyncio.gather(*(signup(http, email) for email in emails))
-        bearer = {"Authorization": f"Bearer {signed_up[0]['access_token']}"}
-
-        async def live(_: int) -> int:
-            return (await http.request("GET", "/health/live"))[0]
-
-        async def me(_: int) -> int:
-            return (await http.request("GET", "/auth/me", headers=bearer))[0]
-
-        async def sign_in(index: int) -> int:
-            return (await login(http, emails[index % len(emails)]))[0]
-
-        step("baseline: GET /health/live")
-        results.phases["baseline"] = await measure(
-            "baseline",
-            "GET /health/live",
-            live,
-            clients=o.concurrency,
-            warmup=o.warmup,
-            duration=o.duration,
-            cpu=cpu,
+    def flood(
+        self, key: str, what: str, app: str, server: Processes, url: str, headers: Sequence[str] = ()
+    ) -> None:
+        """`connections` clients sending back to back, the server and wrk each on their own core."""
+        server_cpus, wrk_cpus = self.results.pinned or (self.all_cores, None)
+        server.pin(server_cpus)
+        common = {"connections": self.o.connections, "cpus": wrk_cpus, "headers": headers}
+        if self.o.warmup:
+            self.wrk.run(f"{key}-warmup", url, seconds=self.o.warmup, **common)
+        before = server.reading()
+        run = self.wrk.run(key, url, seconds=self.o.duration, **common)
+        cpu = Processes.shares(before, server.reading(), [run])
+        self.results.phases[key] = Phase(
+            what,
+            app,
+            cpu_list(server_cpus),
+            cpu_list(wrk_cpus or self.all_cores),
+            self.o.connections,
+            run,
+            cpu,
+            flood=True,
         )
-        step("GET /auth/me")
-        results.phases["me"] = await measure(
-            "me", "GET /auth/me", me, clients=o.concurrency, warmup=o.warmup, duration=o.duration, cpu=cpu
-        )
-        step("POST /auth/login")
-        results.phases["login"] = await measure(
+        server.pin(self.all_cores)
+
+    def logins(self, server: Processes, base_url: str, emails: list[str]) -> None:
+        """POST /auth/login from `connections` clients; the rate counts the window after the warm-up."""
+        o = self.o
+        start = time.monotonic()
+        window = (start + o.warmup, start + o.warmup + o.duration)
+        before = server.reading()
+        run = self.wrk.run(
             "login",
-            "POST /auth/login",
-            sign_in,
-            clients=o.concurrency,
-            warmup=o.warmup,
-            duration=o.duration,
-            cpu=cpu,
+            f"{base_url}/auth/login",
+            connections=o.connections,
+            seconds=o.warmup + o.duration,
+            cpus=None,
+            script="login",
+            args=[f"{window[0]:.6f}", f"{window[1]:.6f}", PASSWORD, *emails],
+            timeout=60,
+        )
+        cpu = Processes.shares(before, server.reading(), [run])
+        cores = cpu_list(self.all_cores)
+        self.results.phases["login"] = Phase(
+            "POST /auth/login", "ours", cores, cores, o.connections, run, cpu, window=o.duration
+        )
+        self.results.settled["login"] = server.settle()
+
+    def steady_me(self, key: str, what: str, server: Processes, base_url: str, token: str) -> None:
+        """GET /auth/me at a steady rate, alone."""
+        before = server.reading()
+        run = self.start_steady_me(key, base_url, token).finish()
+        self.results.phases[key] = self.steady_phase(
+            what, run, Processes.shares(before, server.reading(), [run])
         )
 
-        step("POST /auth/refresh")
-        sessions = await asyncio.gather(*(login(http, emails[i % len(emails)]) for i in range(o.concurrency)))
-        tokens = [json.loads(content)["refresh_token"] for _, content in sessions]
-
-        async def rotate(index: int) -> int:
-            status, content = await http.request(
-                "POST", "/auth/refresh", body={"refresh_token": tokens[index]}
-            )
-            if status == 200:
-                tokens[index] = json.loads(content)["refresh_token"]
-            return status
-
-        results.phases["refresh"] = await measure(
-            "refresh",
-            "POST /auth/refresh",
-            rotate,
-            clients=o.concurrency,
-            warmup=o.warmup,
-            duration=o.duration,
-            cpu=cpu,
+    def start_steady_me(self, key: str, base_url: str, token: str) -> RunningWrk:
+        return self.wrk.start(
+            key,
+            f"{base_url}/auth/me",
+            connections=self.o.steady_connections,
+            seconds=self.o.duration,
+            cpus=None,
+            script="paced",
+            args=[str(self.o.steady_pause_ms)],
+            headers=[f"Authorization: Bearer {token}"],
         )
 
-        step(f"GET /auth/me idle, {o.idle_clients} clients")
-        results.phases["me_idle"] = await measure(
-            "me_idle",
-            "GET /auth/me, idle",
-            me,
-            clients=o.idle_clients,
-            warmup=o.warmup,
-            duration=o.duration,
-            cpu=cpu,
+    def steady_phase(self, what: str, run: WrkRun, cpu: CpuShares) -> Phase:
+        cores = cpu_list(self.all_cores)
+        return Phase(what, "ours", cores, cores, self.o.steady_connections, run, cpu)
+
+    def storm(self, server: Processes, base_url: str, token: str, emails: list[str]) -> None:
+        """The login storm; `storm_ramp` s in, GET /auth/me at the steady rate for `duration` s.
+
+        The storm's logins are counted apart in that window, while /auth/me is under load.
+        """
+        o = self.o
+        window = (time.monotonic() + o.storm_ramp, time.monotonic() + o.storm_ramp + o.duration)
+        storm = self.wrk.start(
+            "storm",
+            f"{base_url}/auth/login",
+            connections=o.storm_clients,
+            seconds=o.storm_ramp + o.duration + 1,  # the storm outlasts the window by a second
+            cpus=None,
+            script="login",
+            args=[f"{window[0]:.6f}", f"{window[1]:.6f}", PASSWORD, *emails],
+            timeout=60,
         )
-
-    step(f"GET /auth/me during a login storm of {o.storm_clients} clients")
-    async with (
-        client(o.client, base_url, o.storm_clients) as storm_http,
-        client(o.client, base_url, o.idle_clients + 2) as me_http,
-    ):
-
-        async def storm_login(index: int) -> int:
-            return (await login(storm_http, emails[index % len(emails)]))[0]
-
-        async def me_in_storm(_: int) -> int:
-            return (await me_http.request("GET", "/auth/me", headers=bearer))[0]
-
-        stopping = asyncio.Event()
-        start = time.perf_counter()
-        logins = Phase(
-            "storm_logins",
-            "POST /auth/login, storm",
-            o.storm_clients,
-            start + o.storm_ramp,
-            start + o.storm_ramp + o.duration,
-        )
-
-        async def storm_worker(index: int) -> None:
-            while not stopping.is_set():
-                await timed(storm_login, index, logins.samples)
-
-        storm = [asyncio.create_task(storm_worker(i)) for i in range(o.storm_clients)]
         try:
-            await asyncio.sleep(o.storm_ramp)  # let the logins queue up on the server first
-            results.phases["me_storm"] = await measure(
-                "me_storm",
-                f"GET /auth/me, during the storm of {o.storm_clients} logins",
-                me_in_storm,
-                clients=o.idle_clients,
-                warmup=0.0,
-                duration=o.duration,
-                cpu=cpu,
-            )
+            time.sleep(max(0.0, window[0] - time.monotonic()))  # the logins queue up on the server first
+            before = server.reading()
+            me_run = self.start_steady_me("me_storm", base_url, token).finish()
+            after = server.reading()
         finally:
-            stopping.set()
-            _, pending = await asyncio.wait(storm, timeout=o.storm_drain)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        results.storm_logins = logins
-
-
-def run_async(coroutine: Coroutine[object, object, None]) -> None:
-    """On uvloop when it is installed (it comes with uvicorn[standard]), as the server runs."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coroutine)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(coroutine)
-
-
-def step(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def server_settings(overrides: dict[str, str]) -> Settings:
-    """The server's Settings as `running_server` starts it (defaults and the same overrides, no .env)."""
-    from aisupport.core.config import Settings
-
-    fields = {k: v for k, v in overrides.items() if k in Settings.model_fields}
-    return Settings(_env_file=None, **{"ENV": "test", **fields})  # type: ignore[call-arg]
-
-
-def argon2_params(overrides: dict[str, str]) -> tuple[dict[str, int], int | None]:
-    """The argon2 parameters and hash concurrency the server runs with (its Settings, same overrides)."""
-    settings = server_settings(overrides)
-    params = {
-        "time_cost": settings.ARGON2_TIME_COST,
-        "memory_cost": settings.ARGON2_MEMORY_COST_KIB,
-        "parallelism": settings.ARGON2_PARALLELISM,
-    }
-    return params, settings.PASSWORD_HASH_CONCURRENCY
+            storm_run = storm.finish()
+        cpu = Processes.shares(before, after, [me_run, storm_run])
+        self.results.phases["me_storm"] = self.steady_phase(
+            f"GET /auth/me, steady, during the storm of {o.storm_clients} logins", me_run, cpu
+        )
+        cores = cpu_list(self.all_cores)
+        self.results.phases["storm"] = Phase(
+            "POST /auth/login, storm",
+            "ours",
+            cores,
+            cores,
+            o.storm_clients,
+            storm_run,
+            cpu,
+            window=o.duration,
+        )
+        self.results.settled["storm"] = server.settle()
 
 
 # --- report --------------------------------------------------------------------------------------------
@@ -682,89 +773,112 @@ class Target:
 
 
 def targets(results: Results) -> list[Target]:
-    p = results.phases
-    raw = max(rate.rate for rate in results.argon2)
+    p, bare, raw = results.phases, results.bare_rate, results.raw_argon2
+    idle_p99, storm_p99 = p["me_idle"].run.latency["p99"], p["me_storm"].run.latency["p99"]
     return [
         Target(
-            "/auth/me throughput ÷ baseline throughput",
-            f"{p['me'].rate:.0f} ÷ {p['baseline'].rate:.0f} req/s",
-            ratio(p["me"].rate, p["baseline"].rate),
-            TARGET_ME_THROUGHPUT,
+            "GET /auth/me ÷ bare FastAPI, 2xx/s",
+            f"{p['me'].rate:.0f} ÷ {bare:.0f}",
+            ratio(p["me"].rate, bare),
+            TARGET_ME_VS_BARE,
             at_least=True,
         ),
         Target(
-            "login throughput ÷ raw argon2id verify rate",
-            f"{p['login'].rate:.2f} ÷ {raw:.2f} per s",
+            "GET /health/live ÷ bare FastAPI, 2xx/s",
+            f"{p['live'].rate:.0f} ÷ {bare:.0f}",
+            ratio(p["live"].rate, bare),
+            TARGET_LIVE_VS_BARE,
+            at_least=True,
+        ),
+        Target(
+            "POST /auth/login ÷ raw argon2id verifies, per s",
+            f"{p['login'].rate:.2f} ÷ {raw:.2f}",
             ratio(p["login"].rate, raw),
             TARGET_LOGIN_VS_ARGON2,
             at_least=True,
         ),
         Target(
-            "/auth/me p99 during the login storm ÷ idle p99",
-            f"{ms(p['me_storm'].percentile(99))} ÷ {ms(p['me_idle'].percentile(99))} ms",
-            ratio(p["me_storm"].percentile(99), p["me_idle"].percentile(99)),
+            "POST /auth/login during the storm, GET /auth/me under load ÷ raw argon2id verifies, per s",
+            f"{p['storm'].rate:.2f} ÷ {raw:.2f}",
+            ratio(p["storm"].rate, raw),
+            TARGET_LOGIN_VS_ARGON2,
+            at_least=True,
+        ),
+        Target(
+            "GET /auth/me p99 during the login storm ÷ its p99 alone",
+            f"{ms(storm_p99)} ÷ {ms(idle_p99)} ms",
+            ratio(storm_p99, idle_p99),
             TARGET_STORM_P99,
             at_least=False,
         ),
     ]
 
 
+PHASE_HEADER = (
+    "phase",
+    "server",
+    "cores: server / wrk",
+    "connections",
+    "s",
+    "answers",
+    "2xx/s",
+    "÷ bare",
+    "p50 ms",
+    "p99 ms",
+    "max ms",
+    "errors",
+    "API CPU",
+    "PostgreSQL CPU",
+    "server CPU µs per 2xx",
+    "wrk CPU",
+    "rest of machine",
+)
+APPS = {"bare": "bare FastAPI", "ours": "aisupport"}
+SHARED_CPU = ("me_storm", "storm")  # two loads at once: the server's CPU is not one phase's
+
+
 def phase_rows(results: Results) -> list[tuple[str, ...]]:
-    rows = []
-    baseline = results.phases["baseline"].rate
-    phases = list(results.phases.values())
-    if results.storm_logins is not None:
-        phases.append(results.storm_logins)
-    for phase in phases:
+    rows: list[tuple[str, ...]] = []
+    for key, phase in results.phases.items():
+        run, cpu = phase.run, phase.cpu
+        versus_bare = f"{ratio(phase.rate, results.bare_rate):.3f}" if phase.flood else ""
         rows.append(
             (
-                phase.what,
-                str(phase.clients),
-                f"{phase.duration:.0f}",
-                str(phase.requests),
+                phase.what + (" (again)" if key == "bare_again" else ""),
+                APPS[phase.app],
+                f"{phase.server_cpus} / {phase.wrk_cpus}",
+                str(phase.connections),
+                f"{phase.window or run.seconds:.1f}",
+                str(run.requests),
                 f"{phase.rate:.1f}",
-                f"{ratio(phase.rate, baseline):.3f}",
-                ms(phase.percentile(50)),
-                ms(phase.percentile(95)),
-                ms(phase.percentile(99)),
-                format_errors(phase.statuses),
-                percent(phase.server_cpu),
-                percent(phase.bench_cpu),
+                versus_bare,
+                ms(run.latency["p50"]),
+                ms(run.latency["p99"]),
+                ms(run.latency["max"]),
+                format_errors(run.errors),
+                percent(cpu.api),
+                percent(cpu.postgres) if phase.app == "ours" else "",
+                "" if key in SHARED_CPU else f"{phase.cpu_per_answer * 1e6:.0f}",
+                percent(run.cpu_share),
+                percent(cpu.rest),
             )
         )
     return rows
 
 
-def format_errors(statuses: Counter[int]) -> str:
-    bad = {status: n for status, n in sorted(statuses.items()) if not 200 <= status < 300}
-    if not bad:
-        return "0"
-    return ", ".join(f"{n} x {'no answer' if status == 0 else status}" for status, n in bad.items())
+def format_errors(errors: dict[str, int]) -> str:
+    names = {"status": "≥ 400", "read": "closed by the server"}
+    found = [f"{n} {names.get(name, name)}" for name, n in errors.items() if n]
+    return ", ".join(found) or "0"
 
 
-PHASE_HEADER = (
-    "phase",
-    "clients",
-    "s",
-    "requests",
-    "req/s",
-    "÷ baseline",
-    "p50 ms",
-    "p95 ms",
-    "p99 ms",
-    "errors",
-    "server CPU",
-    "bench CPU",
-)
-
-
-def markdown_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def text_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in [header, *rows]
@@ -779,58 +893,91 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def report(
-    results: Results,
-    *,
-    command: str,
-    options: Options,
-    params: dict[str, int],
-    hash_concurrency: int | None,
-    redis: bool,
-    overrides: dict[str, str],
-    started: datetime,
-    seconds: float,
-) -> str:
+def machine_line() -> str:
     cores = os.cpu_count() or 1
-    checks = targets(results)
+    return (
+        f"{cores} cores ({cpu_model()}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def versions(*packages: str) -> str:
+    found = []
+    for package in packages:
+        try:
+            found.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"no {package}")
+    return ", ".join(found)
+
+
+def spread(values: list[float], unit: str) -> str:
+    """`values` and how far apart the extremes are, relative to the higher."""
+    shown = " and ".join(f"{value:.{2 if value < 100 else 0}f}" for value in values)
+    gap = ratio(max(values) - min(values), max(values))
+    return f"{shown} {unit}, {gap * 100:.0f}% apart"
+
+
+@dataclass
+class Context:
+    command: str
+    started: datetime
+    seconds: float
+    load_average: str
+    wrk: str
+    settings: str
+
+
+def report(results: Results, options: Options, context: Context) -> str:
+    o, p = options, results.phases
     target_rows = [
-        (t.what, t.figure, f"{t.value:.3f}", t.goal, "PASS" if t.passed else "MISS") for t in checks
+        (t.what, t.figure, f"{t.value:.3f}", t.goal, "PASS" if t.passed else "MISS") for t in targets(results)
     ]
     argon2_rows = [
         (label, str(rate.threads), f"{rate.seconds:.1f}", str(rate.verifies), f"{rate.rate:.2f}")
         for label, rate in zip(
-            ("before the server started", "server idle, after the HTTP phases"), results.argon2, strict=False
+            ("before any server started", "at the end, the server idle"), results.argon2, strict=False
         )
     ]
-    server_settings = (
-        f"argon2id time_cost={params['time_cost']}, memory_cost={params['memory_cost']} KiB, "
-        f"parallelism={params['parallelism']}; PASSWORD_HASH_CONCURRENCY="
-        f"{hash_concurrency if hash_concurrency else f'unset ({cores}, the cores)'}; "
-        f"rate limits raised to {HUGE_LIMIT}; "
-        f"{'Redis on loopback (session cache, rate limits)' if redis else 'no Redis (in-process cache)'}; "
-        "embedded PostgreSQL in a fresh temporary folder; LOG_LEVEL=WARNING"
-    )
-    if overrides:
-        server_settings += "; overrides: " + ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
-    o = options
+    if results.pinned:
+        server_core, wrk_core = (cpu_list(cpus) for cpus in results.pinned)
+        pinning = (
+            f"in the bare-vs-ours phases the server under load (every thread, and for ours its embedded "
+            f"PostgreSQL) is pinned to core {server_core} and wrk (one thread) to core {wrk_core}, so both "
+            f"apps get the same single core; the login phases give our server every core, as in production"
+        )
+    else:
+        pinning = "nothing is pinned (fewer than 2 cores, no taskset, or --no-pin): the ratios are rougher"
+    steady = p["me_idle"].run
+
+    def cpu_versus_bare(key: str) -> str:
+        cost = p[key].cpu_per_answer
+        return f"{cost * 1e6:.0f} µs (bare ÷ ours: {ratio(results.bare_cpu_per_answer, cost):.3f})"
+
+    bare_rates = [p[key].rate for key in ("bare", "bare_again") if key in p]
     return f"""# Benchmarks
 
 Generated by `bench/run.py`; do not edit by hand, run it again. Every figure below comes from **one run of
-one command**, against **one server**, and each is read against a baseline measured in that same run.
+one command**, and every target is the ratio of two figures of that run: our server against a bare FastAPI
+app started by the same run, and login against raw argon2id on the same cores.
 
 ```sh
-{command}
+{context.command}
 ```
 
-(`make bench` runs `uv run --frozen python bench/run.py` from the repository root.)
+(`make bench` runs `uv run --frozen python bench/run.py` from the repository root; bench/run.py installs
+wrk from Debian's packages first when it is missing. How and why: docs/decisions/0028-benchmark-method.md.)
 
-- date: {started.strftime("%Y-%m-%d %H:%M UTC")}, whole run {seconds:.0f} s
-- machine: {cores} cores ({cpu_model()}), {platform.system()} {platform.release()}, \
-Python {platform.python_version()}
-- server: one `aisupport serve` process (uvicorn, one worker) on 127.0.0.1, {server_settings}
-- load: one process on the same machine, {LOAD_GENERATORS[o.client]} (it shares the {cores} cores with \
-the server, PostgreSQL and Redis); each client sends its next request as soon as the previous one is \
-answered; {o.warmup:g} s warm-up, then {o.duration:g} s measured per phase
+- date: {context.started.strftime("%Y-%m-%d %H:%M UTC")}, whole run {context.seconds:.0f} s; load average \
+{context.load_average} at the start (anything else running shares the cores: the "rest of machine" column)
+- machine: {machine_line()}
+- bare FastAPI: `bench/bare_app.py`, one route `GET /health/live` answering `{{"status": "ok"}}`, served by \
+uvicorn with `aisupport serve`'s arguments (one process, no access log, `log_config=None`)
+- ours: one `aisupport serve` process on 127.0.0.1, {context.settings}
+- both: the same interpreter, {versions("fastapi", "uvicorn", "uvloop", "httptools")} (uvicorn's 'auto' \
+loop and http); one server under load at a time
+- load generator: {context.wrk}, keep-alive connections (it reconnects when the server closes one); \
+{pinning}
 
 ## Targets
 
@@ -838,28 +985,43 @@ answered; {o.warmup:g} s warm-up, then {o.duration:g} s measured per phase
 |---|---|---|---|---|
 {chr(10).join("| " + " | ".join(row) + " |" for row in target_rows)}
 
+The bare baseline is the higher of its two runs ({spread(bare_rates, "2xx/s")}), and the raw argon2id \
+rate the higher of its two measurements ({spread([r.rate for r in results.argon2], "verifies/s")}): the \
+stricter reading of every ratio, and the gap between the two runs a measure of the run's noise.
+On a machine busy with other work, the server's CPU per answer is the steadier figure: the bare app \
+spent {results.bare_cpu_per_answer * 1e6:.0f} µs of CPU per answer (the lower of its two runs), ours \
+{cpu_versus_bare("live")} on `GET /health/live` and {cpu_versus_bare("me")} on `GET /auth/me`.
+
 ## Phases
 
-req/s counts successful answers completed in the measured window; latencies are those of the successful
-requests started in it (nearest-rank percentiles). server CPU and bench CPU are the CPU time of the server
-process (all its threads; PostgreSQL and Redis are not counted) and of the load generator over the phase, as
-a share of one core: the server's event loop can use at most one core, its argon2 threads all of them.
+In order. 2xx/s counts the successful answers over the phase (for the login phases, those that arrived in
+the measured window only); latencies are wrk's, over every answer of the phase. CPU is a share of one core
+over the phase: API is the server process (all its threads: event loop, argon2id hashing), PostgreSQL the
+embedded server and its backends, wrk the load generator, and rest of machine everything else (Redis, other
+work on the machine). Server CPU per 2xx is API and PostgreSQL together over the answers (Redis not counted;
+left out where two loads share the server).
 
 {markdown_table(PHASE_HEADER, phase_rows(results))}
 
-- baseline: `GET /health/live`, a bare JSON answer through the same middleware stack.
-- `GET /auth/me`: one Bearer token (signed up with `transport=body`); every request checks the session \
-(cache, then database) and reads the user and their memberships.
-- `POST /auth/login`: `transport=body`, correct passwords, {o.users} users taken in turn.
-- `POST /auth/refresh`: each client owns a session and rotates its own latest refresh token.
-- idle and storm: {o.idle_clients} clients on `GET /auth/me`, first alone, then {o.storm_ramp:g} s after \
-{o.storm_clients} clients started `POST /auth/login` back to back (the storm's own figures are the last \
-row; its requests were drained for at most {o.storm_drain:g} s after the window).
+- flood phases (`GET` against bare and ours): {o.connections} connections sending back to back, \
+{o.warmup} s of warm-up (not counted), then {o.duration} s.
+- `GET /auth/me`: one user's Bearer access token (signed up with `transport=body`).
+- `POST /auth/login`: `transport=body`, correct passwords, {o.users} users in turn, {o.connections} \
+connections; the first {o.warmup} s are not counted; the server then took \
+{results.settled.get("login")} to go quiet.
+- steady `GET /auth/me`: {o.steady_connections} connections, each pausing {o.steady_pause_ms} ms before \
+every request (at most {o.steady_rate:g} req/s; {steady.ok_rate:.0f} 2xx/s reached alone), {o.duration} s, \
+first alone, then {o.storm_ramp} s after {o.storm_clients} connections started `POST /auth/login` back to \
+back; the storm lasts {o.storm_ramp + o.duration + 1} s, and its row counts the logins of the {o.duration} s \
+window in which `/auth/me` was under load (its CPU figures are those of that window). The server took \
+{results.settled.get("storm")} after the storm to finish the logins it had queued.
 
 ## Raw argon2id verify rate
 
-In the benchmark process, pwdlib with the server's parameters, one thread per core, no HTTP and no database.
-The higher of the two measurements is the one the login target is read against.
+In the benchmark process: pwdlib with the server's parameters, {results.hash_threads} threads (as many as \
+the server hashes with) on every core, no HTTP and no database, at normal priority. The server's hashing
+threads run at nice 19 (decision 0010): the same on a quiet machine, but other work on it (the rest of
+machine column) takes the CPU from the server's hashing first.
 
 | when | threads | s | verifies | verifies/s |
 |---|---|---|---|---|
@@ -891,6 +1053,32 @@ def with_section(text: str, section: str | None, start: str = LOAD_START, end: s
     return text.rstrip("\n") + "\n\n" + section + "\n"
 
 
+def summary(results: Results) -> dict[str, object]:
+    return {
+        "phases": {
+            key: {
+                "what": phase.what,
+                "app": phase.app,
+                "server_cpus": phase.server_cpus,
+                "wrk_cpus": phase.wrk_cpus,
+                "connections": phase.connections,
+                "rate": phase.rate,
+                "answers": phase.run.requests,
+                "latency_ms": {name: value * 1000 for name, value in phase.run.latency.items()},
+                "errors": phase.run.errors,
+                "cpu": {**vars(phase.cpu), "wrk": phase.run.cpu_share},
+            }
+            for key, phase in results.phases.items()
+        },
+        "argon2": [
+            {"verifies": r.verifies, "seconds": r.seconds, "threads": r.threads} for r in results.argon2
+        ],
+        "targets": [
+            {"what": t.what, "value": t.value, "goal": t.goal, "passed": t.passed} for t in targets(results)
+        ],
+    }
+
+
 # --- main ----------------------------------------------------------------------------------------------
 
 
@@ -898,16 +1086,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per phase (10)")
-    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each phase (1)")
-    parser.add_argument("--concurrency", type=int, default=16, help="clients of the throughput phases (16)")
-    parser.add_argument("--idle-clients", type=int, default=4, help="/auth/me clients, idle and in the storm")
-    parser.add_argument("--storm-clients", type=int, default=100, help="login clients of the storm (100)")
-    parser.add_argument("--users", type=int, default=8, help="users signed up for the login phases (8)")
-    parser.add_argument("--quick", action="store_true", help="a short run: 3 s phases, 0.5 s warm-up")
+    parser.add_argument("--duration", type=int, default=10, help="measured seconds per phase (10)")
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured seconds before a phase (1)")
+    parser.add_argument("--connections", type=int, default=16, help="connections of the flood phases (16)")
     parser.add_argument(
-        "--client", choices=("raw", "httpx"), default="raw", help="the load generator's HTTP client (raw)"
+        "--steady-connections", type=int, default=4, help="connections of the steady /auth/me load (4)"
     )
+    parser.add_argument(
+        "--steady-rate", type=float, default=200.0, help="the steady /auth/me load's ceiling, req/s (200)"
+    )
+    parser.add_argument("--storm-clients", type=int, default=100, help="login connections of the storm (100)")
+    parser.add_argument("--users", type=int, default=8, help="users signed up for the login phases (8)")
+    parser.add_argument("--quick", action="store_true", help="a short run: 3 s phases")
+    parser.add_argument("--no-pin", action="store_true", help="pin nothing to cores")
     parser.add_argument("--no-redis", action="store_true", help="run the server without Redis")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15", help="a loopback Redis")
     parser.add_argument(
@@ -918,12 +1109,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.duration, args.warmup = min(args.duration, 3.0), min(args.warmup, 0.5)
-    if args.duration <= 0 or args.duration > 120 or args.warmup < 0 or args.warmup > 30:
-        parser.error("--duration must be in (0, 120] and --warmup in [0, 30]")
-    for name in ("concurrency", "idle_clients", "storm_clients", "users"):
+        args.duration = min(args.duration, 3)
+    if not 1 <= args.duration <= 120 or not 0 <= args.warmup <= 30:
+        parser.error("--duration must be in [1, 120] and --warmup in [0, 30]")
+    for name in ("connections", "steady_connections", "storm_clients", "users"):
         if not 1 <= getattr(args, name) <= 500:
             parser.error(f"--{name.replace('_', '-')} must be between 1 and 500")
+    if not 1 <= args.steady_rate <= 100_000:
+        parser.error("--steady-rate must be between 1 and 100000")
     return args
 
 
@@ -944,47 +1137,92 @@ def main(argv: list[str] | None = None) -> int:
             require_loopback(overrides[name])
     if "API_HOST" in overrides:
         require_loopback(f"http://{overrides['API_HOST']}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    wrk = Wrk(ensure_wrk(), shutil.which("taskset"))
     options = Options(
         duration=args.duration,
         warmup=args.warmup,
-        concurrency=args.concurrency,
-        idle_clients=args.idle_clients,
+        connections=args.connections,
+        steady_connections=args.steady_connections,
+        steady_rate=args.steady_rate,
         storm_clients=args.storm_clients,
+        storm_ramp=1 if args.quick else 2,
         users=args.users,
-        storm_ramp=1.0 if args.quick else 2.0,
-        storm_drain=30.0,
-        client=args.client,
+        pin=not args.no_pin,
     )
-    params, hash_concurrency = argon2_params(overrides)
-    threads = os.cpu_count() or 1
+    settings = server_settings(overrides)
+    params = {
+        "time_cost": settings.ARGON2_TIME_COST,
+        "memory_cost": settings.ARGON2_MEMORY_COST_KIB,
+        "parallelism": settings.ARGON2_PARALLELISM,
+    }
+    results = Results(hash_threads=settings.PASSWORD_HASH_CONCURRENCY or os.cpu_count() or 1)
+    bench = Bench(wrk, options, results)
     argon2_seconds = max(1.0, args.duration / 2)
     started = datetime.now(UTC)
-    clock = time.perf_counter()
-    results = Results()
+    clock = time.monotonic()
+    load_average = " / ".join(f"{n:.2f}" for n in os.getloadavg()) + " (1 / 5 / 15 min)"
+    emails = [f"bench-{secrets.token_hex(4)}-{i}@example.com" for i in range(args.users)]
 
-    step(f"raw argon2id verify rate, {threads} threads, {argon2_seconds:g} s")
-    results.argon2.append(argon2_verify_rate(params, argon2_seconds, threads))
-    step("starting the server")
-    with running_server(overrides, redis_url) as server:
-        step(f"server ready on {server.base_url}")
-        run_async(http_phases(server, options, results))
-        step(f"raw argon2id verify rate again, server idle, {argon2_seconds:g} s")
-        time.sleep(1.0)  # let the server finish what the storm left queued
-        results.argon2.append(argon2_verify_rate(params, argon2_seconds, threads))
-    step("server stopped")
+    step(f"raw argon2id verify rate, {results.hash_threads} threads, {argon2_seconds:g} s")
+    results.argon2.append(argon2_verify_rate(params, argon2_seconds, results.hash_threads))
+    with contextlib.ExitStack() as bare_running:
+        step("starting the bare FastAPI app")
+        bare_app = bare_running.enter_context(bare_server())
+        bare, bare_url = Processes(bare_app.pid), bare_app.base_url
+        step("bare FastAPI: GET /health/live")
+        bench.flood("bare", "GET /health/live", "bare", bare, f"{bare_url}/health/live")
+        step("starting our server")
+        with running_server(overrides, redis_url) as server:
+            ours = Processes(server.pid, server.postmaster_pid())
+            step(f"our server is ready on {server.base_url}; signing up {args.users} users")
+            token = sign_up(server.base_url, emails)
+            bearer = [f"Authorization: Bearer {token}"]
+            step("ours: GET /health/live")
+            bench.flood("live", "GET /health/live", "ours", ours, f"{server.base_url}/health/live")
+            step("ours: GET /auth/me")
+            bench.flood("me", "GET /auth/me", "ours", ours, f"{server.base_url}/auth/me", bearer)
+            step("bare FastAPI again: GET /health/live")
+            bench.flood("bare_again", "GET /health/live", "bare", bare, f"{bare_url}/health/live")
+            bare_running.close()
+            step(f"ours, every core: POST /auth/login, {args.connections} connections")
+            bench.logins(ours, server.base_url, emails)
+            step("ours: GET /auth/me, steady, alone")
+            bench.steady_me("me_idle", "GET /auth/me, steady, alone", ours, server.base_url, token)
+            step(f"ours: GET /auth/me, steady, during a storm of {args.storm_clients} logins")
+            bench.storm(ours, server.base_url, token, emails)
+            step(f"raw argon2id verify rate again, the server idle, {argon2_seconds:g} s")
+            results.argon2.append(argon2_verify_rate(params, argon2_seconds, results.hash_threads))
+        step("our server stopped")
 
-    command = "python bench/run.py" + "".join(" " + shlex.quote(arg) for arg in argv)
-    text = report(
-        results,
-        command=command,
-        options=options,
-        params=params,
-        hash_concurrency=hash_concurrency,
-        redis=redis_url is not None,
-        overrides=overrides,
-        started=started,
-        seconds=time.perf_counter() - clock,
+    hash_line = settings.PASSWORD_HASH_CONCURRENCY or f"unset ({results.hash_threads}, the cores)"
+    settings_line = (
+        f"argon2id time_cost={params['time_cost']}, memory_cost={params['memory_cost']} KiB, "
+        f"parallelism={params['parallelism']}; PASSWORD_HASH_CONCURRENCY={hash_line}; "
+        f"rate limits raised to {HUGE_LIMIT}; "
+        + (
+            "Redis on loopback (session cache, rate limits); "
+            if redis_url
+            else "no Redis (in-process cache); "
+        )
+        + "embedded PostgreSQL in a fresh temporary folder; LOG_LEVEL=WARNING"
     )
+    if overrides:
+        settings_line += "; overrides: " + ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    command = (
+        "python bench/run.py" + "".join(" " + shlex.quote(arg) for arg in argv)
+        if argv
+        else "make bench  # uv run --frozen python bench/run.py"
+    )
+    context = Context(
+        command=command,
+        started=started,
+        seconds=time.monotonic() - clock,
+        load_average=load_average,
+        wrk=wrk_version(wrk.binary),
+        settings=settings_line,
+    )
+    text = report(results, options, context)
     print()
     print(text_table(PHASE_HEADER, phase_rows(results)))
     print()
@@ -998,7 +1236,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{'PASS' if target.passed else 'MISS'}  {target.what}: {target.value:.3f} "
             f"(goal {target.goal}; {target.figure})"
         )
-    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(summary(results), indent=2) + "\n")
     if args.output != "-":
         output = Path(args.output)
@@ -1007,31 +1244,6 @@ def main(argv: list[str] | None = None) -> int:
         output.write_text(with_section(text, section_of(previous)))
         print(f"\nwrote {args.output}")
     return 0
-
-
-def summary(results: Results) -> dict[str, object]:
-    phases = dict(results.phases)
-    if results.storm_logins is not None:
-        phases["storm_logins"] = results.storm_logins
-    return {
-        "phases": {
-            name: {
-                "clients": phase.clients,
-                "rate": phase.rate,
-                "p50_ms": phase.percentile(50) * 1000,
-                "p95_ms": phase.percentile(95) * 1000,
-                "p99_ms": phase.percentile(99) * 1000,
-                "statuses": {str(k): v for k, v in phase.statuses.items()},
-            }
-            for name, phase in phases.items()
-        },
-        "argon2": [
-            {"verifies": r.verifies, "seconds": r.seconds, "threads": r.threads} for r in results.argon2
-        ],
-        "targets": [
-            {"what": t.what, "value": t.value, "goal": t.goal, "passed": t.passed} for t in targets(results)
-        ],
-    }
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from aisupport.core.tenancy import app_database_url, refuse_privileged_role
 from aisupport.health.router import metrics_router
 from aisupport.health.router import router as health_router
 from aisupport.mail.delivery import worker_context
+from aisupport.openapi import install_problem_documentation, operation_id
 from aisupport.organizations.router import router as organizations_router
 
 log = structlog.get_logger("aisupport")
@@ -133,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(require_json_body)],
         docs_url=None,  # served by install_api_docs, without a CDN
         redoc_url=None,
+        # Operation ids are the handlers' names (`login`, `list_members`): what generated clients call.
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -140,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     tracing.instrument_app(app, settings)
     for router in ROUTERS:
         app.include_router(router)
+    install_problem_documentation(app)
 
     # Inside CORS, so a browser can read the 413 or 422 it answers.
     app.add_middleware(

@@ -24,7 +24,8 @@ from aisupport.access.principal import API_KEY_PREFIX, Principal
 from aisupport.audit import service as audit
 from aisupport.audit.service import Actor
 from aisupport.core.client import Client
-from aisupport.core.errors import AppError, Unauthorized
+from aisupport.core.errors import AppError, ProblemAnswer, Unauthorized, answers
+from aisupport.core.ratelimit import RATE_LIMITED
 from aisupport.core.security import InvalidToken, sha256_hex
 from aisupport.core.tenancy import bind_request_tenant, tenant_session
 
@@ -34,6 +35,11 @@ API_KEY_LAST_USED_PRECISION = timedelta(minutes=1)  # last_used_at is written at
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 CSRF_HEADER = "X-CSRF-Token"
+CSRF_REFUSED = ProblemAnswer(
+    403,
+    f"a cookie-authenticated request without a matching `{CSRF_HEADER}`, or from an origin not allowed",
+    methods=frozenset({"POST", "PUT", "PATCH", "DELETE"}),
+)
 
 
 class BearerToken(OAuth2PasswordBearer):
@@ -59,6 +65,7 @@ api_key_scheme = APIKeyHeader(
 )
 
 
+@answers(RATE_LIMITED)  # the rate limiter is reached through these components only
 async def access_components(request: Request) -> AccessComponents:
     components: AccessComponents = request.app.state.auth
     return components
@@ -102,6 +109,7 @@ def require_csrf(request: Request, access: AccessComponents, session_id: uuid.UU
         raise AppError(403, "csrf_failed", f"The {CSRF_HEADER} header must equal the csrf_token cookie.")
 
 
+@answers(CSRF_REFUSED)
 async def current_principal(
     request: Request,
     access: Access,

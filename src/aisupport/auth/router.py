@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.responses import JSONResponse
-from fastapi.security import OAuth2PasswordRequestForm
 
 from aisupport.access.cookies import request_cookies
 from aisupport.access.dependencies import (
+    CSRF_REFUSED,
     Account,
     ClientInfo,
     api_key_scheme,
@@ -32,7 +32,8 @@ from aisupport.auth.schemas import (
     LoginRequest,
     MembershipOut,
     MeResponse,
-    OrganizationOut,
+    OrganizationSummary,
+    PasswordGrantForm,
     RefreshRequest,
     SignupPending,
     SignupRequest,
@@ -45,7 +46,7 @@ from aisupport.auth.schemas import (
 )
 from aisupport.auth.service import AuthComponents, SignIn
 from aisupport.core.db import DbSession
-from aisupport.core.errors import AppError, problem_responses
+from aisupport.core.errors import AppError, ProblemAnswer, problem_responses
 from aisupport.core.schemas import require_storable
 from aisupport.core.security import InvalidToken
 from aisupport.organizations import schemas as organization_schemas
@@ -56,13 +57,14 @@ AUTH_MAX_BODY_BYTES = 64 * 1024
 # Any member of the organization, person or API key: every role and every key holds org:read.
 Member = Annotated[Principal, Depends(requires(Permission.ORG_READ))]
 
-router = APIRouter(
-    prefix="/auth",
-    tags=["auth"],
-    responses=problem_responses(401, 403, 500, 503),
-)
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+# The errors of the routes' own rules; those of their bodies, credentials and limits are documented
+# without a list (core/openapi.py).
+WRONG_CREDENTIALS = ProblemAnswer(401, "the email or password is wrong")
+CANNOT_SIGN_IN = ProblemAnswer(403, "the address is not verified yet, or the account has no organization")
 # Accepting an invitation ends in a sign-in, so it is auth's; it is listed with the organizations.
-invitations_router = APIRouter(tags=["organizations"], responses=problem_responses(500, 503))
+invitations_router = APIRouter(tags=["organizations"])
 
 
 def answer_sign_in(
@@ -73,7 +75,7 @@ def answer_sign_in(
         access_token=sign_in.access_token,
         expires_in=sign_in.expires_in,
         user=UserOut.model_validate(sign_in.user),
-        organization=OrganizationOut.model_validate(sign_in.organization),
+        organization=OrganizationSummary.model_validate(sign_in.organization),
         role=sign_in.role,
     )
     if transport == "cookie":
@@ -98,7 +100,7 @@ def answer_sign_in(
             "model": SignupPending,
             "description": "REQUIRE_EMAIL_VERIFICATION is on: confirm, then sign in",
         },
-        **problem_responses(409, 413, 415, 422, 429, 503),
+        **problem_responses(ProblemAnswer(409, "an account uses this address")),
     },
 )
 async def signup(
@@ -125,7 +127,7 @@ async def signup(
     dependencies=[Depends(public)],
     response_model=TokenResponse,
     response_model_exclude_unset=True,
-    responses=problem_responses(401, 403, 413, 415, 422, 429),
+    responses=problem_responses(WRONG_CREDENTIALS, CANNOT_SIGN_IN),
 )
 async def login(
     payload: LoginRequest,
@@ -156,10 +158,10 @@ async def login(
     dependencies=[Depends(public)],
     response_model=TokenResponse,
     response_model_exclude_unset=True,
-    responses=problem_responses(401, 403, 413, 422, 429),
+    responses=problem_responses(WRONG_CREDENTIALS, CANNOT_SIGN_IN),
 )
 async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[PasswordGrantForm, Form()],
     request: Request,
     response: Response,
     db: DbSession,
@@ -181,7 +183,7 @@ async def token(
     return answer_sign_in(response, auth, sign_in, "body")
 
 
-@router.get("/me", response_model=MeResponse, responses=problem_responses(401, 403))
+@router.get("/me", response_model=MeResponse)
 async def me(principal: Account, db: DbSession) -> MeResponse:
     """The signed-in user, the organization of this session, the role in it, and all memberships."""
     user, organization, role, memberships = await service.profile(
@@ -189,7 +191,7 @@ async def me(principal: Account, db: DbSession) -> MeResponse:
     )
     return MeResponse(
         user=UserOut.model_validate(user),
-        organization=OrganizationOut.model_validate(organization),
+        organization=OrganizationSummary.model_validate(organization),
         role=role,
         organizations=[
             MembershipOut(id=org.id, name=org.name, slug=org.slug, role=org_role)
@@ -198,14 +200,14 @@ async def me(principal: Account, db: DbSession) -> MeResponse:
     )
 
 
-@router.get("/whoami", response_model=WhoAmI, responses=problem_responses(401, 403, 429))
+@router.get("/whoami", response_model=WhoAmI)
 async def whoami(principal: Member, db: DbSession) -> WhoAmI:
     """Who is calling, for every credential (an API key too): the kind of principal, its organization,
     its effective role and permissions, and the person or the key (never its secret)."""
     identity = await service.identify(db, principal)
     return WhoAmI(
         kind="api_key" if principal.api_key_id is not None else "user",
-        organization=OrganizationOut.model_validate(identity.organization),
+        organization=OrganizationSummary.model_validate(identity.organization),
         role=principal.role,
         permissions=sorted(principal.permissions),
         user=UserIdentity.model_validate(identity.user) if identity.user else None,
@@ -218,7 +220,9 @@ async def whoami(principal: Member, db: DbSession) -> WhoAmI:
     dependencies=[Depends(public)],
     response_model=TokenResponse,
     response_model_exclude_unset=True,
-    responses=problem_responses(401, 403, 413, 415, 422, 429),
+    responses=problem_responses(
+        ProblemAnswer(401, "the refresh token is invalid, expired, revoked or reused"), CSRF_REFUSED
+    ),
 )
 async def refresh(
     request: Request,
@@ -249,7 +253,7 @@ async def refresh(
     "/logout",
     dependencies=[Depends(public)],
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(403, 413, 415, 422),
+    responses=problem_responses(CSRF_REFUSED),
 )
 async def logout(
     request: Request,
@@ -290,7 +294,7 @@ def _session_of_access_token(auth: AuthComponents, token: str) -> uuid.UUID | No
     "/switch-org",
     response_model=TokenResponse,
     response_model_exclude_unset=True,
-    responses=problem_responses(404, 422),
+    responses=problem_responses(ProblemAnswer(404, "no such organization")),
 )
 async def switch_organization(
     payload: SwitchOrganization,
@@ -318,7 +322,7 @@ async def switch_organization(
         access_token=grant.access_token,
         expires_in=grant.expires_in,
         user=UserOut.model_validate(grant.user),
-        organization=OrganizationOut.model_validate(grant.organization),
+        organization=OrganizationSummary.model_validate(grant.organization),
         role=grant.role,
     )
 
@@ -327,7 +331,12 @@ async def switch_organization(
     "/invitations/accept",
     response_model=InvitationAccepted | TokenResponse,
     response_model_exclude_unset=True,
-    responses=problem_responses(400, 403, 409, 413, 415, 422, 429),
+    responses=problem_responses(
+        ProblemAnswer(400, "the invitation is invalid, expired, revoked, withdrawn or used (`invalid_link`)"),
+        ProblemAnswer(403, "the invitation was sent to another address"),
+        CSRF_REFUSED,  # signed in with cookies: this route reads the credentials itself
+        ProblemAnswer(409, "you are already a member, or an account uses the address: sign in, then accept"),
+    ),
     dependencies=[Depends(public)],
 )
 async def accept_invitation(

@@ -40,6 +40,17 @@ class LoginRequest(RequestModel):
     )
 
 
+class PasswordGrantForm(BaseModel):
+    """OAuth2's password grant (RFC 6749, section 4.3) as a form: `username` is the email."""
+
+    grant_type: Literal["password"] | None = None
+    username: str
+    password: str = Field(json_schema_extra={"format": "password"})
+    scope: str = ""
+    client_id: str | None = None
+    client_secret: str | None = Field(default=None, json_schema_extra={"format": "password"})
+
+
 class RefreshRequest(RequestModel):
     refresh_token: str = Field(min_length=1, max_length=4096)
 
@@ -54,7 +65,9 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
-class OrganizationOut(BaseModel):
+class OrganizationSummary(BaseModel):
+    """An organization as sign-in answers name it (the full one is `OrganizationOut`, under /orgs)."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -62,7 +75,7 @@ class OrganizationOut(BaseModel):
     slug: str
 
 
-class MembershipOut(OrganizationOut):
+class MembershipOut(OrganizationSummary):
     role: Role
 
 
@@ -71,7 +84,7 @@ class TokenResponse(BaseModel):
     token_type: Literal["bearer"] = "bearer"
     expires_in: int = Field(description="Seconds until the access token expires.")
     user: UserOut
-    organization: OrganizationOut
+    organization: OrganizationSummary
     role: Role
     refresh_token: str | None = Field(default=None, description="Only with transport=body.")
     refresh_expires_in: int | None = Field(default=None, description="Only with transport=body.")
@@ -84,7 +97,7 @@ class TokenResponse(BaseModel):
 
 class MeResponse(BaseModel):
     user: UserOut
-    organization: OrganizationOut
+    organization: OrganizationSummary
     role: Role
     organizations: list[MembershipOut]
 
@@ -113,7 +126,7 @@ class WhoAmI(BaseModel):
     """Who is calling, whatever the credential: a person's access token (bearer or cookie) or an API key."""
 
     kind: Literal["user", "api_key"]
-    organization: OrganizationOut = Field(description="The organization this credential acts in.")
+    organization: OrganizationSummary = Field(description="The organization this credential acts in.")
     role: Role = Field(description="The effective role: what this request is authorized as.")
     permissions: list[Permission] = Field(description="What this request may do (docs/permissions.md).")
     user: UserIdentity | None = Field(description="The signed-in person (kind=user), else null.")

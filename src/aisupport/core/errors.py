@@ -1,25 +1,31 @@
 """RFC 9457 problem details: the one error shape of the API.
 
 Every error (ours, FastAPI's, Starlette's, and unexpected exceptions) is answered as
-`application/problem+json` with `type`, `title`, `status`, `detail` and a stable `code`.
+`application/problem+json` with `type`, `title`, `status`, `detail` and a stable `code`. Which errors a
+route can answer is documented in OpenAPI from where they arise (core/openapi.py); a dependency that
+answers errors of its own declares them with `answers(...)`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from procrastinate.exceptions import ConnectorException
 from psycopg import errors as pg_errors
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://aisupport.dev/problems/"
@@ -28,15 +34,23 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 log = structlog.get_logger("aisupport.errors")
 
 
-class Problem(BaseModel):
-    """An RFC 9457 problem document."""
+class FieldError(BaseModel):
+    """One invalid part of a request: where it is, and what is wrong with it (never the value)."""
 
-    type: str
-    title: str
+    loc: list[str] = Field(description='Where: e.g. ["body", "email"] or ["query", "limit"].')
+    msg: str
+    type: str | None = Field(default=None, description="The kind of error, e.g. `string_too_long`.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: the body of every error answer."""
+
+    type: str = Field(description="A URI naming the kind of problem.")
+    title: str = Field(description="The HTTP status phrase.")
     status: int
-    detail: str
-    code: str
-    errors: list[dict[str, Any]] | None = None
+    detail: str = Field(description="What went wrong, for people.")
+    code: str = Field(description="What went wrong, for programs: stable, snake_case.")
+    errors: list[FieldError] | None = Field(default=None, description="Validation errors (422) only.")
 
 
 class AppError(Exception):
@@ -128,11 +142,26 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status, exc.code, exc.detail, headers=exc.headers)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return problem_response(exc.status_code, code, detail, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    allowed = _allowed_methods(request) if exc.status_code == 405 else []
+    if allowed:
+        headers["Allow"] = ", ".join(allowed)
+    return problem_response(exc.status_code, code, detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # Starlette's router answers 405 from the first route whose path matches, naming only that route's
+    # methods; a path served by several routes (GET and PATCH /orgs/{org_id}) allows all of theirs.
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        match, _ = route.matches(dict(request.scope))
+        if match is not Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -189,13 +218,48 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_error)
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries documenting problem answers for a route."""
+@dataclass(frozen=True)
+class ProblemAnswer:
+    """An error a dependency or route can answer, for the OpenAPI document: its status, why it happens,
+    and the HTTP methods it is limited to (None: all)."""
+
+    status: int
+    reason: str
+    methods: frozenset[str] | None = None
+
+
+PROBLEM_ANSWERS_ATTRIBUTE = "__problem_answers__"
+DependencyT = TypeVar("DependencyT")
+
+
+def answers(*problems: ProblemAnswer) -> Callable[[DependencyT], DependencyT]:
+    """Declare the errors a dependency answers itself; every route that runs it, directly or through
+    other dependencies, documents them (core/openapi.py)."""
+
+    def declare(dependency: DependencyT) -> DependencyT:
+        declared = getattr(dependency, PROBLEM_ANSWERS_ATTRIBUTE, ())
+        setattr(dependency, PROBLEM_ANSWERS_ATTRIBUTE, (*declared, *problems))
+        return dependency
+
+    return declare
+
+
+def declared_answers(dependency: object) -> tuple[ProblemAnswer, ...]:
+    answered: tuple[ProblemAnswer, ...] = getattr(dependency, PROBLEM_ANSWERS_ATTRIBUTE, ())
+    return answered
+
+
+def problem_responses(*problems: int | ProblemAnswer) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the errors of a route's own business rules (a taken slug, an expired
+    link); the errors that come from its parameters, body and dependencies are documented without
+    being listed (core/openapi.py), and every error gets the Problem schema there."""
+    reasons: dict[int, list[str]] = {}
+    for problem in problems:
+        if isinstance(problem, int):
+            reasons.setdefault(problem, [])
+        else:
+            reasons.setdefault(problem.status, []).append(problem.reason)
     return {
-        status: {
-            "model": Problem,
-            "description": HTTPStatus(status).phrase,
-            "content": {PROBLEM_MEDIA_TYPE: {}},
-        }
-        for status in statuses
+        status: {"description": HTTPStatus(status).phrase + (f": {'; '.join(why)}." if why else "")}
+        for status, why in reasons.items()
     }

@@ -7,7 +7,8 @@ are keyset positions (the sort key of the last item), so pages stay stable while
 Cursors are signed (HMAC with a key derived from SECRET_KEY) and bound to the list that gave them out
 (the route and its path parameters, such as the organization): a cursor is never a position the
 client chose, and one list refuses another's. Any cursor we did not give out for this list is a 400
-`invalid_cursor`. See docs/pagination.md.
+`invalid_cursor`; one outside the alphabet cursors are written in (base64url) is refused by the
+schema, a 422. See docs/pagination.md.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pydantic import BaseModel
 from sqlalchemy import Select, tuple_
 
 from aisupport.core.config import Settings
-from aisupport.core.errors import AppError
+from aisupport.core.errors import AppError, ProblemAnswer
 from aisupport.core.security import derive_key
 
 DEFAULT_LIMIT = 50
@@ -41,7 +42,16 @@ Row = TypeVar("Row")
 SelectT = TypeVar("SelectT", bound=Select)  # type: ignore[type-arg]
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
-Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")]
+# Opaque to clients; the pattern is the alphabet cursors are written in (unpadded base64url), so that
+# the schema admits every cursor a list gives out. One that matches it but was not given out by the
+# list answers 400 (the parameter declares it, for the OpenAPI document).
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+INVALID_CURSOR = ProblemAnswer(400, "a `cursor` this list did not give out (`invalid_cursor`)")
+Cursor = Annotated[
+    str | None,
+    Query(max_length=200, pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page."),
+    INVALID_CURSOR,
+]
 
 
 class Page(BaseModel, Generic[T]):

@@ -15,13 +15,14 @@ from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
-from aisupport.core.errors import AppError
+from aisupport.core.errors import AppError, ProblemAnswer
 from aisupport.core.metrics import RATE_LIMIT_FALLBACK, RATE_LIMIT_REJECTIONS
 from aisupport.core.redis import REDIS_TIMEOUT_SECONDS
 
 log = structlog.get_logger("aisupport.ratelimit")
 
 REDIS_RETRY_SECONDS = 5.0
+RATE_LIMITED = ProblemAnswer(429, "too many requests; try again after `Retry-After` seconds")
 
 
 class RateLimited(AppError):

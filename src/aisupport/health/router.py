@@ -12,11 +12,11 @@ from sqlalchemy import text
 
 from aisupport.access.routes import public
 from aisupport.core.config import Settings
-from aisupport.core.errors import AppError, Unauthorized, problem_response, problem_responses
+from aisupport.core.errors import AppError, ProblemAnswer, Unauthorized, answers, problem_response
 from aisupport.core.metrics import read_database_gauges
 
 router = APIRouter(prefix="/health", tags=["health"])
-metrics_router = APIRouter(tags=["health"], responses=problem_responses(401, 404, 500, 503))
+metrics_router = APIRouter(tags=["health"])
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -27,7 +27,7 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", dependencies=[Depends(public)], responses=problem_responses(503))
+@router.get("/ready", dependencies=[Depends(public)])
 async def ready(request: Request) -> JSONResponse:
     """The database (and Redis, when configured) answer: ready to take traffic."""
     checks: dict[str, str] = {}
@@ -51,6 +51,10 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "checks": checks})
 
 
+@answers(
+    ProblemAnswer(401, "METRICS_TOKEN is set and the bearer token is not it"),
+    ProblemAnswer(404, "production without METRICS_TOKEN: the metrics are not served"),
+)
 async def require_metrics_access(request: Request) -> None:
     settings: Settings = request.app.state.settings
     token = settings.METRICS_TOKEN

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -18,8 +17,9 @@ from aisupport.access.permissions import Permission, Role
 from aisupport.access.principal import Principal
 from aisupport.accounts.models import User
 from aisupport.core.db import DbSession
-from aisupport.core.errors import problem_responses
+from aisupport.core.errors import ProblemAnswer, problem_responses
 from aisupport.core.pagination import Page, Paging
+from aisupport.core.schemas import Timestamp
 from aisupport.organizations import service
 from aisupport.organizations.models import Membership
 from aisupport.organizations.schemas import (
@@ -38,7 +38,7 @@ from aisupport.organizations.schemas import (
     OrganizationUpdate,
 )
 
-router = APIRouter(tags=["organizations"], responses=problem_responses(400, 401, 403, 422, 500, 503))
+router = APIRouter(tags=["organizations"])
 
 OrgReader = Annotated[Principal, Depends(requires(Permission.ORG_READ))]
 OrgEditor = Annotated[Principal, Depends(requires(Permission.ORG_UPDATE))]
@@ -48,7 +48,10 @@ MemberManager = Annotated[Principal, Depends(requires(Permission.MEMBERS_MANAGE)
 InvitationManager = Annotated[Principal, Depends(requires(Permission.INVITATIONS_MANAGE))]
 KeyManager = Annotated[Principal, Depends(requires(Permission.API_KEYS_MANAGE))]
 AuditReader = Annotated[Principal, Depends(requires(Permission.AUDIT_READ))]
-NOT_FOUND = problem_responses(404)
+# The errors of the routes' own rules; those of their paths, bodies, credentials, permissions and limits
+# are documented without a list (core/openapi.py).
+SLUG_TAKEN = problem_responses(ProblemAnswer(409, "another organization uses this slug"))
+LAST_OWNER = problem_responses(ProblemAnswer(409, "the organization would be left without an owner"))
 
 
 def _member(membership: Membership, user: User) -> MemberOut:
@@ -79,7 +82,7 @@ async def list_my_organizations(principal: Account, db: DbSession, paging: Pagin
     "/orgs",
     status_code=status.HTTP_201_CREATED,
     response_model=MyOrganization,
-    responses=problem_responses(409, 422, 429),
+    responses=SLUG_TAKEN,
 )
 async def create_organization(
     payload: OrganizationCreate, principal: Account, db: DbSession, auth: Access, client: ClientInfo
@@ -93,13 +96,13 @@ async def create_organization(
     )
 
 
-@router.get("/orgs/{org_id}", response_model=OrganizationOut, responses=NOT_FOUND)
+@router.get("/orgs/{org_id}", response_model=OrganizationOut)
 async def get_organization(org_id: uuid.UUID, principal: OrgReader, db: DbSession) -> OrganizationOut:
     """An organization you belong to."""
     return OrganizationOut.model_validate(await service.get_organization(db, principal))
 
 
-@router.patch("/orgs/{org_id}", response_model=OrganizationOut, responses=problem_responses(404, 409, 422))
+@router.patch("/orgs/{org_id}", response_model=OrganizationOut, responses=SLUG_TAKEN)
 async def update_organization(
     org_id: uuid.UUID, payload: OrganizationUpdate, principal: OrgEditor, db: DbSession, client: ClientInfo
 ) -> OrganizationOut:
@@ -109,7 +112,9 @@ async def update_organization(
 
 
 @router.delete(
-    "/orgs/{org_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 422)
+    "/orgs/{org_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(ProblemAnswer(422, "`confirm` is not the organization's slug")),
 )
 async def delete_organization(
     org_id: uuid.UUID, payload: OrganizationDelete, principal: OrgDeleter, db: DbSession
@@ -119,7 +124,7 @@ async def delete_organization(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/orgs/{org_id}/members", response_model=Page[MemberOut], responses=NOT_FOUND)
+@router.get("/orgs/{org_id}/members", response_model=Page[MemberOut])
 async def list_members(
     org_id: uuid.UUID, principal: MemberReader, db: DbSession, paging: Paging
 ) -> Page[MemberOut]:
@@ -129,9 +134,7 @@ async def list_members(
     return Page(items=[_member(membership, user) for membership, user in items], next_cursor=next_cursor)
 
 
-@router.patch(
-    "/orgs/{org_id}/members/{user_id}", response_model=MemberOut, responses=problem_responses(404, 409, 422)
-)
+@router.patch("/orgs/{org_id}/members/{user_id}", response_model=MemberOut, responses=LAST_OWNER)
 async def change_member_role(
     org_id: uuid.UUID,
     user_id: uuid.UUID,
@@ -148,7 +151,7 @@ async def change_member_role(
 @router.delete(
     "/orgs/{org_id}/members/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(404, 409),
+    responses=LAST_OWNER,
 )
 async def remove_member(
     org_id: uuid.UUID, user_id: uuid.UUID, principal: MemberManager, db: DbSession, client: ClientInfo
@@ -158,9 +161,7 @@ async def remove_member(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post(
-    "/orgs/{org_id}/leave", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 409)
-)
+@router.post("/orgs/{org_id}/leave", status_code=status.HTTP_204_NO_CONTENT, responses=LAST_OWNER)
 async def leave_organization(
     org_id: uuid.UUID, principal: Account, db: DbSession, client: ClientInfo
 ) -> Response:
@@ -173,7 +174,7 @@ async def leave_organization(
     "/orgs/{org_id}/invitations",
     status_code=status.HTTP_201_CREATED,
     response_model=InvitationOut,
-    responses=problem_responses(404, 409, 422, 429),
+    responses=problem_responses(ProblemAnswer(409, "this person is already a member")),
 )
 async def invite(
     org_id: uuid.UUID,
@@ -191,7 +192,7 @@ async def invite(
     return InvitationOut.model_validate(invitation)
 
 
-@router.get("/orgs/{org_id}/invitations", response_model=Page[InvitationOut], responses=NOT_FOUND)
+@router.get("/orgs/{org_id}/invitations", response_model=Page[InvitationOut])
 async def list_invitations(
     org_id: uuid.UUID, principal: InvitationManager, db: DbSession, paging: Paging
 ) -> Page[InvitationOut]:
@@ -203,9 +204,7 @@ async def list_invitations(
     return Page(items=[InvitationOut.model_validate(row) for row in items], next_cursor=next_cursor)
 
 
-@router.delete(
-    "/orgs/{org_id}/invitations/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND
-)
+@router.delete("/orgs/{org_id}/invitations/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_invitation(
     org_id: uuid.UUID,
     invitation_id: uuid.UUID,
@@ -222,7 +221,6 @@ async def revoke_invitation(
     "/orgs/{org_id}/api-keys",
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
-    responses=problem_responses(404, 422),
 )
 async def create_api_key(
     org_id: uuid.UUID, payload: ApiKeyCreate, principal: KeyManager, db: DbSession, client: ClientInfo
@@ -239,7 +237,7 @@ async def create_api_key(
     return ApiKeyCreated.model_validate({**ApiKeyOut.model_validate(key).model_dump(), "secret": secret})
 
 
-@router.get("/orgs/{org_id}/api-keys", response_model=Page[ApiKeyOut], responses=NOT_FOUND)
+@router.get("/orgs/{org_id}/api-keys", response_model=Page[ApiKeyOut])
 async def list_api_keys(
     org_id: uuid.UUID, principal: KeyManager, db: DbSession, paging: Paging
 ) -> Page[ApiKeyOut]:
@@ -249,9 +247,7 @@ async def list_api_keys(
     return Page(items=[ApiKeyOut.model_validate(row) for row in items], next_cursor=next_cursor)
 
 
-@router.delete(
-    "/orgs/{org_id}/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND
-)
+@router.delete("/orgs/{org_id}/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_api_key(
     org_id: uuid.UUID, key_id: uuid.UUID, principal: KeyManager, db: DbSession, client: ClientInfo
 ) -> Response:
@@ -260,9 +256,7 @@ async def revoke_api_key(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get(
-    "/orgs/{org_id}/audit-log", response_model=Page[AuditEventOut], responses=problem_responses(400, 404)
-)
+@router.get("/orgs/{org_id}/audit-log", response_model=Page[AuditEventOut])
 async def audit_log(
     org_id: uuid.UUID,
     principal: AuditReader,
@@ -270,8 +264,8 @@ async def audit_log(
     paging: Paging,
     action: Annotated[str | None, Query(max_length=60)] = None,
     actor_user_id: uuid.UUID | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
 ) -> Page[AuditEventOut]:
     """Security-relevant events, newest first, filtered by action, actor and time."""
     position = paging.after(int)

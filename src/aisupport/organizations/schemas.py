@@ -4,11 +4,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, IPvAnyAddress, JsonValue
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, IPvAnyAddress, JsonValue
 
 from aisupport.access.permissions import Role
 from aisupport.core.json_limits import JsonObjectBounds
-from aisupport.core.schemas import RequestModel
+from aisupport.core.schemas import RequestModel, Timestamp
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$"
 ApiKeyRole = Literal["admin", "agent", "viewer"]
@@ -30,7 +30,7 @@ class OrganizationUpdate(RequestModel):
 
 
 class OrganizationDelete(RequestModel):
-    confirm: str = Field(max_length=80, description="The organization's slug, typed again.")
+    confirm: str = Field(pattern=SLUG_PATTERN, description="The organization's slug, typed again.")
 
 
 class OrganizationOut(BaseModel):
@@ -78,7 +78,7 @@ class InvitationOut(BaseModel):
 class ApiKeyCreate(RequestModel):
     name: str = Field(min_length=1, max_length=100)
     role: ApiKeyRole = "agent"
-    expires_at: AwareDatetime | None = None
+    expires_at: Timestamp | None = None
 
 
 class ApiKeyOut(BaseModel):
