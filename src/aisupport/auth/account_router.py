@@ -30,7 +30,7 @@ from aisupport.core.pagination import Page, Paging
 router = APIRouter(prefix="/auth", tags=["account"])
 
 # The errors of the routes' own rules; those of their bodies, credentials and limits are documented
-# without a list (core/openapi.py).
+# without a list (aisupport/openapi.py).
 INVALID_LINK = ProblemAnswer(400, "the link is invalid, expired or already used (`invalid_link`)")
 WRONG_PASSWORD = ProblemAnswer(403, "the current password is wrong")
 

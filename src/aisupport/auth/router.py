@@ -60,7 +60,7 @@ Member = Annotated[Principal, Depends(requires(Permission.ORG_READ))]
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 # The errors of the routes' own rules; those of their bodies, credentials and limits are documented
-# without a list (core/openapi.py).
+# without a list (aisupport/openapi.py).
 WRONG_CREDENTIALS = ProblemAnswer(401, "the email or password is wrong")
 CANNOT_SIGN_IN = ProblemAnswer(403, "the address is not verified yet, or the account has no organization")
 # Accepting an invitation ends in a sign-in, so it is auth's; it is listed with the organizations.

@@ -2,7 +2,7 @@
 
 Every error (ours, FastAPI's, Starlette's, and unexpected exceptions) is answered as
 `application/problem+json` with `type`, `title`, `status`, `detail` and a stable `code`. Which errors a
-route can answer is documented in OpenAPI from where they arise (core/openapi.py); a dependency that
+route can answer is documented in OpenAPI from where they arise (aisupport/openapi.py); a dependency that
 answers errors of its own declares them with `answers(...)`.
 """
 
@@ -234,7 +234,7 @@ DependencyT = TypeVar("DependencyT")
 
 def answers(*problems: ProblemAnswer) -> Callable[[DependencyT], DependencyT]:
     """Declare the errors a dependency answers itself; every route that runs it, directly or through
-    other dependencies, documents them (core/openapi.py)."""
+    other dependencies, documents them (aisupport/openapi.py)."""
 
     def declare(dependency: DependencyT) -> DependencyT:
         declared = getattr(dependency, PROBLEM_ANSWERS_ATTRIBUTE, ())
@@ -252,7 +252,7 @@ def declared_answers(dependency: object) -> tuple[ProblemAnswer, ...]:
 def problem_responses(*problems: int | ProblemAnswer) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the errors of a route's own business rules (a taken slug, an expired
     link); the errors that come from its parameters, body and dependencies are documented without
-    being listed (core/openapi.py), and every error gets the Problem schema there."""
+    being listed (aisupport/openapi.py), and every error gets the Problem schema there."""
     reasons: dict[int, list[str]] = {}
     for problem in problems:
         if isinstance(problem, int):

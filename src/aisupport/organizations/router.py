@@ -49,7 +49,7 @@ InvitationManager = Annotated[Principal, Depends(requires(Permission.INVITATIONS
 KeyManager = Annotated[Principal, Depends(requires(Permission.API_KEYS_MANAGE))]
 AuditReader = Annotated[Principal, Depends(requires(Permission.AUDIT_READ))]
 # The errors of the routes' own rules; those of their paths, bodies, credentials, permissions and limits
-# are documented without a list (core/openapi.py).
+# are documented without a list (aisupport/openapi.py).
 SLUG_TAKEN = problem_responses(ProblemAnswer(409, "another organization uses this slug"))
 LAST_OWNER = problem_responses(ProblemAnswer(409, "the organization would be left without an owner"))
 
