@@ -71,7 +71,7 @@ def serve(settings: Settings) -> None:
         create_app(settings),
         host=settings.API_HOST,
         port=settings.API_PORT,
-        proxy_headers=False,  # the app applies FORWARDED_ALLOW_IPS itself (ProxyHeadersMiddleware)
+        proxy_headers=False,  # the app applies FORWARDED_ALLOW_IPS itself (core/middleware.py)
         access_log=False,  # the app logs one line per request, with its request id
         log_config=None,  # keep the app's structured logging (configured by create_app)
         timeout_graceful_shutdown=int(settings.SHUTDOWN_TIMEOUT_SECONDS),

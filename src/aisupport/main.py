@@ -10,8 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import structlog
-from fastapi import Depends, FastAPI
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+from fastapi import FastAPI
 
 from aisupport.access.cache import PRINCIPALS, PrincipalCache, Principals
 from aisupport.auth.account_router import router as account_router
@@ -21,15 +20,14 @@ from aisupport.auth.service import AuthComponents
 from aisupport.core import tracing
 from aisupport.core.api_docs import install_api_docs
 from aisupport.core.config import Settings
-from aisupport.core.cors import ProblemCORSMiddleware
 from aisupport.core.db import create_sessionmaker, engine_for
 from aisupport.core.embedded import start_embedded_postgres
 from aisupport.core.errors import install_error_handlers
 from aisupport.core.jobs import jobs, run_worker
-from aisupport.core.logging import RequestLogMiddleware, configure_logging
+from aisupport.core.logging import configure_logging
+from aisupport.core.middleware import ServiceMiddleware, json_body_routes
 from aisupport.core.ratelimit import RateLimiter
 from aisupport.core.redis import create_redis, create_subscriber
-from aisupport.core.request_body import BodyLimitsMiddleware, require_json_body
 from aisupport.core.security import AccessTokenCodec, PasswordHasher
 from aisupport.core.tenancy import app_database_url, refuse_privileged_role
 from aisupport.health.router import metrics_router
@@ -131,7 +129,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Multi-tenant backend API for AI-assisted customer support.",
         version="0.1.0",
         lifespan=lifespan,
-        dependencies=[Depends(require_json_body)],
         docs_url=None,  # served by install_api_docs, without a CDN
         redoc_url=None,
         # Operation ids are the handlers' names (`login`, `list_members`): what generated clients call.
@@ -145,22 +142,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_problem_documentation(app)
 
-    # Inside CORS, so a browser can read the 413 or 422 it answers.
     app.add_middleware(
-        BodyLimitsMiddleware,
-        default=settings.MAX_BODY_BYTES,
-        limits={"/auth/": AUTH_MAX_BODY_BYTES},
+        ServiceMiddleware,
+        trusted_proxies=settings.FORWARDED_ALLOW_IPS,
+        cors={
+            "allow_origins": settings.CORS_ORIGINS,
+            "allow_credentials": True,
+            "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            "allow_headers": ["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID"],
+            "expose_headers": ["X-Request-ID", "Retry-After"],
+        },
+        default_body_limit=settings.MAX_BODY_BYTES,
+        body_limits={"/auth/": AUTH_MAX_BODY_BYTES},
         max_json_depth=settings.MAX_JSON_DEPTH,
+        json_routes=json_body_routes(route for router in ROUTERS for route in router.routes),
     )
-    app.add_middleware(
-        ProblemCORSMiddleware,
-        allow_origins=settings.CORS_ORIGINS,
-        allow_credentials=True,
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "Retry-After"],
-    )
-    app.add_middleware(RequestLogMiddleware)
-    # Outermost: the client address is settled before anything logs or limits by it.
-    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.FORWARDED_ALLOW_IPS)
     return app

@@ -45,7 +45,7 @@ from aisupport.auth.schemas import (
     WhoAmI,
 )
 from aisupport.auth.service import AuthComponents, SignIn
-from aisupport.core.db import DbSession
+from aisupport.core.db import DbSession, request_session
 from aisupport.core.errors import AppError, ProblemAnswer, problem_responses
 from aisupport.core.schemas import require_storable
 from aisupport.core.security import InvalidToken
@@ -184,20 +184,32 @@ async def token(
 
 
 @router.get("/me", response_model=MeResponse)
-async def me(principal: Account, db: DbSession) -> MeResponse:
+async def me(request: Request, principal: Account) -> Response:
     """The signed-in user, the organization of this session, the role in it, and all memberships."""
-    user, organization, role, memberships = await service.profile(
-        db, principal.person, principal.organization_id
-    )
-    return MeResponse(
-        user=UserOut.model_validate(user),
-        organization=OrganizationSummary.model_validate(organization),
-        role=role,
-        organizations=[
-            MembershipOut(id=org.id, name=org.name, slug=org.slug, role=org_role)
-            for org, org_role in memberships
-        ],
-    )
+    # Kept with the principal's snapshot (evicted with it when the user, a membership or an
+    # organization changes): most calls answer without the database.
+    snapshot = request.state.snapshot
+    body: bytes | None = snapshot.extras.get("me")
+    if body is None:
+        async with request_session(request) as db:
+            user, organization, role, memberships = await service.profile(
+                db, principal.person, principal.organization_id
+            )
+        body = (
+            MeResponse(
+                user=UserOut.model_validate(user),
+                organization=OrganizationSummary.model_validate(organization),
+                role=role,
+                organizations=[
+                    MembershipOut(id=org.id, name=org.name, slug=org.slug, role=org_role)
+                    for org, org_role in memberships
+                ],
+            )
+            .model_dump_json()
+            .encode()
+        )
+        snapshot.extras["me"] = body
+    return Response(body, media_type="application/json")
 
 
 @router.get("/whoami", response_model=WhoAmI)
@@ -356,7 +368,7 @@ async def accept_invitation(
     )
     signed_in = bearer_token is not None or api_key is not None or request_cookies(request, auth.settings)[0]
     if signed_in:
-        principal = await current_principal(request, auth, client, bearer_token, api_key)
+        principal = await current_principal(request, bearer_token, api_key)
         organization, role = await organizations.accept_as_signed_in(db, principal, payload.token, client)
         return InvitationAccepted(
             organization=organization_schemas.OrganizationOut.model_validate(organization), role=role

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated
 
@@ -133,8 +134,11 @@ def _transaction_ended(session: Session) -> None:
     session.info.pop(WROTE, None)
 
 
-async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: commits once on success, rolls back on any error."""
+@asynccontextmanager
+async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session, scoped to the tenant its principal named: commits once on success, rolls
+    back on any error. Routes take it as `DbSession`; a route that needs the database only sometimes
+    opens it here, when it does."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
         session.info[REQUEST_STATE] = request.state
@@ -150,6 +154,11 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await _commit(session)
+
+
+async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request_session(request) as session:
+        yield session
 
 
 async def _commit(session: AsyncSession) -> None:

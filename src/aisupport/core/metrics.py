@@ -5,6 +5,7 @@ the database (pool, job queue) are read at scrape time (`read_database_gauges`).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import text
@@ -22,6 +23,31 @@ HTTP_DURATION = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+
+class RequestMetrics:
+    """Counts and times answered requests. The labelled children are kept per (method, route, status):
+    looking one up in prometheus_client takes a lock and builds its key on every call."""
+
+    def __init__(self) -> None:
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
+
+    def observe(self, method: str, route: str | None, status: int, seconds: float) -> None:
+        # Unknown paths share one label, so scanners cannot grow the metric without bound.
+        route = route or "unmatched"
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = self._counters[(method, route, status)] = HTTP_REQUESTS.labels(
+                method, route, str(status)
+            )
+        timer = self._timers.get((method, route))
+        if timer is None:
+            timer = self._timers[(method, route)] = HTTP_DURATION.labels(method, route)
+        counter.inc()
+        timer.observe(seconds)
+
+
 DB_POOL_CONNECTIONS = Gauge(
     "aisupport_db_pool_connections", "Database connections of this process, by state.", ["state"]
 )
