@@ -4,7 +4,7 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 UV_VERSION := 0.13.8
 PYTHON ?= python3
 
-.PHONY: install run test lint format bench load clean
+.PHONY: install run test test-fast test-system lint format bench load clean
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
@@ -16,11 +16,21 @@ install: $(UV)
 run: install
 	$(UV) run --frozen aisupport serve
 
-test: install
+# The whole suite (what CI runs), or one of its two subsets (docs/decisions/0029-test-split.md):
+# fast tests run in process; system tests start real processes (the service, workers, servers, tools).
+test: lint
+	$(UV) run --frozen pytest
+
+test-fast: lint
+	$(UV) run --frozen pytest -m "not system"
+
+test-system: install
+	$(UV) run --frozen pytest -m system
+
+lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
-	$(UV) run --frozen pytest
 
 format: install
 	$(UV) run --frozen ruff check --fix .
