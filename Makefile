@@ -3,6 +3,9 @@
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 UV_VERSION := 0.13.8
 PYTHON ?= python3
+# As in the image: installed packages are compiled once, so a process started without writing bytecode
+# (PYTHONDONTWRITEBYTECODE=1, common in CI and containers) does not compile them again at each start.
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: install run test test-fast test-system lint format bench load clean
 
