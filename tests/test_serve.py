@@ -22,11 +22,17 @@ CONSOLE_LINE = re.compile(
 )
 
 
-def test_serve_runs_embedded_delivers_mail_and_stops_cleanly(tmp_path: Path) -> None:
+def test_serve_from_the_example_env_file_runs_embedded_delivers_mail_and_stops_cleanly(
+    tmp_path: Path,
+) -> None:
+    # The README's steps: `cp .env.example .env`, then `make run` (a fresh embedded database). One
+    # start-up serves every check of the run command: a fresh embedded PostgreSQL costs seconds.
+    shutil.copy(PROJECT_ROOT / ".env.example", tmp_path / ".env")
     pgdata = tmp_path / "pgdata"
     mail = tmp_path / "mail"
     with running_service(tmp_path, EMBEDDED_PGDATA=str(pgdata), EMAIL_DEV_DIR=str(mail)) as service:
         base_url = service.base_url
+        assert httpx.get(f"{base_url}/health/ready").status_code == 200
         credentials = {"email": new_email(), "password": PASSWORD, "transport": "body"}
         signed_up = httpx.post(f"{base_url}/auth/signup", json=credentials)
         assert signed_up.status_code == 201
@@ -51,6 +57,22 @@ def test_serve_runs_embedded_delivers_mail_and_stops_cleanly(tmp_path: Path) -> 
     assert output.count("email_written") == 2
     for secret_link in (verification, reset):
         assert secret_link not in output  # the log names the file, never the link
+
+    # Every line, from the first, says what it does in one format, and start-up goes in this order.
+    lines = output.splitlines()
+    assert lines
+    assert [line for line in lines if not CONSOLE_LINE.match(line)] == []
+    progress = [
+        "starting_embedded_postgresql",
+        "embedded_postgresql_ready",
+        "applying_migrations",
+        "migrations_applied",
+        "Uvicorn running on http://127.0.0.1:",
+    ]
+    positions = [next((i for i, line in enumerate(lines) if step in line), -1) for step in progress]
+    assert -1 not in positions, dict(zip(progress, positions, strict=True))
+    assert positions == sorted(positions)  # in this order
+    assert f"pgdata={pgdata}" in lines[positions[0]]
 
 
 async def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(
@@ -81,31 +103,6 @@ async def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(
     assert finished[0] > signalled  # it was still in flight when SIGTERM arrived
     assert answer.status_code == 200  # and it finished
     assert returncode == 128 + signal.SIGTERM
-
-
-def test_start_up_with_the_example_env_file_says_what_it_does_in_one_format(tmp_path: Path) -> None:
-    # The README's steps: `cp .env.example .env`, then `make run` (a fresh embedded database).
-    shutil.copy(PROJECT_ROOT / ".env.example", tmp_path / ".env")
-    pgdata = tmp_path / "pgdata"
-    with running_service(
-        tmp_path, EMBEDDED_PGDATA=str(pgdata), EMAIL_DEV_DIR=str(tmp_path / "mail")
-    ) as service:
-        assert httpx.get(f"{service.base_url}/health/ready").status_code == 200
-        service.stop()
-    lines = service.output().splitlines()
-    assert lines
-    assert [line for line in lines if not CONSOLE_LINE.match(line)] == []
-    progress = [
-        "starting_embedded_postgresql",
-        "embedded_postgresql_ready",
-        "applying_migrations",
-        "migrations_applied",
-        "Uvicorn running on http://127.0.0.1:",
-    ]
-    positions = [next((i for i, line in enumerate(lines) if step in line), -1) for step in progress]
-    assert -1 not in positions, dict(zip(progress, positions, strict=True))
-    assert positions == sorted(positions)  # in this order
-    assert f"pgdata={pgdata}" in lines[positions[0]]
 
 
 def _wait_for_mail(folder: Path, link: str, timeout: float = 30) -> str:
