@@ -76,17 +76,19 @@ def test_serve_from_the_example_env_file_runs_embedded_delivers_mail_and_stops_c
 
 
 async def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, database_url: str, client: httpx.AsyncClient
 ) -> None:
-    # A deliberately slow argon2 makes a login take long enough to be in flight at SIGTERM.
+    # A deliberately slow argon2 makes a login take long enough to be in flight at SIGTERM. The account
+    # is made in process with cheap hashing: the service checks that hash at once, then upgrades it to its
+    # own slow cost within the login (the only slow hash of the test besides the start-up's).
+    credentials = {"email": new_email(), "password": PASSWORD, "transport": "body"}
+    assert (await client.post("/auth/signup", json=credentials)).status_code == 201
     with running_service(
         tmp_path, DATABASE_URL=database_url, ARGON2_TIME_COST="24", SHUTDOWN_TIMEOUT_SECONDS="20"
     ) as service:
-        async with httpx.AsyncClient(base_url=service.base_url, timeout=30) as client:
-            credentials = {"email": new_email(), "password": PASSWORD, "transport": "body"}
-            assert (await client.post("/auth/signup", json=credentials)).status_code == 201
+        async with httpx.AsyncClient(base_url=service.base_url, timeout=30) as http:
             finished: list[float] = []
-            in_flight = asyncio.create_task(client.post("/auth/login", json=credentials))
+            in_flight = asyncio.create_task(http.post("/auth/login", json=credentials))
             in_flight.add_done_callback(lambda _: finished.append(time.monotonic()))
             await asyncio.sleep(0.1)
             service.process.send_signal(signal.SIGTERM)
