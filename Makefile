@@ -3,8 +3,11 @@
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 UV_VERSION := 0.13.8
 PYTHON ?= python3
+# As in the image: installed packages are compiled once, so a process started without writing bytecode
+# (PYTHONDONTWRITEBYTECODE=1, common in CI and containers) does not compile them again at each start.
+export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install run test lint format bench load clean
+.PHONY: install run test test-fast test-system lint format bench load clean
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
@@ -16,12 +19,22 @@ install: $(UV)
 run: install
 	$(UV) run --frozen aisupport serve
 
-test: install
+# The whole suite (what CI runs), or one of its two subsets (docs/decisions/0029-test-split.md):
+# fast tests run in process; system tests start real processes (the service, workers, servers, tools).
+test: lint
+	$(UV) run --frozen pytest
+
+test-fast: lint
+	$(UV) run --frozen pytest -m "not system"
+
+test-system: install
+	$(UV) run --frozen pytest -m system
+
+lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
 	$(UV) run --frozen lint-imports
-	$(UV) run --frozen pytest
 
 format: install
 	$(UV) run --frozen ruff check --fix .

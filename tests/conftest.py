@@ -39,13 +39,38 @@ from aisupport.core.embedded import start_embedded_postgres
 from aisupport.core.jobs import run_worker
 from aisupport.mail.delivery import worker_context
 from aisupport.main import create_app
+from tests.split import GUARD, mark_system_tests, shared_server
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_CLIENT_IP = "203.0.113.10"
 PASSWORD = "correct horse battery staple"
 
 
+# Fast tests and system tests (tests/split.py, docs/decisions/0029-test-split.md): the marker is applied
+# here, from what each test's code does, and the guard refuses a process started by an unmarked test.
+def pytest_configure(config: pytest.Config) -> None:
+    GUARD.install()
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: every collected test gets its verdict
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mark_system_tests(config, items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    with GUARD.watching(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    with GUARD.watching(item):
+        return (yield)
+
+
 @pytest.fixture(scope="session")
+@shared_server
 def pg_admin_url() -> str:
     """A connection to the test server's maintenance database (sync psycopg form)."""
     url = os.environ.get("TEST_DATABASE_URL") or start_embedded_postgres(

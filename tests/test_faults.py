@@ -22,6 +22,7 @@ import redis
 
 from aisupport.core.config import RATE_LIMIT_SETTINGS
 from aisupport.core.embedded import start_embedded_postgres
+from aisupport.core.ratelimit import REDIS_RETRY_SECONDS
 from tests.conftest import IN_CI, PASSWORD, free_port, new_email, running_service
 
 OUTAGE_TIMEOUT = 2  # DATABASE_TIMEOUT_SECONDS of the service under test
@@ -217,6 +218,7 @@ async def test_redis_stopped_keeps_auth_working_on_in_process_limits_and_returns
 
                 server.kill()
                 server.wait()
+                fell_back = time.monotonic()
                 during = [await client.post("/auth/login", json=owner) for _ in range(3)]
                 assert [response.status_code for response in during] == [200, 200, 200]
                 token = during[-1].json()["access_token"]
@@ -227,8 +229,14 @@ async def test_redis_stopped_keeps_auth_working_on_in_process_limits_and_returns
                 assert "aisupport_rate_limit_fallback 1.0" in metrics
 
                 server = _start_redis(binary, port)
-                await asyncio.sleep(5.5)  # the limiter tries Redis again after 5 s
-                assert (await client.post("/auth/login", json=owner)).status_code == 200
+                # The limiter tries Redis again REDIS_RETRY_SECONDS after it fell back (at the first
+                # login above); logins are counted in Redis from then on.
+                await asyncio.sleep(max(0.0, fell_back + REDIS_RETRY_SECONDS - time.monotonic()))
+                for _ in range(20):
+                    assert (await client.post("/auth/login", json=owner)).status_code == 200
+                    if redis.Redis(port=port).keys(f"{prefix}*"):
+                        break
+                    await asyncio.sleep(0.25)
                 assert redis.Redis(port=port).keys(f"{prefix}*")  # counted in Redis again
                 metrics = (await client.get("/metrics")).text
                 assert "aisupport_rate_limit_fallback 0.0" in metrics

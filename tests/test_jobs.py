@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -153,8 +154,10 @@ async def test_a_job_whose_worker_is_killed_completes_on_another_worker(
             await worker.wait()
         # Once its heartbeat is older than WORKER_STALLED_AFTER_SECONDS (2 s here), another worker
         # takes the job up again.
-        await asyncio.sleep(3)
-        await run_jobs(client)
+        killed = time.monotonic()
+        while not mailbox.to(address) and time.monotonic() - killed < 30:
+            await asyncio.sleep(0.25)
+            await run_jobs(client)
         assert len(mailbox.to(address)) == 1
         assert [status for status, _ in await _jobs_for(client, marker)] == ["succeeded"]
 

@@ -22,11 +22,17 @@ CONSOLE_LINE = re.compile(
 )
 
 
-def test_serve_runs_embedded_delivers_mail_and_stops_cleanly(tmp_path: Path) -> None:
+def test_serve_from_the_example_env_file_runs_embedded_delivers_mail_and_stops_cleanly(
+    tmp_path: Path,
+) -> None:
+    # The README's steps: `cp .env.example .env`, then `make run` (a fresh embedded database). One
+    # start-up serves every check of the run command: a fresh embedded PostgreSQL costs seconds.
+    shutil.copy(PROJECT_ROOT / ".env.example", tmp_path / ".env")
     pgdata = tmp_path / "pgdata"
     mail = tmp_path / "mail"
     with running_service(tmp_path, EMBEDDED_PGDATA=str(pgdata), EMAIL_DEV_DIR=str(mail)) as service:
         base_url = service.base_url
+        assert httpx.get(f"{base_url}/health/ready").status_code == 200
         credentials = {"email": new_email(), "password": PASSWORD, "transport": "body"}
         signed_up = httpx.post(f"{base_url}/auth/signup", json=credentials)
         assert signed_up.status_code == 201
@@ -52,19 +58,37 @@ def test_serve_runs_embedded_delivers_mail_and_stops_cleanly(tmp_path: Path) -> 
     for secret_link in (verification, reset):
         assert secret_link not in output  # the log names the file, never the link
 
+    # Every line, from the first, says what it does in one format, and start-up goes in this order.
+    lines = output.splitlines()
+    assert lines
+    assert [line for line in lines if not CONSOLE_LINE.match(line)] == []
+    progress = [
+        "starting_embedded_postgresql",
+        "embedded_postgresql_ready",
+        "applying_migrations",
+        "migrations_applied",
+        "Uvicorn running on http://127.0.0.1:",
+    ]
+    positions = [next((i for i, line in enumerate(lines) if step in line), -1) for step in progress]
+    assert -1 not in positions, dict(zip(progress, positions, strict=True))
+    assert positions == sorted(positions)  # in this order
+    assert f"pgdata={pgdata}" in lines[positions[0]]
+
 
 async def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, database_url: str, client: httpx.AsyncClient
 ) -> None:
-    # A deliberately slow argon2 makes a login take long enough to be in flight at SIGTERM.
+    # A deliberately slow argon2 makes a login take long enough to be in flight at SIGTERM. The account
+    # is made in process with cheap hashing: the service checks that hash at once, then upgrades it to its
+    # own slow cost within the login (the only slow hash of the test besides the start-up's).
+    credentials = {"email": new_email(), "password": PASSWORD, "transport": "body"}
+    assert (await client.post("/auth/signup", json=credentials)).status_code == 201
     with running_service(
         tmp_path, DATABASE_URL=database_url, ARGON2_TIME_COST="24", SHUTDOWN_TIMEOUT_SECONDS="20"
     ) as service:
-        async with httpx.AsyncClient(base_url=service.base_url, timeout=30) as client:
-            credentials = {"email": new_email(), "password": PASSWORD, "transport": "body"}
-            assert (await client.post("/auth/signup", json=credentials)).status_code == 201
+        async with httpx.AsyncClient(base_url=service.base_url, timeout=30) as http:
             finished: list[float] = []
-            in_flight = asyncio.create_task(client.post("/auth/login", json=credentials))
+            in_flight = asyncio.create_task(http.post("/auth/login", json=credentials))
             in_flight.add_done_callback(lambda _: finished.append(time.monotonic()))
             await asyncio.sleep(0.1)
             service.process.send_signal(signal.SIGTERM)
@@ -81,31 +105,6 @@ async def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(
     assert finished[0] > signalled  # it was still in flight when SIGTERM arrived
     assert answer.status_code == 200  # and it finished
     assert returncode == 128 + signal.SIGTERM
-
-
-def test_start_up_with_the_example_env_file_says_what_it_does_in_one_format(tmp_path: Path) -> None:
-    # The README's steps: `cp .env.example .env`, then `make run` (a fresh embedded database).
-    shutil.copy(PROJECT_ROOT / ".env.example", tmp_path / ".env")
-    pgdata = tmp_path / "pgdata"
-    with running_service(
-        tmp_path, EMBEDDED_PGDATA=str(pgdata), EMAIL_DEV_DIR=str(tmp_path / "mail")
-    ) as service:
-        assert httpx.get(f"{service.base_url}/health/ready").status_code == 200
-        service.stop()
-    lines = service.output().splitlines()
-    assert lines
-    assert [line for line in lines if not CONSOLE_LINE.match(line)] == []
-    progress = [
-        "starting_embedded_postgresql",
-        "embedded_postgresql_ready",
-        "applying_migrations",
-        "migrations_applied",
-        "Uvicorn running on http://127.0.0.1:",
-    ]
-    positions = [next((i for i, line in enumerate(lines) if step in line), -1) for step in progress]
-    assert -1 not in positions, dict(zip(progress, positions, strict=True))
-    assert positions == sorted(positions)  # in this order
-    assert f"pgdata={pgdata}" in lines[positions[0]]
 
 
 def _wait_for_mail(folder: Path, link: str, timeout: float = 30) -> str:

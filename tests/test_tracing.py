@@ -43,7 +43,8 @@ class Receiver(BaseHTTPRequestHandler):
 def collector() -> Iterator[Collector]:
     server = Collector(("127.0.0.1", free_port()), Receiver)
     server.spans = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the loop's next poll: a short interval ends the test without a pause.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server
     server.shutdown()
