@@ -21,6 +21,9 @@ from httpx import AsyncClient
 from aisupport.core.config import Settings
 from tests.conftest import serve
 
+# The generator runs in a thread (asyncio.to_thread), where the collection hook cannot see it start.
+pytestmark = pytest.mark.system
+
 PACKAGE = "generated_aisupport_client"
 PROBLEM_BODY = {"type": "about:blank", "title": "Conflict", "status": 409, "detail": "x", "code": "conflict"}
 
