@@ -13,6 +13,7 @@ header scan, and most of them have nothing to do for most requests (decision 003
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -31,6 +32,7 @@ from aisupport.core.json_limits import json_text_depth
 from aisupport.core.metrics import RequestMetrics
 
 REQUEST_ID_HEADER = b"x-request-id"
+HEADERS = "aisupport.headers"  # the request's headers as a dict, read once, kept in the scope
 _SAFE_REQUEST_ID = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
 
 
@@ -59,6 +61,8 @@ class ServiceMiddleware:
         self.body_limits = sorted(body_limits.items(), key=lambda item: len(item[0]), reverse=True)
         self.max_json_depth = max_json_depth
         self.log = structlog.get_logger("aisupport.request")
+        # Decided once: building a line that the level then drops costs every request.
+        self.log_requests = self.log.is_enabled_for(logging.INFO)
         self.errors = structlog.get_logger("aisupport.errors")
         self.metrics = RequestMetrics()
 
@@ -66,7 +70,7 @@ class ServiceMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = _headers_of(scope)
+        headers = scope[HEADERS] = _headers_of(scope)
         if b"x-forwarded-for" in headers or b"x-forwarded-proto" in headers:
             await self.proxy(scope, receive, send)
         request_id = _safe_request_id(headers.get(REQUEST_ID_HEADER)) or os.urandom(16).hex()
@@ -95,15 +99,16 @@ class ServiceMiddleware:
         finally:
             duration = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None)
-            self.log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                route=route,
-                status=status,
-                duration_ms=round(duration * 1000, 2),
-                client_ip=scope["client"][0] if scope.get("client") else None,
-            )
+            if self.log_requests:
+                self.log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    route=route,
+                    status=status,
+                    duration_ms=round(duration * 1000, 2),
+                    client_ip=scope["client"][0] if scope.get("client") else None,
+                )
             self.metrics.observe(scope["method"], route, status, duration)
             structlog.contextvars.reset_contextvars(**bound)
 
@@ -111,7 +116,7 @@ class ServiceMiddleware:
         """The app, behind the body's bounds: size (413), JSON depth (422), JSON where the route takes
         JSON (415), checked before anything parses the body."""
         app = self.app
-        headers = _headers_of(scope)
+        headers: dict[bytes, bytes] = scope[HEADERS]
         if b"content-length" not in headers and b"transfer-encoding" not in headers:
             await app(scope, receive, send)
             return
