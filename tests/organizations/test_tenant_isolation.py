@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from aisupport.access.permissions import render_matrix
 from aisupport.access.routes import declared_access
 from aisupport.core.config import PROJECT_ROOT, Settings
-from aisupport.core.tenancy import set_tenant
+from aisupport.core.tenancy import tenant_session
 from aisupport.main import ROUTERS, create_app
 from tests.conftest import Mailbox, run_jobs
 from tests.organizations.helpers import Person, add_member, ensure_verified, new_owner
@@ -112,13 +112,12 @@ async def test_a_member_of_a_gets_404_for_every_id_of_b_on_every_route(
 
 async def _rows(client: AsyncClient, organization_id: str | None, user_id: str | None) -> dict[str, set[str]]:
     """What an unscoped SELECT on each tenant table returns through the service's own session."""
-    async with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
-        if organization_id or user_id:
-            await set_tenant(
-                db,
-                organization_id=uuid.UUID(organization_id) if organization_id else None,
-                user_id=uuid.UUID(user_id) if user_id else None,
-            )
+    sessions = client.app.state.sessionmaker  # type: ignore[attr-defined]
+    async with (
+        tenant_session(sessions, organization_id=uuid.UUID(organization_id), user_id=uuid.UUID(user_id))
+        if organization_id and user_id
+        else sessions() as db
+    ):
         seen = {
             table: {str(row[0]) for row in await db.execute(text(f"SELECT organization_id FROM {table}"))}  # noqa: S608
             for table in TENANT_TABLES
@@ -153,8 +152,10 @@ async def test_writes_stay_in_the_current_organization_even_where_reads_are_wide
     other = await client.post("/orgs", json={"name": "A"}, headers=member.headers)
     a = other.json()["id"]
     b = owner_b.organization_id
-    async with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
-        await set_tenant(db, organization_id=uuid.UUID(a), user_id=uuid.UUID(member.user_id))
+    sessions = client.app.state.sessionmaker  # type: ignore[attr-defined]
+    async with tenant_session(
+        sessions, organization_id=uuid.UUID(a), user_id=uuid.UUID(member.user_id)
+    ) as db:
         visible = {str(row[0]) for row in await db.execute(text("SELECT id FROM organizations"))}
         assert visible == {a, b}
         deletes = [
@@ -165,7 +166,6 @@ async def test_writes_stay_in_the_current_organization_even_where_reads_are_wide
                 "UPDATE memberships SET role = 'owner' WHERE organization_id = :b AND user_id = :u",
             )
         ]
-        await db.commit()
     assert deletes == [0, 0, 0]
     assert (await client.get(f"/orgs/{b}/members", headers=owner_b.headers)).status_code == 200
 
@@ -189,8 +189,8 @@ async def test_the_service_role_cannot_get_around_row_level_security(
     client: AsyncClient, statement: str, refusal: str
 ) -> None:
     owner = await new_owner(client)
-    async with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
-        await set_tenant(db, organization_id=uuid.UUID(owner.organization_id), user_id=None)
+    sessions = client.app.state.sessionmaker  # type: ignore[attr-defined]
+    async with tenant_session(sessions, organization_id=uuid.UUID(owner.organization_id)) as db:
         *setup, attempt = statement.split("; ")
         for part in setup:
             await db.execute(text(part))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hmac
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,19 +17,16 @@ from aisupport.accounts import repository as users
 from aisupport.accounts.models import User
 from aisupport.accounts.password_policy import check_password, normalize_password
 from aisupport.accounts.service import normalize_email
-from aisupport.audit import service as audit
 from aisupport.audit.service import Actor
 from aisupport.auth import activity, repository
 from aisupport.auth.models import AccountActivity, AccountToken, ActivityKind, AuthSession, TokenPurpose
-from aisupport.auth.service import AuthComponents, link_binding, send_verification
+from aisupport.auth.service import AuthComponents, link_binding, record_in_organizations, send_verification
 from aisupport.core.client import Client
 from aisupport.core.db import release_connection
 from aisupport.core.errors import AppError
 from aisupport.core.jobs import defer
 from aisupport.core.ratelimit import limit_key
 from aisupport.core.security import sha256_hex
-from aisupport.core.tenancy import set_tenant
-from aisupport.organizations import repository as org_repository
 
 log = structlog.get_logger("aisupport.auth")
 
@@ -85,7 +81,10 @@ async def confirm_email(db: AsyncSession, auth: AuthComponents, token: str, clie
     await _end_links(db, user, now)  # those sent for the old address, and other requested changes
     details = {"old_email": old_email, "new_email": new_email}
     await activity.record(db, user.id, ActivityKind.EMAIL_CHANGED, client=client, details=details)
-    await _record_in_organizations(db, user.id, "auth.email_changed", client, details)
+    actor = Actor(user_id=user.id)
+    await record_in_organizations(
+        db, user.id, "auth.email_changed", actor=actor, client=client, details=details
+    )
     await defer(
         db,
         "auth:send_notice",
@@ -247,25 +246,6 @@ async def _end_links(db: AsyncSession, user: User, now: datetime) -> None:
     user.security_stamp = uuid.uuid4()
     await db.flush()  # the account's row before its links' and sessions' rows, as everywhere else
     await repository.revoke_account_tokens(db, user.id, now)
-
-
-async def _record_in_organizations(
-    db: AsyncSession, user_id: uuid.UUID, action: str, client: Client, details: dict[str, Any]
-) -> None:
-    """An account event that matters to the organizations the user belongs to: in each audit log."""
-    await set_tenant(db, organization_id=None, user_id=user_id)
-    for organization, _, _ in await org_repository.organizations_of_user(db, user_id):
-        await set_tenant(db, organization_id=organization.id, user_id=user_id)
-        target = ("user", user_id)
-        await audit.record(
-            db,
-            organization.id,
-            action,
-            actor=Actor(user_id=user_id),
-            client=client,
-            target=target,
-            details=details,
-        )
 
 
 async def _active_user(db: AsyncSession, user_id: uuid.UUID) -> User:

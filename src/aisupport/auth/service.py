@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +19,7 @@ from aisupport.access.components import AccessComponents
 from aisupport.access.errors import invalid_access_token
 from aisupport.access.permissions import Role
 from aisupport.access.principal import Principal
+from aisupport.access.tenancy import act_as
 from aisupport.accounts import repository as users
 from aisupport.accounts.models import User
 from aisupport.accounts.password_policy import check_password, normalize_password
@@ -40,7 +42,6 @@ from aisupport.core.security import (
     new_opaque_token,
     sha256_hex,
 )
-from aisupport.core.tenancy import set_tenant
 from aisupport.organizations import repository as org_repository
 from aisupport.organizations import service as organizations
 from aisupport.organizations.models import ApiKey, Organization, new_slug
@@ -169,7 +170,7 @@ async def signup(
         raise _email_taken() from None
     name = organization_name or f"{full_name or email.split('@')[0]}'s organization"
     organization_id = uuid.uuid4()
-    await set_tenant(db, organization_id=organization_id, user_id=user.id)
+    await act_as(db, organization_id=organization_id, user_id=user.id)
     organization = await org_repository.add_organization(
         db, name=name, slug=new_slug(name), organization_id=organization_id
     )
@@ -270,9 +271,9 @@ async def login(
         raise AppError(403, "email_not_verified", "Confirm your email address first: see the email we sent.")
     if upgraded_hash is not None:
         user.password_hash = upgraded_hash
-    await set_tenant(db, organization_id=None, user_id=user.id)
+    await act_as(db, organization_id=None, user_id=user.id)
     organization, role = await _choose_membership(db, user.id, organization_id)
-    await set_tenant(db, organization_id=organization.id, user_id=user.id)
+    await act_as(db, organization_id=organization.id, user_id=user.id)
     return await start_session(db, auth, user, organization, role, client)
 
 
@@ -284,7 +285,7 @@ async def refresh(db: AsyncSession, auth: AuthComponents, *, refresh_token: str,
     if found is None:
         raise invalid_refresh_token()
     token, session = found
-    await set_tenant(db, organization_id=session.organization_id, user_id=session.user_id)
+    await act_as(db, organization_id=session.organization_id, user_id=session.user_id)
     now = datetime.now(UTC)
     idle_deadline = session.last_used_at + timedelta(days=settings.REFRESH_TOKEN_IDLE_DAYS)
     if session.revoked_at is not None or session.expires_at <= now or idle_deadline <= now:
@@ -448,7 +449,7 @@ async def switch_organization(
     client: Client,
 ) -> AccessGrant:
     """Move a session to another of the user's organizations: a new access token for it, same family."""
-    await set_tenant(db, organization_id=organization_id, user_id=user_id)
+    await act_as(db, organization_id=organization_id, user_id=user_id)
     membership = await org_repository.membership_of_user(db, user_id, organization_id)
     user = await users.user_by_id(db, user_id)
     session = await repository.session_by_id(db, session_id)
@@ -468,11 +469,25 @@ async def _record_failed_sign_in(db: AsyncSession, user: User, client: Client) -
     """A wrong password for a known account goes into its activity list and the audit log of each of
     its organizations."""
     await activity.record(db, user.id, ActivityKind.SIGN_IN_FAILED, client=client)
-    await set_tenant(db, organization_id=None, user_id=user.id)
-    for organization, _, _ in await org_repository.organizations_of_user(db, user.id):
-        await set_tenant(db, organization_id=organization.id, user_id=user.id)
+    await record_in_organizations(db, user.id, "auth.sign_in_failed", actor=Actor(), client=client)
+
+
+async def record_in_organizations(
+    db: AsyncSession,
+    user_id: uuid.UUID,
+    action: str,
+    *,
+    actor: Actor,
+    client: Client,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """An event of the user's account that matters to every organization they belong to: into each
+    one's audit log, acting in each in turn."""
+    await act_as(db, organization_id=None, user_id=user_id)
+    for organization, _, _ in await org_repository.organizations_of_user(db, user_id):
+        await act_as(db, organization_id=organization.id, user_id=user_id)
         await audit.record(
-            db, organization.id, "auth.sign_in_failed", actor=Actor(), client=client, target=("user", user.id)
+            db, organization.id, action, actor=actor, client=client, target=("user", user_id), details=details
         )
 
 

@@ -23,6 +23,7 @@ from aisupport.access.cache import evict_after_commit
 from aisupport.access.components import AccessComponents
 from aisupport.access.permissions import Permission, Role, permissions_of
 from aisupport.access.principal import API_KEY_PREFIX, Principal
+from aisupport.access.tenancy import act_as
 from aisupport.accounts.models import User
 from aisupport.accounts.service import normalize_email, verified_user
 from aisupport.audit import service as audit
@@ -32,7 +33,6 @@ from aisupport.core.client import Client
 from aisupport.core.errors import AppError
 from aisupport.core.jobs import defer
 from aisupport.core.security import sha256_hex
-from aisupport.core.tenancy import set_tenant
 from aisupport.organizations import repository as repo
 from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization, new_slug
 
@@ -72,7 +72,7 @@ async def create_organization(
     await auth.rate_limiter.hit(limits["org_creation_user"], "org-creation-user", str(user_id))
     await auth.rate_limiter.hit(limits["org_creation_ip"], "org-creation-ip", client.ip or "unknown")
     organization_id = uuid.uuid4()
-    await set_tenant(db, organization_id=organization_id, user_id=user_id)
+    await act_as(db, organization_id=organization_id, user_id=user_id)
     try:
         async with db.begin_nested():
             organization = await repo.add_organization(
@@ -331,7 +331,7 @@ async def open_invitation(db: AsyncSession, token: str) -> Invitation:
     organization_id = await repo.organization_of_invitation(db, token_hash)
     if organization_id is None:
         raise invalid_invitation()
-    await set_tenant(db, organization_id=organization_id, user_id=None)
+    await act_as(db, organization_id=organization_id, user_id=None)
     if not await repo.lock_organization(db, organization_id, "members"):
         raise invalid_invitation()  # the organization was deleted meanwhile
     invitation = await repo.invitation_by_token_hash(db, organization_id, token_hash)
@@ -348,7 +348,7 @@ async def accept_invitation(
     address must be the invited one."""
     if user.email_normalized != invitation.email_normalized:
         raise AppError(403, "invitation_for_another_address", "This invitation was sent to another address.")
-    await set_tenant(db, organization_id=invitation.organization_id, user_id=user.id)
+    await act_as(db, organization_id=invitation.organization_id, user_id=user.id)
     role = await _role_the_inviter_can_give(db, invitation)
     if await repo.membership(db, invitation.organization_id, user.id) is not None:
         raise AppError(409, "already_member", "You are already a member of this organization.")
