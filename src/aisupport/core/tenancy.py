@@ -16,7 +16,7 @@ Tenant-owned tables have row-level security policies that read two per-transacti
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
@@ -39,8 +39,7 @@ _APPLY_TENANT = text(
     "SELECT set_config('app.current_org', :organization_id, true),"
     " set_config('app.current_user', :user_id, true)"
 )
-# Tables the service may read but never change: the audit log is append-only, migrations are the owner's.
-APPEND_ONLY_TABLES = ("audit_events",)
+# Migrations' bookkeeping is the owner's alone. (Append-only tables come from the models: AppendOnly.)
 OWNER_ONLY_TABLES = ("alembic_version",)
 
 
@@ -116,8 +115,9 @@ def app_database_url(settings: Settings, owner_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def provision_app_role(settings: Settings, owner_url: str) -> None:
-    """Create the service's role if needed and grant it what it may do (run as the tables' owner).
+def provision_app_role(settings: Settings, owner_url: str, *, append_only: Sequence[str]) -> None:
+    """Create the service's role if needed and grant it what it may do (run as the tables' owner):
+    everything on every table but those `append_only` (insert and read) and the owner's own.
 
     Idempotent; run after every migration so new tables are granted too.
     """
@@ -146,10 +146,10 @@ def provision_app_role(settings: Settings, owner_url: str) -> None:
                     sql.Identifier(role), sql.Literal(settings.APP_DATABASE_PASSWORD)
                 )
             )
-        _grant(conn, role, str(owner.database))
+        _grant(conn, role, str(owner.database), append_only)
 
 
-def _grant(conn: psycopg.Connection[Any], role: str, database: str) -> None:
+def _grant(conn: psycopg.Connection[Any], role: str, database: str, append_only: Sequence[str]) -> None:
     name = sql.Identifier(role)
     statements = [
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), name),
@@ -160,7 +160,7 @@ def _grant(conn: psycopg.Connection[Any], role: str, database: str) -> None:
         sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {}").format(name),
         *(
             sql.SQL("REVOKE UPDATE, DELETE ON {} FROM {}").format(sql.Identifier(table), name)
-            for table in APPEND_ONLY_TABLES
+            for table in append_only
         ),
         *(
             sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), name)
