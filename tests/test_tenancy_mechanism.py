@@ -6,6 +6,7 @@ Read from the source, so a service that sets the tenant by hand again fails here
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -66,6 +67,17 @@ def tenancy_violations(modules: Iterator[tuple[str, ast.Module]]) -> list[str]:
 
 def test_only_the_allowed_places_name_a_tenant() -> None:
     assert tenancy_violations(_modules()) == []
+
+
+def test_repositories_scope_tenant_rows_through_core_db() -> None:
+    # `Model.organization_id == organization_id` by hand is what core.db.scoped / rows_of write once.
+    by_hand = re.compile(r"\b[A-Z]\w*\.organization_id\s*==\s*organization_id\b")
+    found = [
+        f"{path.relative_to(SOURCE)}: {match.group()}"
+        for path in (SOURCE / "aisupport").rglob("repository.py")
+        for match in by_hand.finditer(path.read_text())
+    ]
+    assert found == []
 
 
 def test_the_tenant_settings_are_written_in_core_tenancy_only() -> None:

@@ -104,7 +104,7 @@ def scoped(statement: StatementT, model: type[TenantOwned], organization_id: uui
     return statement.where(model.organization_id == organization_id)
 
 
-def rows_of(model: type[TenantT], organization_id: uuid.UUID) -> Select[tuple[TenantT]]:
+def rows_of(model: type[TenantT], organization_id: uuid.UUID) -> Select[TenantT]:
     """`select(model)` confined to one organization's rows."""
     return scoped(select(model), model, organization_id)
 

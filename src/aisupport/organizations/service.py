@@ -26,6 +26,7 @@ from aisupport.access.principal import API_KEY_PREFIX, Principal
 from aisupport.access.tenancy import act_as
 from aisupport.accounts.models import User
 from aisupport.accounts.service import normalize_email, verified_user
+from aisupport.audit import repository as audit_repository
 from aisupport.audit import service as audit
 from aisupport.audit.models import AuditEvent
 from aisupport.audit.service import Actor
@@ -454,7 +455,7 @@ async def audit_log(
     until: datetime | None,
 ) -> list[AuditEvent]:
     """A page of the organization's audit log, newest first."""
-    return await repo.audit_events(
+    return await audit_repository.events(
         db,
         principal.organization_id,
         before_id=before_id,
