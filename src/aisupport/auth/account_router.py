@@ -11,6 +11,7 @@ from aisupport.access.routes import public
 from aisupport.auth import account_service
 from aisupport.auth.cookies import clear_auth_cookies
 from aisupport.auth.dependencies import Auth
+from aisupport.auth.models import AuthSession
 from aisupport.auth.schemas import (
     Accepted,
     ActivityOut,
@@ -149,23 +150,20 @@ async def list_sessions(principal: Account, db: DbSession, auth: Auth, paging: P
     rows = await account_service.live_sessions(
         db, auth, principal.person, before=paging.after_time_and_id(), limit=paging.fetch
     )
-    sessions, next_cursor = paging.split(rows, lambda session: (session.created_at, session.id))
-    return Page(
-        items=[
-            SessionOut(
-                id=session.id,
-                organization_id=session.organization_id,
-                created_at=session.created_at,
-                last_used_at=session.last_used_at,
-                expires_at=session.expires_at,
-                user_agent=session.user_agent,
-                ip=str(session.ip) if session.ip is not None else None,
-                current=session.id == principal.session_id,
-            )
-            for session in sessions
-        ],
-        next_cursor=next_cursor,
-    )
+
+    def item(session: AuthSession) -> SessionOut:
+        return SessionOut(
+            id=session.id,
+            organization_id=session.organization_id,
+            created_at=session.created_at,
+            last_used_at=session.last_used_at,
+            expires_at=session.expires_at,
+            user_agent=session.user_agent,
+            ip=str(session.ip) if session.ip is not None else None,
+            current=session.id == principal.session_id,
+        )
+
+    return paging.page(rows, lambda session: (session.created_at, session.id), item)
 
 
 @router.delete(
@@ -201,5 +199,4 @@ async def list_activity(principal: Account, db: DbSession, paging: Paging) -> Pa
     rows = await account_service.activity_list(
         db, principal.person, before_id=position[0] if position else None, limit=paging.fetch
     )
-    items, next_cursor = paging.split(rows, lambda row: (row.id,))
-    return Page(items=[ActivityOut.model_validate(row) for row in items], next_cursor=next_cursor)
+    return paging.page(rows, lambda row: (row.id,), ActivityOut.model_validate)

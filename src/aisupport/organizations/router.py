@@ -21,7 +21,7 @@ from aisupport.core.errors import ProblemAnswer, problem_responses
 from aisupport.core.pagination import Page, Paging
 from aisupport.core.schemas import Timestamp
 from aisupport.organizations import service
-from aisupport.organizations.models import Membership
+from aisupport.organizations.models import Membership, Organization
 from aisupport.organizations.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -64,18 +64,17 @@ def _member(membership: Membership, user: User) -> MemberOut:
     )
 
 
+def _my_organization(organization: Organization, role: Role) -> MyOrganization:
+    return MyOrganization.model_validate(
+        {**OrganizationOut.model_validate(organization).model_dump(), "role": role}
+    )
+
+
 @router.get("/orgs", response_model=Page[MyOrganization])
 async def list_my_organizations(principal: Account, db: DbSession, paging: Paging) -> Page[MyOrganization]:
     """The organizations you belong to, with your role in each, oldest membership first."""
     rows = await service.my_organizations(db, principal, after=paging.after_time_and_id(), limit=paging.fetch)
-    items, next_cursor = paging.split(rows, lambda row: (row[2], row[0].id))
-    return Page(
-        items=[
-            MyOrganization.model_validate({**OrganizationOut.model_validate(org).model_dump(), "role": role})
-            for org, role, _ in items
-        ],
-        next_cursor=next_cursor,
-    )
+    return paging.page(rows, lambda row: (row[2], row[0].id), lambda row: _my_organization(row[0], row[1]))
 
 
 @router.post(
@@ -91,9 +90,7 @@ async def create_organization(
     organization, role = await service.create_organization(
         db, auth, principal, name=payload.name, slug=payload.slug, client=client
     )
-    return MyOrganization.model_validate(
-        {**OrganizationOut.model_validate(organization).model_dump(), "role": role}
-    )
+    return _my_organization(organization, role)
 
 
 @router.get("/orgs/{org_id}", response_model=OrganizationOut)
@@ -130,8 +127,7 @@ async def list_members(
 ) -> Page[MemberOut]:
     """The members and their roles, in the order they joined."""
     rows = await service.list_members(db, principal, after=paging.after_time_and_id(), limit=paging.fetch)
-    items, next_cursor = paging.split(rows, lambda row: (row[0].created_at, row[0].user_id))
-    return Page(items=[_member(membership, user) for membership, user in items], next_cursor=next_cursor)
+    return paging.page(rows, lambda row: (row[0].created_at, row[0].user_id), lambda row: _member(*row))
 
 
 @router.patch("/orgs/{org_id}/members/{user_id}", response_model=MemberOut, responses=LAST_OWNER)
@@ -200,8 +196,7 @@ async def list_invitations(
     rows = await service.pending_invitations(
         db, principal, after=paging.after_time_and_id(), limit=paging.fetch
     )
-    items, next_cursor = paging.split(rows, lambda row: (row.created_at, row.id))
-    return Page(items=[InvitationOut.model_validate(row) for row in items], next_cursor=next_cursor)
+    return paging.page(rows, lambda row: (row.created_at, row.id), InvitationOut.model_validate)
 
 
 @router.delete("/orgs/{org_id}/invitations/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -243,8 +238,7 @@ async def list_api_keys(
 ) -> Page[ApiKeyOut]:
     """The organization's API keys (never their secrets), oldest first."""
     rows = await service.api_keys(db, principal, after=paging.after_time_and_id(), limit=paging.fetch)
-    items, next_cursor = paging.split(rows, lambda row: (row.created_at, row.id))
-    return Page(items=[ApiKeyOut.model_validate(row) for row in items], next_cursor=next_cursor)
+    return paging.page(rows, lambda row: (row.created_at, row.id), ApiKeyOut.model_validate)
 
 
 @router.delete("/orgs/{org_id}/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -279,5 +273,4 @@ async def audit_log(
         since=since,
         until=until,
     )
-    items, next_cursor = paging.split(rows, lambda row: (row.id,))
-    return Page(items=[AuditEventOut.model_validate(row) for row in items], next_cursor=next_cursor)
+    return paging.page(rows, lambda row: (row.id,), AuditEventOut.model_validate)
