@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aisupport.core.errors import AppError, Unauthorized
+from aisupport.core.errors import AppError, ProblemAnswer, Unauthorized
+
+ORGANIZATION_NOT_FOUND = ProblemAnswer(404, "no such organization")
 
 
 def invalid_access_token() -> Unauthorized:
@@ -22,3 +24,12 @@ def organization_not_found() -> AppError:
 
 def forbidden(detail: str) -> AppError:
     return AppError(403, "forbidden", detail)
+
+
+def role_does_not_allow(permission: str) -> AppError:
+    return forbidden(f"Your role does not allow this ({permission}).")
+
+
+def person_only() -> AppError:
+    """For what only a signed-in person can do (an API key, the AI or the system cannot)."""
+    return forbidden("Only a signed-in person can do this.")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response, status
 
 from aisupport.access.dependencies import Account, ClientInfo
 from aisupport.access.routes import public
-from aisupport.auth import account_service
+from aisupport.auth import account_service, errors
 from aisupport.auth.cookies import clear_auth_cookies
 from aisupport.auth.dependencies import Auth
 from aisupport.auth.models import AuthSession
@@ -25,24 +25,20 @@ from aisupport.auth.schemas import (
     VerificationRequest,
 )
 from aisupport.core.db import DbSession
-from aisupport.core.errors import ProblemAnswer, problem_responses
+from aisupport.core.errors import problem_responses
 from aisupport.core.pagination import Page, Paging
 
 router = APIRouter(prefix="/auth", tags=["account"])
 
-# The errors of the routes' own rules; those of their bodies, credentials and limits are documented
-# without a list (aisupport/openapi.py).
-INVALID_LINK = ProblemAnswer(400, "the link is invalid, expired or already used (`invalid_link`)")
-WRONG_PASSWORD = ProblemAnswer(403, "the current password is wrong")
+# The routes list the errors of their own rules (declared in auth/errors.py); those of their bodies,
+# credentials and limits are documented without a list (aisupport/openapi.py).
 
 
 @router.post(
     "/verify-email/confirm",
     dependencies=[Depends(public)],
     response_model=UserOut,
-    responses=problem_responses(
-        INVALID_LINK, ProblemAnswer(409, "the address is taken by another account since the link was sent")
-    ),
+    responses=problem_responses(errors.INVALID_LINK, errors.ADDRESS_TAKEN_SINCE_SENT),
 )
 async def confirm_email(payload: EmailTokenRequest, db: DbSession, auth: Auth, client: ClientInfo) -> UserOut:
     """Use the link from a verification email: the address is verified (or the requested change applies)."""
@@ -54,7 +50,7 @@ async def confirm_email(payload: EmailTokenRequest, db: DbSession, auth: Auth, c
     "/verify-email/resend",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses=problem_responses(ProblemAnswer(409, "the address is already verified")),
+    responses=problem_responses(errors.EMAIL_ALREADY_VERIFIED),
 )
 async def resend_verification(principal: Account, db: DbSession, auth: Auth) -> Accepted:
     """Send the verification email again."""
@@ -95,7 +91,7 @@ async def forgot_password(
     "/password/reset",
     dependencies=[Depends(public)],
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(INVALID_LINK),
+    responses=problem_responses(errors.INVALID_LINK),
 )
 async def reset_password(
     payload: ResetPasswordRequest, db: DbSession, auth: Auth, client: ClientInfo
@@ -108,7 +104,7 @@ async def reset_password(
 @router.post(
     "/password/change",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(WRONG_PASSWORD),
+    responses=problem_responses(errors.WRONG_PASSWORD),
 )
 async def change_password(
     payload: ChangePasswordRequest, principal: Account, db: DbSession, auth: Auth, client: ClientInfo
@@ -131,7 +127,7 @@ async def change_password(
     "/email/change",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses=problem_responses(WRONG_PASSWORD, ProblemAnswer(409, "this is already the account's address")),
+    responses=problem_responses(errors.WRONG_PASSWORD, errors.EMAIL_UNCHANGED),
 )
 async def change_email(
     payload: ChangeEmailRequest, principal: Account, db: DbSession, auth: Auth, client: ClientInfo

@@ -17,10 +17,10 @@ from aisupport.access.permissions import Permission, Role
 from aisupport.access.principal import Principal
 from aisupport.accounts.models import User
 from aisupport.core.db import DbSession
-from aisupport.core.errors import ProblemAnswer, problem_responses
+from aisupport.core.errors import problem_responses
 from aisupport.core.pagination import Page, Paging
 from aisupport.core.schemas import Timestamp
-from aisupport.organizations import service
+from aisupport.organizations import errors, service
 from aisupport.organizations.models import Membership, Organization
 from aisupport.organizations.schemas import (
     ApiKeyCreate,
@@ -48,10 +48,10 @@ MemberManager = Annotated[Principal, Depends(requires(Permission.MEMBERS_MANAGE)
 InvitationManager = Annotated[Principal, Depends(requires(Permission.INVITATIONS_MANAGE))]
 KeyManager = Annotated[Principal, Depends(requires(Permission.API_KEYS_MANAGE))]
 AuditReader = Annotated[Principal, Depends(requires(Permission.AUDIT_READ))]
-# The errors of the routes' own rules; those of their paths, bodies, credentials, permissions and limits
-# are documented without a list (aisupport/openapi.py).
-SLUG_TAKEN = problem_responses(ProblemAnswer(409, "another organization uses this slug"))
-LAST_OWNER = problem_responses(ProblemAnswer(409, "the organization would be left without an owner"))
+# The errors of the routes' own rules (declared in organizations/errors.py); those of their paths,
+# bodies, credentials, permissions and limits are documented without a list (aisupport/openapi.py).
+SLUG_TAKEN = problem_responses(errors.SLUG_TAKEN)
+LAST_OWNER = problem_responses(errors.LAST_OWNER)
 
 
 def _member(membership: Membership, user: User) -> MemberOut:
@@ -111,7 +111,7 @@ async def update_organization(
 @router.delete(
     "/orgs/{org_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(ProblemAnswer(422, "`confirm` is not the organization's slug")),
+    responses=problem_responses(errors.CONFIRMATION_MISMATCH),
 )
 async def delete_organization(
     org_id: uuid.UUID, payload: OrganizationDelete, principal: OrgDeleter, db: DbSession
@@ -170,7 +170,7 @@ async def leave_organization(
     "/orgs/{org_id}/invitations",
     status_code=status.HTTP_201_CREATED,
     response_model=InvitationOut,
-    responses=problem_responses(ProblemAnswer(409, "this person is already a member")),
+    responses=problem_responses(errors.ALREADY_MEMBER),
 )
 async def invite(
     org_id: uuid.UUID,
