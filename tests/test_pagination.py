@@ -10,14 +10,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from fastapi.routing import APIRoute
 from httpx import AsyncClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aisupport.core.config import Settings
+from aisupport.core.config import PROJECT_ROOT, Settings
 from aisupport.core.errors import AppError
-from aisupport.core.pagination import CURSOR_PATTERN, CursorSigner
+from aisupport.core.pagination import CURSOR_PATTERN, CursorSigner, Page, PageRequest, page_request
 from aisupport.core.security import derive_key
+from aisupport.main import ROUTERS
 from tests.conftest import Mailbox, serve
 from tests.organizations.helpers import Person, add_member, login, new_organization, new_owner
 from tests.test_properties import PROPERTY_SETTINGS
@@ -145,3 +147,34 @@ async def _cached_owner(client: AsyncClient) -> Person:
     if key not in _OWNERS:
         _OWNERS[key] = await new_owner(client)
     return _OWNERS[key]
+
+
+def test_a_page_is_cut_to_its_limit_with_the_cursor_of_its_last_row() -> None:
+    signer = CursorSigner((b"k" * 32,), "GET /things ")
+    request = PageRequest(limit=2, cursor=None, signer=signer)
+    full = request.page([1, 2, 3], lambda row: (row,), str)
+    assert full.items == ["1", "2"]
+    assert full.next_cursor is not None
+    assert signer.verify(full.next_cursor, int) == (2,)
+    assert request.page([1, 2], lambda row: (row,), str) == Page(items=["1", "2"], next_cursor=None)
+    assert request.page([], lambda row: (row,), str) == Page(items=[], next_cursor=None)
+
+
+def test_every_list_route_answers_its_page_through_paging() -> None:
+    lists = [
+        route
+        for router in ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        and isinstance(route.response_model, type)
+        and issubclass(route.response_model, Page)
+    ]
+    assert len(lists) >= 7
+    for route in lists:
+        assert any(dependency.call is page_request for dependency in route.dependant.dependencies), route.path
+    by_hand = [
+        str(path.relative_to(PROJECT_ROOT))
+        for path in (PROJECT_ROOT / "src" / "aisupport").rglob("*.py")
+        if path.name != "pagination.py" and re.search(r"\bPage\(", path.read_text())
+    ]
+    assert by_hand == []

@@ -45,8 +45,10 @@ def migrate(settings: Settings, revision: str = "head") -> None:
     from alembic.script import ScriptDirectory
     from sqlalchemy.engine import make_url
 
+    from aisupport.core.db import append_only_tables
     from aisupport.core.tenancy import provision_app_role
     from aisupport.main import database_url
+    from aisupport.models import Base
 
     owner_url = database_url(settings)
     config = alembic_config(owner_url)
@@ -54,7 +56,7 @@ def migrate(settings: Settings, revision: str = "head") -> None:
     log.info("applying_migrations", database=make_url(owner_url).render_as_string(hide_password=True))
     started = time.perf_counter()
     command.upgrade(config, revision)  # type: ignore[arg-type]
-    provision_app_role(settings, owner_url)
+    provision_app_role(settings, owner_url, append_only=append_only_tables(Base))
     log.info("migrations_applied", revision=target, seconds=round(time.perf_counter() - started, 2))
 
 

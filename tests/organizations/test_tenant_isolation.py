@@ -19,12 +19,16 @@ from sqlalchemy.exc import DBAPIError
 from aisupport.access.permissions import render_matrix
 from aisupport.access.routes import declared_access
 from aisupport.core.config import PROJECT_ROOT, Settings
-from aisupport.core.tenancy import set_tenant
+from aisupport.core.db import tenant_column, tenant_models
+from aisupport.core.tenancy import tenant_session
 from aisupport.main import ROUTERS, create_app
+from aisupport.models import Base
 from tests.conftest import Mailbox, run_jobs
 from tests.organizations.helpers import Person, add_member, ensure_verified, new_owner
 
-TENANT_TABLES = ("memberships", "invitations", "api_keys", "audit_events")
+# Every tenant-owned table and the column naming its organization, from the models (core/db.py
+# TenantOwned, `organizations` by its id): a new tenant table is checked here with no list to update.
+TENANT_TABLES = {str(model.__tablename__): tenant_column(model) for model in tenant_models(Base)}
 # Valid bodies, so a request reaches the lookup that must not find another tenant's row (routes are
 # walked; a new route with a body needs its example here, or the walk fails with a 422).
 BODIES: dict[tuple[str, str], dict[str, object]] = {
@@ -111,37 +115,38 @@ async def test_a_member_of_a_gets_404_for_every_id_of_b_on_every_route(
 
 
 async def _rows(client: AsyncClient, organization_id: str | None, user_id: str | None) -> dict[str, set[str]]:
-    """What an unscoped SELECT on each tenant table returns through the service's own session."""
-    async with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
-        if organization_id or user_id:
-            await set_tenant(
-                db,
-                organization_id=uuid.UUID(organization_id) if organization_id else None,
-                user_id=uuid.UUID(user_id) if user_id else None,
-            )
-        seen = {
-            table: {str(row[0]) for row in await db.execute(text(f"SELECT organization_id FROM {table}"))}  # noqa: S608
-            for table in TENANT_TABLES
+    """The organizations an unscoped SELECT on each tenant table finds through the service's session."""
+    sessions = client.app.state.sessionmaker  # type: ignore[attr-defined]
+    async with (
+        tenant_session(sessions, organization_id=uuid.UUID(organization_id), user_id=uuid.UUID(user_id))
+        if organization_id and user_id
+        else sessions() as db
+    ):
+        return {
+            table: {str(row[0]) for row in await db.execute(text(f"SELECT {column} FROM {table}"))}  # noqa: S608
+            for table, column in TENANT_TABLES.items()
         }
-        seen["organizations"] = {
-            str(row[0]) for row in await db.execute(text("SELECT id FROM organizations"))
-        }
-        return seen
 
 
-async def test_an_unscoped_select_sees_only_the_current_tenant(client: AsyncClient, mailbox: Mailbox) -> None:
+async def test_an_unscoped_select_sees_only_the_current_tenant(
+    client: AsyncClient, mailbox: Mailbox, database_url: str
+) -> None:
+    # A and B each get rows in every tenant table (a new table needs its row made here, for A and B).
     a = await new_owner(client)
     await client.post(f"/orgs/{a.organization_id}/api-keys", json={"name": "a"}, headers=a.headers)
     await ensure_verified(client, mailbox, a)
     invitation = {"email": f"a-{uuid.uuid4().hex[:8]}@example.com", "role": "agent"}
     await client.post(f"/orgs/{a.organization_id}/invitations", json=invitation, headers=a.headers)
-    await _tenant_b(client, mailbox)
+    owner_b, _ = await _tenant_b(client, mailbox)
+    owner_url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(owner_url) as conn:  # the owner, not bound by row-level security
+        for table, column in TENANT_TABLES.items():
+            held = {str(row[0]) for row in conn.execute(f"SELECT DISTINCT {column} FROM {table}")}  # noqa: S608
+            assert {a.organization_id, owner_b.organization_id} <= held, f"make rows of {table} for A and B"
     scoped = await _rows(client, a.organization_id, a.user_id)
-    assert scoped["organizations"] == {a.organization_id}
-    for table in TENANT_TABLES:
-        assert scoped[table] == {a.organization_id}, table
+    assert scoped == {table: {a.organization_id} for table in TENANT_TABLES}
     nobody = await _rows(client, None, None)
-    assert all(rows == set() for rows in nobody.values())
+    assert nobody == {table: set() for table in TENANT_TABLES}
 
 
 async def test_writes_stay_in_the_current_organization_even_where_reads_are_wider(
@@ -153,8 +158,10 @@ async def test_writes_stay_in_the_current_organization_even_where_reads_are_wide
     other = await client.post("/orgs", json={"name": "A"}, headers=member.headers)
     a = other.json()["id"]
     b = owner_b.organization_id
-    async with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
-        await set_tenant(db, organization_id=uuid.UUID(a), user_id=uuid.UUID(member.user_id))
+    sessions = client.app.state.sessionmaker  # type: ignore[attr-defined]
+    async with tenant_session(
+        sessions, organization_id=uuid.UUID(a), user_id=uuid.UUID(member.user_id)
+    ) as db:
         visible = {str(row[0]) for row in await db.execute(text("SELECT id FROM organizations"))}
         assert visible == {a, b}
         deletes = [
@@ -165,7 +172,6 @@ async def test_writes_stay_in_the_current_organization_even_where_reads_are_wide
                 "UPDATE memberships SET role = 'owner' WHERE organization_id = :b AND user_id = :u",
             )
         ]
-        await db.commit()
     assert deletes == [0, 0, 0]
     assert (await client.get(f"/orgs/{b}/members", headers=owner_b.headers)).status_code == 200
 
@@ -189,8 +195,8 @@ async def test_the_service_role_cannot_get_around_row_level_security(
     client: AsyncClient, statement: str, refusal: str
 ) -> None:
     owner = await new_owner(client)
-    async with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
-        await set_tenant(db, organization_id=uuid.UUID(owner.organization_id), user_id=None)
+    sessions = client.app.state.sessionmaker  # type: ignore[attr-defined]
+    async with tenant_session(sessions, organization_id=uuid.UUID(owner.organization_id)) as db:
         *setup, attempt = statement.split("; ")
         for part in setup:
             await db.execute(text(part))

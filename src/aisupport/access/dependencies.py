@@ -19,13 +19,22 @@ from aisupport.access import repository
 from aisupport.access.cache import Snapshot
 from aisupport.access.components import AccessComponents
 from aisupport.access.cookies import request_cookies
-from aisupport.access.errors import forbidden, invalid_access_token, invalid_api_key, organization_not_found
+from aisupport.access.errors import (
+    CSRF_HEADER,
+    CSRF_REFUSED,
+    csrf_failed,
+    invalid_access_token,
+    invalid_api_key,
+    organization_not_found,
+    origin_not_allowed,
+    role_does_not_allow,
+)
 from aisupport.access.permissions import Permission, Role, permissions_of
 from aisupport.access.principal import API_KEY_PREFIX, Principal
 from aisupport.audit import service as audit
 from aisupport.audit.service import Actor
 from aisupport.core.client import Client
-from aisupport.core.errors import AppError, ProblemAnswer, Unauthorized, answers
+from aisupport.core.errors import Unauthorized, answers
 from aisupport.core.ratelimit import RATE_LIMITED
 from aisupport.core.security import InvalidToken, sha256_hex
 from aisupport.core.tenancy import bind_request_tenant, tenant_session
@@ -35,12 +44,6 @@ log = structlog.get_logger("aisupport.access")
 API_KEY_LAST_USED_PRECISION = timedelta(minutes=1)  # last_used_at is written at most once a minute
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-CSRF_HEADER = "X-CSRF-Token"
-CSRF_REFUSED = ProblemAnswer(
-    403,
-    f"a cookie-authenticated request without a matching `{CSRF_HEADER}`, or from an origin not allowed",
-    methods=frozenset({"POST", "PUT", "PATCH", "DELETE"}),
-)
 
 
 class BearerToken(OAuth2PasswordBearer):
@@ -105,13 +108,13 @@ def require_csrf(request: Request, access: AccessComponents, session_id: uuid.UU
     allowed = access.settings.CORS_ORIGINS
     own_origin = f"{request.url.scheme}://{request.headers.get('host', '')}"
     if origin is not None and origin != own_origin and origin not in allowed and "*" not in allowed:
-        raise AppError(403, "origin_not_allowed", "Requests from this origin are not allowed.")
+        raise origin_not_allowed()
     _, _, cookie = request_cookies(request, access.settings)
     header = request.headers.get(CSRF_HEADER)
     if not header or not cookie or not hmac.compare_digest(header.encode(), cookie.encode()):
-        raise AppError(403, "csrf_failed", f"The {CSRF_HEADER} header must equal the csrf_token cookie.")
+        raise csrf_failed()
     if session_id is not None and not access.csrf_token_matches(session_id, header):
-        raise AppError(403, "csrf_failed", f"The {CSRF_HEADER} header must equal the csrf_token cookie.")
+        raise csrf_failed()
 
 
 async def current_principal(
@@ -277,7 +280,7 @@ def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     ) -> Principal:
         principal = await current_principal(request, bearer_token, api_key_header)
         if permission not in principal.permissions:
-            raise forbidden(f"Your role does not allow this ({permission}).")
+            raise role_does_not_allow(permission)
         return principal
 
     check.permission = permission  # type: ignore[attr-defined]  # read by the route-coverage test

@@ -21,9 +21,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from aisupport.access.errors import person_only
 from aisupport.access.permissions import Permission, Role, permissions_of
 from aisupport.audit.service import Actor
-from aisupport.core.errors import AppError
 
 API_KEY_PREFIX = "sk"
 
@@ -92,12 +92,12 @@ class Principal:
     def person(self) -> uuid.UUID:
         """The signed-in user's id; routes that need a person require Permission.ACCOUNT first."""
         if self.user_id is None:
-            raise AppError(403, "forbidden", "Only a signed-in person can do this.")
+            raise person_only()
         return self.user_id
 
     @property
     def session(self) -> uuid.UUID:
         """The signed-in user's session (people have one; other principals do not)."""
         if self.session_id is None:
-            raise AppError(403, "forbidden", "Only a signed-in person can do this.")
+            raise person_only()
         return self.session_id

@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.access.errors import invalid_access_token
 from aisupport.accounts import repository
+from aisupport.accounts.errors import email_not_verified
 from aisupport.accounts.models import User
-from aisupport.core.errors import AppError
 
 
 def normalize_email(email: str) -> str:
@@ -22,5 +22,5 @@ async def verified_user(db: AsyncSession, user_id: uuid.UUID) -> User:
     if user is None or not user.is_active:
         raise invalid_access_token()
     if not user.email_verified:
-        raise AppError(403, "email_not_verified", "Confirm your email address first: see the email we sent.")
+        raise email_not_verified()
     return user

@@ -20,10 +20,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from aisupport.core.db import Base
+from aisupport.core.db import AppendOnly, Base, TenantOwned
 
 
-class AuditEvent(Base):
+class AuditEvent(TenantOwned, AppendOnly, Base):
     """An append-only record of a security-relevant event in an organization."""
 
     __tablename__ = "audit_events"
@@ -37,7 +37,6 @@ class AuditEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     action: Mapped[str] = mapped_column(String(60))
     # member, api_key, widget_visitor, ai, system, or anonymous (nobody known: a failed sign-in)

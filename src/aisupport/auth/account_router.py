@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Response, status
 
 from aisupport.access.dependencies import Account, ClientInfo
 from aisupport.access.routes import public
-from aisupport.auth import account_service
+from aisupport.auth import account_service, errors
 from aisupport.auth.cookies import clear_auth_cookies
 from aisupport.auth.dependencies import Auth
+from aisupport.auth.models import AuthSession
 from aisupport.auth.schemas import (
     Accepted,
     ActivityOut,
@@ -24,24 +25,20 @@ from aisupport.auth.schemas import (
     VerificationRequest,
 )
 from aisupport.core.db import DbSession
-from aisupport.core.errors import ProblemAnswer, problem_responses
+from aisupport.core.errors import problem_responses
 from aisupport.core.pagination import Page, Paging
 
 router = APIRouter(prefix="/auth", tags=["account"])
 
-# The errors of the routes' own rules; those of their bodies, credentials and limits are documented
-# without a list (aisupport/openapi.py).
-INVALID_LINK = ProblemAnswer(400, "the link is invalid, expired or already used (`invalid_link`)")
-WRONG_PASSWORD = ProblemAnswer(403, "the current password is wrong")
+# The routes list the errors of their own rules (declared in auth/errors.py); those of their bodies,
+# credentials and limits are documented without a list (aisupport/openapi.py).
 
 
 @router.post(
     "/verify-email/confirm",
     dependencies=[Depends(public)],
     response_model=UserOut,
-    responses=problem_responses(
-        INVALID_LINK, ProblemAnswer(409, "the address is taken by another account since the link was sent")
-    ),
+    responses=problem_responses(errors.INVALID_LINK, errors.ADDRESS_TAKEN_SINCE_SENT),
 )
 async def confirm_email(payload: EmailTokenRequest, db: DbSession, auth: Auth, client: ClientInfo) -> UserOut:
     """Use the link from a verification email: the address is verified (or the requested change applies)."""
@@ -53,7 +50,7 @@ async def confirm_email(payload: EmailTokenRequest, db: DbSession, auth: Auth, c
     "/verify-email/resend",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses=problem_responses(ProblemAnswer(409, "the address is already verified")),
+    responses=problem_responses(errors.EMAIL_ALREADY_VERIFIED),
 )
 async def resend_verification(principal: Account, db: DbSession, auth: Auth) -> Accepted:
     """Send the verification email again."""
@@ -94,7 +91,7 @@ async def forgot_password(
     "/password/reset",
     dependencies=[Depends(public)],
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(INVALID_LINK),
+    responses=problem_responses(errors.INVALID_LINK),
 )
 async def reset_password(
     payload: ResetPasswordRequest, db: DbSession, auth: Auth, client: ClientInfo
@@ -107,7 +104,7 @@ async def reset_password(
 @router.post(
     "/password/change",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(WRONG_PASSWORD),
+    responses=problem_responses(errors.WRONG_PASSWORD),
 )
 async def change_password(
     payload: ChangePasswordRequest, principal: Account, db: DbSession, auth: Auth, client: ClientInfo
@@ -130,7 +127,7 @@ async def change_password(
     "/email/change",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses=problem_responses(WRONG_PASSWORD, ProblemAnswer(409, "this is already the account's address")),
+    responses=problem_responses(errors.WRONG_PASSWORD, errors.EMAIL_UNCHANGED),
 )
 async def change_email(
     payload: ChangeEmailRequest, principal: Account, db: DbSession, auth: Auth, client: ClientInfo
@@ -149,23 +146,20 @@ async def list_sessions(principal: Account, db: DbSession, auth: Auth, paging: P
     rows = await account_service.live_sessions(
         db, auth, principal.person, before=paging.after_time_and_id(), limit=paging.fetch
     )
-    sessions, next_cursor = paging.split(rows, lambda session: (session.created_at, session.id))
-    return Page(
-        items=[
-            SessionOut(
-                id=session.id,
-                organization_id=session.organization_id,
-                created_at=session.created_at,
-                last_used_at=session.last_used_at,
-                expires_at=session.expires_at,
-                user_agent=session.user_agent,
-                ip=str(session.ip) if session.ip is not None else None,
-                current=session.id == principal.session_id,
-            )
-            for session in sessions
-        ],
-        next_cursor=next_cursor,
-    )
+
+    def item(session: AuthSession) -> SessionOut:
+        return SessionOut(
+            id=session.id,
+            organization_id=session.organization_id,
+            created_at=session.created_at,
+            last_used_at=session.last_used_at,
+            expires_at=session.expires_at,
+            user_agent=session.user_agent,
+            ip=str(session.ip) if session.ip is not None else None,
+            current=session.id == principal.session_id,
+        )
+
+    return paging.page(rows, lambda session: (session.created_at, session.id), item)
 
 
 @router.delete(
@@ -201,5 +195,4 @@ async def list_activity(principal: Account, db: DbSession, paging: Paging) -> Pa
     rows = await account_service.activity_list(
         db, principal.person, before_id=position[0] if position else None, limit=paging.fetch
     )
-    items, next_cursor = paging.split(rows, lambda row: (row.id,))
-    return Page(items=[ActivityOut.model_validate(row) for row in items], next_cursor=next_cursor)
+    return paging.page(rows, lambda row: (row.id,), ActivityOut.model_validate)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hmac
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,28 +17,19 @@ from aisupport.accounts import repository as users
 from aisupport.accounts.models import User
 from aisupport.accounts.password_policy import check_password, normalize_password
 from aisupport.accounts.service import normalize_email
-from aisupport.audit import service as audit
 from aisupport.audit.service import Actor
-from aisupport.auth import activity, repository
+from aisupport.auth import activity, errors, repository
 from aisupport.auth.models import AccountActivity, AccountToken, ActivityKind, AuthSession, TokenPurpose
-from aisupport.auth.service import AuthComponents, link_binding, send_verification
+from aisupport.auth.service import AuthComponents, link_binding, record_in_organizations, send_verification
 from aisupport.core.client import Client
 from aisupport.core.db import release_connection
-from aisupport.core.errors import AppError
 from aisupport.core.jobs import defer
 from aisupport.core.ratelimit import limit_key
 from aisupport.core.security import sha256_hex
-from aisupport.core.tenancy import set_tenant
-from aisupport.organizations import repository as org_repository
 
 log = structlog.get_logger("aisupport.auth")
 
 ADDRESS_PURPOSES = (TokenPurpose.VERIFY_EMAIL.value, TokenPurpose.CHANGE_EMAIL.value)
-
-
-def invalid_account_token() -> AppError:
-    # One answer for unknown, used, expired and no-longer-bound tokens.
-    return AppError(400, "invalid_link", "This link is invalid, expired or already used.")
 
 
 async def resend_verification(db: AsyncSession, auth: AuthComponents, user_id: uuid.UUID) -> None:
@@ -47,7 +37,7 @@ async def resend_verification(db: AsyncSession, auth: AuthComponents, user_id: u
     await auth.rate_limiter.hit(auth.settings.rate_limits["email_account"], "email-account", str(user_id))
     user = await _active_user(db, user_id)
     if user.email_verified:
-        raise AppError(409, "email_already_verified", "This email address is already verified.")
+        raise errors.email_already_verified()
     await send_verification(db, user)
 
 
@@ -80,12 +70,15 @@ async def confirm_email(db: AsyncSession, auth: AuthComponents, token: str, clie
     old_email, new_email = user.email, found.email
     taken = await users.user_by_email(db, normalize_email(new_email))
     if taken is not None and taken.id != user.id:
-        raise AppError(409, "email_taken", "An account with this email already exists.")
+        raise errors.email_taken()
     user.email, user.email_normalized, user.email_verified_at = new_email, normalize_email(new_email), now
     await _end_links(db, user, now)  # those sent for the old address, and other requested changes
     details = {"old_email": old_email, "new_email": new_email}
     await activity.record(db, user.id, ActivityKind.EMAIL_CHANGED, client=client, details=details)
-    await _record_in_organizations(db, user.id, "auth.email_changed", client, details)
+    actor = Actor(user_id=user.id)
+    await record_in_organizations(
+        db, user.id, "auth.email_changed", actor=actor, client=client, details=details
+    )
     await defer(
         db,
         "auth:send_notice",
@@ -160,7 +153,7 @@ async def change_email(
     binding = link_binding(user)  # the account as the password's holder saw it
     await _check_current_password(db, auth, user, current_password)
     if normalize_email(new_email) == user.email_normalized:
-        raise AppError(409, "email_unchanged", "This is already the account's email address.")
+        raise errors.email_unchanged()
     await activity.record(
         db, user.id, ActivityKind.EMAIL_CHANGE_REQUESTED, client=client, details={"new_email": new_email}
     )
@@ -196,7 +189,7 @@ async def revoke_session(
 ) -> None:
     """Sign out one of the user's own sessions; another user's (or an unknown) session is 404."""
     if await repository.session_of_user(db, session_id, user_id) is None:
-        raise AppError(404, "session_not_found", "No such session.")
+        raise errors.session_not_found()
     if await repository.revoke_session(db, session_id, reason="revoked_by_user", now=datetime.now(UTC)):
         log.info("session_revoked", session_id=str(session_id), reason="revoked_by_user")
         details = {"session_id": str(session_id)}
@@ -236,9 +229,9 @@ async def _use_link(
     user = await users.lock_user(db, owner) if owner else None
     found = await repository.use_account_token(db, token_hash, purposes, now) if user else None
     if found is None or user is None or not user.is_active:
-        raise invalid_account_token()
+        raise errors.invalid_account_link()
     if not hmac.compare_digest(found.binding, link_binding(user)):
-        raise invalid_account_token()
+        raise errors.invalid_account_link()
     return found, user
 
 
@@ -247,25 +240,6 @@ async def _end_links(db: AsyncSession, user: User, now: datetime) -> None:
     user.security_stamp = uuid.uuid4()
     await db.flush()  # the account's row before its links' and sessions' rows, as everywhere else
     await repository.revoke_account_tokens(db, user.id, now)
-
-
-async def _record_in_organizations(
-    db: AsyncSession, user_id: uuid.UUID, action: str, client: Client, details: dict[str, Any]
-) -> None:
-    """An account event that matters to the organizations the user belongs to: in each audit log."""
-    await set_tenant(db, organization_id=None, user_id=user_id)
-    for organization, _, _ in await org_repository.organizations_of_user(db, user_id):
-        await set_tenant(db, organization_id=organization.id, user_id=user_id)
-        target = ("user", user_id)
-        await audit.record(
-            db,
-            organization.id,
-            action,
-            actor=Actor(user_id=user_id),
-            client=client,
-            target=target,
-            details=details,
-        )
 
 
 async def _active_user(db: AsyncSession, user_id: uuid.UUID) -> User:
@@ -279,7 +253,7 @@ async def _check_current_password(db: AsyncSession, auth: AuthComponents, user: 
     await release_connection(db)
     valid, _ = await auth.passwords.verify(normalize_password(password), user.password_hash)
     if not valid:
-        raise AppError(403, "invalid_current_password", "The current password is not correct.")
+        raise errors.invalid_current_password()
 
 
 async def _set_password(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Index, String, func, text
 from sqlalchemy.dialects.postgresql import INET, JSONB
@@ -16,6 +16,10 @@ class AuthSession(Timestamped, Base):
     """A sign-in: the family of refresh tokens issued from one login (`sid` in access tokens)."""
 
     __tablename__ = "auth_sessions"
+    # Not TenantOwned (core/db.py): read through its user, whatever organization it acts in.
+    not_tenant_owned_because: ClassVar[str] = (
+        "a person's session; organization_id is where it acts, and moves"
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 
 from aisupport.access.cookies import request_cookies
 from aisupport.access.dependencies import (
-    CSRF_REFUSED,
     Account,
     ClientInfo,
     api_key_scheme,
@@ -19,10 +18,11 @@ from aisupport.access.dependencies import (
     require_csrf,
     requires,
 )
+from aisupport.access.errors import CSRF_REFUSED, ORGANIZATION_NOT_FOUND
 from aisupport.access.permissions import Permission
 from aisupport.access.principal import Principal
 from aisupport.access.routes import public
-from aisupport.auth import service
+from aisupport.auth import errors, service
 from aisupport.auth.cookies import clear_auth_cookies, device_cookie, set_access_cookie, set_auth_cookies
 from aisupport.auth.dependencies import Auth
 from aisupport.auth.schemas import (
@@ -46,9 +46,10 @@ from aisupport.auth.schemas import (
 )
 from aisupport.auth.service import AuthComponents, SignIn
 from aisupport.core.db import DbSession, request_session
-from aisupport.core.errors import AppError, ProblemAnswer, problem_responses
+from aisupport.core.errors import problem_responses
 from aisupport.core.schemas import require_storable
 from aisupport.core.security import InvalidToken
+from aisupport.organizations import errors as organization_errors
 from aisupport.organizations import schemas as organization_schemas
 from aisupport.organizations import service as organizations
 
@@ -59,10 +60,9 @@ Member = Annotated[Principal, Depends(requires(Permission.ORG_READ))]
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-# The errors of the routes' own rules; those of their bodies, credentials and limits are documented
-# without a list (aisupport/openapi.py).
-WRONG_CREDENTIALS = ProblemAnswer(401, "the email or password is wrong")
-CANNOT_SIGN_IN = ProblemAnswer(403, "the address is not verified yet, or the account has no organization")
+# The routes list the errors of their own rules (declared in auth/errors.py); those of their bodies,
+# credentials and limits are documented without a list (aisupport/openapi.py).
+
 # Accepting an invitation ends in a sign-in, so it is auth's; it is listed with the organizations.
 invitations_router = APIRouter(tags=["organizations"])
 
@@ -100,7 +100,7 @@ def answer_sign_in(
             "model": SignupPending,
             "description": "REQUIRE_EMAIL_VERIFICATION is on: confirm, then sign in",
         },
-        **problem_responses(ProblemAnswer(409, "an account uses this address")),
+        **problem_responses(errors.EMAIL_TAKEN),
     },
 )
 async def signup(
@@ -127,7 +127,7 @@ async def signup(
     dependencies=[Depends(public)],
     response_model=TokenResponse,
     response_model_exclude_unset=True,
-    responses=problem_responses(WRONG_CREDENTIALS, CANNOT_SIGN_IN),
+    responses=problem_responses(errors.WRONG_CREDENTIALS, errors.CANNOT_SIGN_IN),
 )
 async def login(
     payload: LoginRequest,
@@ -158,7 +158,7 @@ async def login(
     dependencies=[Depends(public)],
     response_model=TokenResponse,
     response_model_exclude_unset=True,
-    responses=problem_responses(WRONG_CREDENTIALS, CANNOT_SIGN_IN),
+    responses=problem_responses(errors.WRONG_CREDENTIALS, errors.CANNOT_SIGN_IN),
 )
 async def token(
     form: Annotated[PasswordGrantForm, Form()],
@@ -232,9 +232,7 @@ async def whoami(principal: Member, db: DbSession) -> WhoAmI:
     dependencies=[Depends(public)],
     response_model=TokenResponse,
     response_model_exclude_unset=True,
-    responses=problem_responses(
-        ProblemAnswer(401, "the refresh token is invalid, expired, revoked or reused"), CSRF_REFUSED
-    ),
+    responses=problem_responses(errors.INVALID_REFRESH_TOKEN, CSRF_REFUSED),
 )
 async def refresh(
     request: Request,
@@ -251,7 +249,7 @@ async def refresh(
     else:
         _, cookie_token, _ = request_cookies(request, auth.settings)
         if not cookie_token:
-            raise service.invalid_refresh_token()
+            raise errors.invalid_refresh_token()
         require_csrf(request, auth, session_id=None)
         refresh_token, transport = cookie_token, "cookie"
     sign_in = await service.refresh(db, auth, refresh_token=refresh_token, client=client)
@@ -306,7 +304,7 @@ def _session_of_access_token(auth: AuthComponents, token: str) -> uuid.UUID | No
     "/switch-org",
     response_model=TokenResponse,
     response_model_exclude_unset=True,
-    responses=problem_responses(ProblemAnswer(404, "no such organization")),
+    responses=problem_responses(ORGANIZATION_NOT_FOUND),
 )
 async def switch_organization(
     payload: SwitchOrganization,
@@ -344,10 +342,10 @@ async def switch_organization(
     response_model=InvitationAccepted | TokenResponse,
     response_model_exclude_unset=True,
     responses=problem_responses(
-        ProblemAnswer(400, "the invitation is invalid, expired, revoked, withdrawn or used (`invalid_link`)"),
-        ProblemAnswer(403, "the invitation was sent to another address"),
+        organization_errors.INVALID_INVITATION,
+        organization_errors.INVITATION_FOR_ANOTHER_ADDRESS,
         CSRF_REFUSED,  # signed in with cookies: this route reads the credentials itself
-        ProblemAnswer(409, "you are already a member, or an account uses the address: sign in, then accept"),
+        errors.ALREADY_MEMBER_OR_ACCOUNT_EXISTS,
     ),
     dependencies=[Depends(public)],
 )
@@ -374,9 +372,7 @@ async def accept_invitation(
             organization=organization_schemas.OrganizationOut.model_validate(organization), role=role
         )
     if payload.password is None:
-        raise AppError(
-            422, "password_required", "Sign in to accept, or choose a password to create your account."
-        )
+        raise errors.password_required()
     sign_in = await service.accept_invitation_by_signing_up(
         db, auth, payload.token, payload.password, payload.full_name, client
     )

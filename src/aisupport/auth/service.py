@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -15,21 +16,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.access.cache import evict_after_commit
 from aisupport.access.components import AccessComponents
-from aisupport.access.errors import invalid_access_token
+from aisupport.access.errors import invalid_access_token, organization_not_found
 from aisupport.access.permissions import Role
 from aisupport.access.principal import Principal
+from aisupport.access.tenancy import act_as
 from aisupport.accounts import repository as users
+from aisupport.accounts.errors import email_not_verified
 from aisupport.accounts.models import User
 from aisupport.accounts.password_policy import check_password, normalize_password
 from aisupport.accounts.service import normalize_email
 from aisupport.audit import service as audit
 from aisupport.audit.service import Actor
-from aisupport.auth import activity, repository
+from aisupport.auth import activity, errors, repository
 from aisupport.auth.devices import device_binding, issue_device_token, trusted_device
 from aisupport.auth.models import ActivityKind, AuthSession, RefreshToken, TokenPurpose
 from aisupport.core.client import Client
 from aisupport.core.db import release_connection
-from aisupport.core.errors import AppError, Unauthorized
+from aisupport.core.errors import Unauthorized
 from aisupport.core.jobs import defer
 from aisupport.core.metrics import LOGIN_FAILURES, REFRESH_TOKEN_REUSE
 from aisupport.core.ratelimit import limit_key
@@ -40,7 +43,6 @@ from aisupport.core.security import (
     new_opaque_token,
     sha256_hex,
 )
-from aisupport.core.tenancy import set_tenant
 from aisupport.organizations import repository as org_repository
 from aisupport.organizations import service as organizations
 from aisupport.organizations.models import ApiKey, Organization, new_slug
@@ -111,20 +113,6 @@ class SignIn:
     device_token: str | None = None
 
 
-def invalid_credentials(*, keep_changes: bool = False) -> Unauthorized:
-    return Unauthorized(
-        "invalid_credentials", "The email or password is incorrect.", keep_changes=keep_changes
-    )
-
-
-def invalid_refresh_token(*, keep_changes: bool = False) -> Unauthorized:
-    return Unauthorized(
-        "invalid_refresh_token",
-        "The refresh token is invalid, expired or revoked. Sign in again.",
-        keep_changes=keep_changes,
-    )
-
-
 async def signup(
     db: AsyncSession,
     auth: AuthComponents,
@@ -153,7 +141,7 @@ async def signup(
     existing = await users.user_by_email(db, email_normalized)
     if existing is not None:
         if not settings.REQUIRE_EMAIL_VERIFICATION:
-            raise _email_taken()
+            raise errors.email_taken()
         await _mail_existing_account(db, existing)
         return None
     user = User(
@@ -166,10 +154,10 @@ async def signup(
     try:
         await users.add_user(db, user)
     except IntegrityError:  # a concurrent signup with the same address won the race
-        raise _email_taken() from None
+        raise errors.email_taken() from None
     name = organization_name or f"{full_name or email.split('@')[0]}'s organization"
     organization_id = uuid.uuid4()
-    await set_tenant(db, organization_id=organization_id, user_id=user.id)
+    await act_as(db, organization_id=organization_id, user_id=user.id)
     organization = await org_repository.add_organization(
         db, name=name, slug=new_slug(name), organization_id=organization_id
     )
@@ -263,16 +251,16 @@ async def login(
         )
         LOGIN_FAILURES.inc()
         if user is None:
-            raise invalid_credentials()
+            raise errors.invalid_credentials()
         await _record_failed_sign_in(db, user, client)
-        raise invalid_credentials(keep_changes=True)
+        raise errors.invalid_credentials(keep_changes=True)
     if auth.settings.REQUIRE_EMAIL_VERIFICATION and not user.email_verified:
-        raise AppError(403, "email_not_verified", "Confirm your email address first: see the email we sent.")
+        raise email_not_verified()
     if upgraded_hash is not None:
         user.password_hash = upgraded_hash
-    await set_tenant(db, organization_id=None, user_id=user.id)
+    await act_as(db, organization_id=None, user_id=user.id)
     organization, role = await _choose_membership(db, user.id, organization_id)
-    await set_tenant(db, organization_id=organization.id, user_id=user.id)
+    await act_as(db, organization_id=organization.id, user_id=user.id)
     return await start_session(db, auth, user, organization, role, client)
 
 
@@ -282,13 +270,13 @@ async def refresh(db: AsyncSession, auth: AuthComponents, *, refresh_token: str,
     await auth.rate_limiter.hit(settings.rate_limits["refresh_ip"], "refresh-ip", client.ip or "unknown")
     found = await repository.lock_refresh_token(db, sha256_hex(refresh_token))
     if found is None:
-        raise invalid_refresh_token()
+        raise errors.invalid_refresh_token()
     token, session = found
-    await set_tenant(db, organization_id=session.organization_id, user_id=session.user_id)
+    await act_as(db, organization_id=session.organization_id, user_id=session.user_id)
     now = datetime.now(UTC)
     idle_deadline = session.last_used_at + timedelta(days=settings.REFRESH_TOKEN_IDLE_DAYS)
     if session.revoked_at is not None or session.expires_at <= now or idle_deadline <= now:
-        raise invalid_refresh_token()
+        raise errors.invalid_refresh_token()
 
     if token.used_at is None:
         child_token = await _rotate(db, auth, token, session, refresh_token, client, now)
@@ -296,13 +284,13 @@ async def refresh(db: AsyncSession, auth: AuthComponents, *, refresh_token: str,
         repeated = await _repeat_within_grace(db, auth, token, refresh_token, now)
         if repeated is None:
             await _revoke_for_reuse(db, auth, session, client, now)
-            raise invalid_refresh_token(keep_changes=True)
+            raise errors.invalid_refresh_token(keep_changes=True)
         child_token = repeated
 
     user = await users.user_by_id(db, session.user_id)
     membership = await org_repository.membership_of_user(db, session.user_id, session.organization_id)
     if user is None or not user.is_active or membership is None:
-        raise invalid_refresh_token()
+        raise errors.invalid_refresh_token()
     organization, role = membership
     return _sign_in(auth, user, organization, role, session, child_token, now)
 
@@ -448,12 +436,12 @@ async def switch_organization(
     client: Client,
 ) -> AccessGrant:
     """Move a session to another of the user's organizations: a new access token for it, same family."""
-    await set_tenant(db, organization_id=organization_id, user_id=user_id)
+    await act_as(db, organization_id=organization_id, user_id=user_id)
     membership = await org_repository.membership_of_user(db, user_id, organization_id)
     user = await users.user_by_id(db, user_id)
     session = await repository.session_by_id(db, session_id)
     if membership is None or user is None or session is None:
-        raise AppError(404, "organization_not_found", "No such organization.")
+        raise organization_not_found()
     organization, role = membership
     session.organization_id = organization.id
     actor = Actor(user_id=user_id)
@@ -468,11 +456,25 @@ async def _record_failed_sign_in(db: AsyncSession, user: User, client: Client) -
     """A wrong password for a known account goes into its activity list and the audit log of each of
     its organizations."""
     await activity.record(db, user.id, ActivityKind.SIGN_IN_FAILED, client=client)
-    await set_tenant(db, organization_id=None, user_id=user.id)
-    for organization, _, _ in await org_repository.organizations_of_user(db, user.id):
-        await set_tenant(db, organization_id=organization.id, user_id=user.id)
+    await record_in_organizations(db, user.id, "auth.sign_in_failed", actor=Actor(), client=client)
+
+
+async def record_in_organizations(
+    db: AsyncSession,
+    user_id: uuid.UUID,
+    action: str,
+    *,
+    actor: Actor,
+    client: Client,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """An event of the user's account that matters to every organization they belong to: into each
+    one's audit log, acting in each in turn."""
+    await act_as(db, organization_id=None, user_id=user_id)
+    for organization, _, _ in await org_repository.organizations_of_user(db, user_id):
+        await act_as(db, organization_id=organization.id, user_id=user_id)
         await audit.record(
-            db, organization.id, "auth.sign_in_failed", actor=Actor(), client=client, target=("user", user.id)
+            db, organization.id, action, actor=actor, client=client, target=("user", user_id), details=details
         )
 
 
@@ -482,11 +484,11 @@ async def _choose_membership(
     if organization_id is not None:
         membership = await org_repository.membership_of_user(db, user_id, organization_id)
         if membership is None:
-            raise AppError(403, "not_a_member", "You are not a member of that organization.")
+            raise errors.not_a_member()
         return membership
     first = await org_repository.organizations_of_user(db, user_id, limit=1)
     if not first:
-        raise AppError(403, "no_organization", "You do not belong to any organization.")
+        raise errors.no_organization()
     organization, role, _ = first[0]
     return organization, role
 
@@ -569,10 +571,6 @@ def _sign_in(
     )
 
 
-def _email_taken() -> AppError:
-    return AppError(409, "email_taken", "An account with this email already exists.")
-
-
 async def accept_invitation_by_signing_up(
     db: AsyncSession, auth: AuthComponents, token: str, password: str, full_name: str | None, client: Client
 ) -> SignIn:
@@ -580,7 +578,7 @@ async def accept_invitation_by_signing_up(
     link reached it), make them a member, and sign them in to the organization."""
     invitation = await organizations.open_invitation(db, token)
     if await users.user_by_email(db, invitation.email_normalized) is not None:
-        raise AppError(409, "account_exists", "An account uses this address: sign in, then accept.")
+        raise errors.account_exists()
     password = normalize_password(password)
     check_password(password, email=invitation.email)
     password_hash = await auth.passwords.hash(password)
@@ -598,6 +596,6 @@ async def accept_invitation_by_signing_up(
                 ),
             )
     except IntegrityError:
-        raise AppError(409, "account_exists", "An account uses this address: sign in, then accept.") from None
+        raise errors.account_exists() from None
     organization, role = await organizations.accept_invitation(db, invitation, user, client)
     return await start_session(db, auth, user, organization, role, client)

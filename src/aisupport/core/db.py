@@ -1,14 +1,27 @@
-"""The database engine, the declarative base and the per-request session."""
+"""The database engine, the declarative base (with its tenant-owned and append-only models, and the
+scoped reads of tenant rows) and the per-request session."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Protocol, Self, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    DateTime,
+    ForeignKey,
+    MetaData,
+    Select,
+    Table,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column
 
@@ -32,6 +45,69 @@ class Base(DeclarativeBase):
 
 class Timestamped:
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TenantOwned:
+    """A model whose rows belong to one organization (the tenant), named by `organization_id`.
+
+    Declaring a model with this mixin is all it takes to be treated as tenant-owned: the tests derive
+    their table list from it (tests/test_migrations.py: row-level security enabled, with policies for
+    reads and writes on the tenant column; tests/organizations/test_tenant_isolation.py: an unscoped
+    read sees only the current tenant's rows), and repositories read it through `scoped`.
+
+    The column is `organization_id NOT NULL` referring to the organization (deleted with it); a model
+    may redeclare it (part of its primary key, say). `organizations` itself is tenant-owned through its
+    own `id`: it declares `organization_id = synonym("id")`, and the checks follow the synonym. A model
+    with an `organization_id` that is not tenant-owned says why in `not_tenant_owned_because` (a test
+    asks every other one to be TenantOwned).
+    """
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+
+
+class AppendOnly:
+    """A model whose rows the service may insert and read, never update or delete: its role is granted
+    no more (`core.tenancy.provision_app_role`, given `append_only_tables`)."""
+
+
+def append_only_tables(base: type[DeclarativeBase]) -> list[str]:
+    """The tables of every append-only model mapped on `base`."""
+    tables = [mapper.local_table for mapper in base.registry.mappers if issubclass(mapper.class_, AppendOnly)]
+    return sorted(table.name for table in tables if isinstance(table, Table))
+
+
+def tenant_column(model: type[TenantOwned]) -> str:
+    """The name of the table column that says which organization a row of `model` belongs to."""
+    column = model.organization_id.expression
+    assert isinstance(column, Column), model
+    return column.name
+
+
+def tenant_models(base: type[DeclarativeBase]) -> list[type[TenantOwned]]:
+    """Every tenant-owned model mapped on `base`, by table name."""
+    found = [mapper.class_ for mapper in base.registry.mappers if issubclass(mapper.class_, TenantOwned)]
+    return sorted(found, key=lambda model: str(getattr(model, "__tablename__", "")))
+
+
+class Filterable(Protocol):
+    """A statement with a WHERE clause: select(), update() or delete()."""
+
+    def where(self, *whereclause: ColumnElement[bool]) -> Self: ...
+
+
+StatementT = TypeVar("StatementT", bound=Filterable)
+TenantT = TypeVar("TenantT", bound=TenantOwned)
+
+
+def scoped(statement: StatementT, model: type[TenantOwned], organization_id: uuid.UUID) -> StatementT:
+    """`statement` confined to the rows of `model` that belong to `organization_id`: how repositories
+    read and change tenant-owned rows (row-level security confines them again in the database)."""
+    return statement.where(model.organization_id == organization_id)
+
+
+def rows_of(model: type[TenantT], organization_id: uuid.UUID) -> Select[TenantT]:
+    """`select(model)` confined to one organization's rows."""
+    return scoped(select(model), model, organization_id)
 
 
 def async_url(url: str) -> str:

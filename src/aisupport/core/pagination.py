@@ -1,8 +1,9 @@
 """Cursor pagination, the one convention of every list endpoint.
 
 A list takes `limit` (1 to 100, default 50) and an opaque `cursor`, and answers
-`{"items": [...], "next_cursor": "..." | null}`; pass `next_cursor` back to get the next page. Cursors
-are keyset positions (the sort key of the last item), so pages stay stable while rows are added.
+`{"items": [...], "next_cursor": "..." | null}` (`Paging.page`); pass `next_cursor` back to get the next
+page. Cursors are keyset positions (the sort key of the last item), so pages stay stable while rows are
+added.
 
 Cursors are signed (HMAC with a key derived from SECRET_KEY) and bound to the list that gave them out
 (the route and its path parameters, such as the organization): a cursor is never a position the
@@ -126,13 +127,17 @@ class PageRequest:
         position = self.after(datetime.fromisoformat, uuid.UUID)
         return None if position is None else (position[0], position[1])
 
-    def split(
-        self, rows: Sequence[Row], position: Callable[[Row], Sequence[Any]]
-    ) -> tuple[list[Row], str | None]:
-        """Rows fetched with `fetch` split into this page and the cursor of the next (None at the end)."""
-        items = list(rows[: self.limit])
-        more = len(rows) > self.limit
-        return items, self.signer.sign(position(items[-1])) if more and items else None
+    def page(
+        self, rows: Sequence[Row], position: Callable[[Row], Sequence[Any]], item: Callable[[Row], T]
+    ) -> Page[T]:
+        """The answer of a list: `rows` (read with `fetch`) cut to this page, each made an `item`, and
+        the cursor of the next page, signed from the `position` of the last row (None at the end)."""
+        rows_here = rows[: self.limit]
+        more = len(rows) > self.limit and len(rows_here) > 0
+        return Page(
+            items=[item(row) for row in rows_here],
+            next_cursor=self.signer.sign(position(rows_here[-1])) if more else None,
+        )
 
 
 @lru_cache(maxsize=8)

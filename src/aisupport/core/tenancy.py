@@ -3,9 +3,12 @@
 Tenant-owned tables have row-level security policies that read two per-transaction settings,
 `app.current_org` and `app.current_user` (migration f91660802374). This module:
 
-- names the tenant of a request's transactions (`set_tenant`); the settings are applied with
-  `set_config(..., is_local => true)` at the start of every transaction of that session, so they never
-  outlive a transaction or leak to the next user of a pooled connection;
+- keeps a session's tenant in one place, its scope (`REQUEST_STATE`: the request's `request.state`, or
+  a stand-in of `tenant_session`), written by `bind_request_tenant` only, and applies it with
+  `set_config(..., is_local => true)` at the start of every transaction of that session, so it never
+  outlives a transaction or leaks to the next user of a pooled connection. Who may bind a tenant is
+  decided once (decision 0032): the request's principal dependency and `access.tenancy.act_as` (both
+  in `access`), and `tenant_session` for work outside a request;
 - gives the service its own database role, neither superuser nor table owner, so the policies bind it
   (`provision_app_role`, run by `aisupport migrate` as the owner), and refuses to serve as anything else.
 """
@@ -13,8 +16,9 @@ Tenant-owned tables have row-level security policies that read two per-transacti
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -30,13 +34,12 @@ from aisupport.core.config import Settings
 
 log = structlog.get_logger("aisupport.tenancy")
 
-TENANT_KEY = "tenant"
-APPLY_TENANT = text(
+_TENANT_KEY = "tenant"
+_APPLY_TENANT = text(
     "SELECT set_config('app.current_org', :organization_id, true),"
     " set_config('app.current_user', :user_id, true)"
 )
-# Tables the service may read but never change: the audit log is append-only, migrations are the owner's.
-APPEND_ONLY_TABLES = ("audit_events",)
+# Migrations' bookkeeping is the owner's alone. (Append-only tables come from the models: AppendOnly.)
 OWNER_ONLY_TABLES = ("alembic_version",)
 
 
@@ -44,30 +47,45 @@ class TenantSession(Session):
     """The ORM session class of the service: applies its tenant at the start of each transaction."""
 
 
-# Where a request's session finds the tenant its principal named (`request.state`), read when each
-# transaction begins: the session is created before the principal is resolved, used after.
+# Where a session finds its tenant, read when each transaction begins: the request's state for a
+# request's session (the session is created before the principal is resolved, used after), a
+# stand-in of its own for a `tenant_session`.
 REQUEST_STATE = "request_state"
 
 
 @event.listens_for(TenantSession, "after_begin")
 def _apply_tenant(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
-    tenant = session.info.get(TENANT_KEY)
-    if tenant is None:
-        tenant = getattr(session.info.get(REQUEST_STATE), TENANT_KEY, None)
+    tenant = getattr(session.info.get(REQUEST_STATE), _TENANT_KEY, None)
     if tenant is not None:
-        connection.execute(APPLY_TENANT, tenant)
+        connection.execute(_APPLY_TENANT, tenant)
 
 
-def tenant_of(organization_id: uuid.UUID | None, user_id: uuid.UUID | None) -> dict[str, str]:
+def _tenant_of(organization_id: uuid.UUID | None, user_id: uuid.UUID | None) -> dict[str, str]:
     return {
         "organization_id": str(organization_id) if organization_id else "",
         "user_id": str(user_id) if user_id else "",
     }
 
 
-def bind_request_tenant(state: Any, *, organization_id: uuid.UUID, user_id: uuid.UUID | None) -> None:
-    """Name the tenant of every transaction of this request's session (the principal dependency's job)."""
-    setattr(state, TENANT_KEY, tenant_of(organization_id, user_id))
+def bind_request_tenant(state: Any, *, organization_id: uuid.UUID | None, user_id: uuid.UUID | None) -> None:
+    """Name the tenant of every transaction of this request's session from now on (the principal
+    dependency's job; `rebind_request_tenant` for a request that establishes its caller itself)."""
+    setattr(state, _TENANT_KEY, _tenant_of(organization_id, user_id))
+
+
+async def rebind_request_tenant(
+    db: AsyncSession, *, organization_id: uuid.UUID | None, user_id: uuid.UUID | None
+) -> None:
+    """`bind_request_tenant` from inside the request, applied at once to the transaction in progress.
+
+    Only a request's session has a scope to bind: work outside a request opens a `tenant_session`.
+    """
+    state = db.info.get(REQUEST_STATE)
+    if state is None:
+        raise RuntimeError("not a request's session: work outside a request opens a tenant_session")
+    bind_request_tenant(state, organization_id=organization_id, user_id=user_id)
+    if db.in_transaction():
+        await (await db.connection()).execute(_APPLY_TENANT, getattr(state, _TENANT_KEY))
 
 
 @asynccontextmanager
@@ -80,19 +98,11 @@ async def tenant_session(
     """A session scoped to one organization, for work outside a request's transaction (jobs, a write
     the request itself must not wait for): commits on success, rolls back on error."""
     async with sessionmaker() as session:
-        session.info[TENANT_KEY] = tenant_of(organization_id, user_id)
+        scope = SimpleNamespace()
+        bind_request_tenant(scope, organization_id=organization_id, user_id=user_id)
+        session.info[REQUEST_STATE] = scope
         async with session.begin():
             yield session
-
-
-async def set_tenant(
-    db: AsyncSession, *, organization_id: uuid.UUID | None, user_id: uuid.UUID | None
-) -> None:
-    """Scope this session's transactions to an organization (and a user, for their own memberships)."""
-    tenant = tenant_of(organization_id, user_id)
-    db.info[TENANT_KEY] = tenant
-    if db.in_transaction():
-        await (await db.connection()).execute(APPLY_TENANT, tenant)
 
 
 def app_database_url(settings: Settings, owner_url: str) -> str:
@@ -105,8 +115,9 @@ def app_database_url(settings: Settings, owner_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def provision_app_role(settings: Settings, owner_url: str) -> None:
-    """Create the service's role if needed and grant it what it may do (run as the tables' owner).
+def provision_app_role(settings: Settings, owner_url: str, *, append_only: Sequence[str]) -> None:
+    """Create the service's role if needed and grant it what it may do (run as the tables' owner):
+    everything on every table but those `append_only` (insert and read) and the owner's own.
 
     Idempotent; run after every migration so new tables are granted too.
     """
@@ -135,10 +146,10 @@ def provision_app_role(settings: Settings, owner_url: str) -> None:
                     sql.Identifier(role), sql.Literal(settings.APP_DATABASE_PASSWORD)
                 )
             )
-        _grant(conn, role, str(owner.database))
+        _grant(conn, role, str(owner.database), append_only)
 
 
-def _grant(conn: psycopg.Connection[Any], role: str, database: str) -> None:
+def _grant(conn: psycopg.Connection[Any], role: str, database: str, append_only: Sequence[str]) -> None:
     name = sql.Identifier(role)
     statements = [
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), name),
@@ -149,7 +160,7 @@ def _grant(conn: psycopg.Connection[Any], role: str, database: str) -> None:
         sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {}").format(name),
         *(
             sql.SQL("REVOKE UPDATE, DELETE ON {} FROM {}").format(sql.Identifier(table), name)
-            for table in APPEND_ONLY_TABLES
+            for table in append_only
         ),
         *(
             sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), name)

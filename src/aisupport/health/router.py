@@ -12,8 +12,9 @@ from sqlalchemy import text
 
 from aisupport.access.routes import public
 from aisupport.core.config import Settings
-from aisupport.core.errors import AppError, ProblemAnswer, Unauthorized, answers, problem_response
+from aisupport.core.errors import answers, problem_response
 from aisupport.core.metrics import read_database_gauges
+from aisupport.health import errors
 
 router = APIRouter(prefix="/health", tags=["health"])
 metrics_router = APIRouter(tags=["health"])
@@ -51,20 +52,17 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "checks": checks})
 
 
-@answers(
-    ProblemAnswer(401, "METRICS_TOKEN is set and the bearer token is not it"),
-    ProblemAnswer(404, "production without METRICS_TOKEN: the metrics are not served"),
-)
+@answers(errors.WRONG_METRICS_TOKEN, errors.METRICS_NOT_SERVED)
 async def require_metrics_access(request: Request) -> None:
     settings: Settings = request.app.state.settings
     token = settings.METRICS_TOKEN
     if token is None:
         if settings.ENV == "prod":
-            raise AppError(404, "not_found", "Not Found")
+            raise errors.metrics_not_served()
         return
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), token.encode()):
-        raise Unauthorized("invalid_token", "The metrics token is missing or wrong.")
+        raise errors.wrong_metrics_token()
 
 
 @metrics_router.get(

@@ -16,15 +16,18 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, synonym
 
-from aisupport.core.db import Base, Timestamped
+from aisupport.core.db import Base, TenantOwned, Timestamped
 
 
-class Organization(Timestamped, Base):
+class Organization(TenantOwned, Timestamped, Base):
+    """The tenant itself: its rows are its own (`organization_id` is its `id`)."""
+
     __tablename__ = "organizations"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = synonym("id")
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
@@ -36,7 +39,7 @@ def new_slug(name: str) -> str:
     return f"{base}-{secrets.token_hex(3)}"
 
 
-class Membership(Timestamped, Base):
+class Membership(TenantOwned, Timestamped, Base):
     __tablename__ = "memberships"
     __table_args__ = (CheckConstraint("role IN ('owner', 'admin', 'agent', 'viewer')", name="role_known"),)
 
@@ -49,7 +52,7 @@ class Membership(Timestamped, Base):
     role: Mapped[str] = mapped_column(String(20))
 
 
-class Invitation(Timestamped, Base):
+class Invitation(TenantOwned, Timestamped, Base):
     """An invitation to join an organization with a role, mailed as a single-use link."""
 
     __tablename__ = "invitations"
@@ -59,7 +62,6 @@ class Invitation(Timestamped, Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(320))
     email_normalized: Mapped[str] = mapped_column(String(320))
     role: Mapped[str] = mapped_column(String(20))
@@ -71,7 +73,7 @@ class Invitation(Timestamped, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class ApiKey(Timestamped, Base):
+class ApiKey(TenantOwned, Timestamped, Base):
     """A secret for server-to-server calls, acting as a non-human member of one organization."""
 
     __tablename__ = "api_keys"
@@ -83,7 +85,6 @@ class ApiKey(Timestamped, Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16))  # shown in lists, enough to recognise a key
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -1,7 +1,7 @@
-"""All SQL for organizations, memberships, invitations, API keys and the audit log.
+"""All SQL for organizations, memberships, invitations and API keys.
 
-Every query on a tenant-owned table is scoped here to the caller's organization, and row-level
-security scopes it again in the database (core/tenancy.py).
+Every query on a tenant-owned table is scoped here to the caller's organization (core.db.scoped and
+rows_of), and row-level security scopes it again in the database (core/tenancy.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.access.permissions import Role
 from aisupport.accounts.models import User
-from aisupport.audit.models import AuditEvent
+from aisupport.core.db import rows_of, scoped
 from aisupport.core.pagination import keyset
 from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization
 
@@ -47,7 +47,7 @@ async def lock_organization(db: AsyncSession, organization_id: uuid.UUID, lock: 
     - "members": membership changes take turns (FOR NO KEY UPDATE);
     renaming or deleting the organization locks it whole (organization_for_update, FOR UPDATE).
     """
-    query = select(Organization.id).where(Organization.id == organization_id)
+    query = scoped(select(Organization.id), Organization, organization_id)
     if lock == "keep":
         query = query.with_for_update(read=True, key_share=True)  # FOR KEY SHARE
     else:
@@ -58,16 +58,13 @@ async def lock_organization(db: AsyncSession, organization_id: uuid.UUID, lock: 
 async def organization_for_update(db: AsyncSession, organization_id: uuid.UUID) -> Organization | None:
     """The organization, locked whole until the transaction ends (see lock_organization)."""
     return await db.scalar(
-        select(Organization)
-        .where(Organization.id == organization_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        rows_of(Organization, organization_id).with_for_update().execution_options(populate_existing=True)
     )
 
 
 async def delete_organization(db: AsyncSession, organization_id: uuid.UUID) -> None:
     """Delete an organization; its memberships, invitations, keys and audit log go with it (cascade)."""
-    await db.execute(delete(Organization).where(Organization.id == organization_id))
+    await db.execute(scoped(delete(Organization), Organization, organization_id))
 
 
 async def organizations_of_user(
@@ -94,9 +91,7 @@ async def organizations_of_user(
 async def role_of(db: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID) -> Role | None:
     """The user's current role in the organization, or None if they are not a member."""
     role = await db.scalar(
-        select(Membership.role).where(
-            Membership.organization_id == organization_id, Membership.user_id == user_id
-        )
+        scoped(select(Membership.role), Membership, organization_id).where(Membership.user_id == user_id)
     )
     return None if role is None else Role(role)
 
@@ -106,9 +101,9 @@ async def members(
 ) -> list[tuple[Membership, User]]:
     """A page of members, oldest first (keyset on joined time, then user id)."""
     query = keyset(
-        select(Membership, User)
-        .join(User, User.id == Membership.user_id)
-        .where(Membership.organization_id == organization_id),
+        scoped(
+            select(Membership, User).join(User, User.id == Membership.user_id), Membership, organization_id
+        ),
         (Membership.created_at, Membership.user_id),
         after,
         limit,
@@ -119,17 +114,16 @@ async def members(
 async def membership(db: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID) -> Membership | None:
     """The membership as the database has it now (not as an earlier read in this session left it)."""
     return await db.scalar(
-        select(Membership)
-        .where(Membership.organization_id == organization_id, Membership.user_id == user_id)
+        rows_of(Membership, organization_id)
+        .where(Membership.user_id == user_id)
         .execution_options(populate_existing=True)
     )
 
 
 async def member_with_email(db: AsyncSession, organization_id: uuid.UUID, email_normalized: str) -> bool:
+    member_ids = select(Membership.user_id).join(User, User.id == Membership.user_id)
     found = await db.scalar(
-        select(Membership.user_id)
-        .join(User, User.id == Membership.user_id)
-        .where(Membership.organization_id == organization_id, User.email_normalized == email_normalized)
+        scoped(member_ids, Membership, organization_id).where(User.email_normalized == email_normalized)
     )
     return found is not None
 
@@ -137,8 +131,8 @@ async def member_with_email(db: AsyncSession, organization_id: uuid.UUID, email_
 async def lock_owners(db: AsyncSession, organization_id: uuid.UUID) -> list[uuid.UUID]:
     """The owners, with their rows locked: two demotions at once cannot both leave no owner."""
     result = await db.execute(
-        select(Membership.user_id)
-        .where(Membership.organization_id == organization_id, Membership.role == Role.OWNER.value)
+        scoped(select(Membership.user_id), Membership, organization_id)
+        .where(Membership.role == Role.OWNER.value)
         .with_for_update()
     )
     return list(result.scalars())
@@ -147,8 +141,8 @@ async def lock_owners(db: AsyncSession, organization_id: uuid.UUID) -> list[uuid
 async def remove_membership(db: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID) -> bool:
     """Delete a membership; False if there was none to delete."""
     result = await db.execute(
-        delete(Membership)
-        .where(Membership.organization_id == organization_id, Membership.user_id == user_id)
+        scoped(delete(Membership), Membership, organization_id)
+        .where(Membership.user_id == user_id)
         .returning(Membership.user_id)
     )
     return result.first() is not None
@@ -164,9 +158,7 @@ async def invitation(
     db: AsyncSession, organization_id: uuid.UUID, invitation_id: uuid.UUID, *, lock: bool = False
 ) -> Invitation | None:
     """The invitation; with `lock`, locked until the transaction ends (as accepting it locks it)."""
-    query = select(Invitation).where(
-        Invitation.organization_id == organization_id, Invitation.id == invitation_id
-    )
+    query = rows_of(Invitation, organization_id).where(Invitation.id == invitation_id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
     return await db.scalar(query)
@@ -181,8 +173,7 @@ async def pending_invitations(
     limit: int,
 ) -> list[Invitation]:
     query = keyset(
-        select(Invitation).where(
-            Invitation.organization_id == organization_id,
+        rows_of(Invitation, organization_id).where(
             Invitation.accepted_at.is_(None),
             Invitation.revoked_at.is_(None),
             Invitation.expires_at > now,
@@ -203,8 +194,8 @@ async def invitation_by_token_hash(
     db: AsyncSession, organization_id: uuid.UUID, token_hash: str
 ) -> Invitation | None:
     return await db.scalar(
-        select(Invitation)
-        .where(Invitation.organization_id == organization_id, Invitation.token_hash == token_hash)
+        rows_of(Invitation, organization_id)
+        .where(Invitation.token_hash == token_hash)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -220,7 +211,7 @@ async def api_keys(
     db: AsyncSession, organization_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int
 ) -> list[ApiKey]:
     query = keyset(
-        select(ApiKey).where(ApiKey.organization_id == organization_id),
+        rows_of(ApiKey, organization_id),
         (ApiKey.created_at, ApiKey.id),
         after,
         limit,
@@ -231,42 +222,11 @@ async def api_keys(
 async def api_key(db: AsyncSession, organization_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
     """The key, locked until the transaction ends (two revocations of it take turns)."""
     return await db.scalar(
-        select(ApiKey)
-        .where(ApiKey.organization_id == organization_id, ApiKey.id == key_id)
+        rows_of(ApiKey, organization_id)
+        .where(ApiKey.id == key_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-
-
-async def audit_events(
-    db: AsyncSession,
-    organization_id: uuid.UUID,
-    *,
-    before_id: int | None,
-    limit: int,
-    action: str | None,
-    actor_user_id: uuid.UUID | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> list[AuditEvent]:
-    """A page of the audit log, newest first (keyset on the event id)."""
-    query = (
-        select(AuditEvent)
-        .where(AuditEvent.organization_id == organization_id)
-        .order_by(AuditEvent.id.desc())
-        .limit(limit)
-    )
-    if before_id is not None:
-        query = query.where(AuditEvent.id < before_id)
-    if action is not None:
-        query = query.where(AuditEvent.action == action)
-    if actor_user_id is not None:
-        query = query.where(AuditEvent.actor_user_id == actor_user_id)
-    if since is not None:
-        query = query.where(AuditEvent.occurred_at >= since)
-    if until is not None:
-        query = query.where(AuditEvent.occurred_at < until)
-    return list((await db.execute(query)).scalars())
 
 
 async def add_membership(
@@ -300,11 +260,10 @@ async def user_with_memberships(
 async def membership_of_user(
     db: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID
 ) -> tuple[Organization, Role] | None:
+    with_role = select(Organization, Membership.role).join(
+        Membership, Membership.organization_id == Organization.id
+    )
     row = (
-        await db.execute(
-            select(Organization, Membership.role)
-            .join(Membership, Membership.organization_id == Organization.id)
-            .where(Membership.user_id == user_id, Membership.organization_id == organization_id)
-        )
+        await db.execute(scoped(with_role, Membership, organization_id).where(Membership.user_id == user_id))
     ).first()
     return None if row is None else (row[0], Role(row[1]))

@@ -17,11 +17,11 @@ from aisupport.access.permissions import Permission, Role
 from aisupport.access.principal import Principal
 from aisupport.accounts.models import User
 from aisupport.core.db import DbSession
-from aisupport.core.errors import ProblemAnswer, problem_responses
+from aisupport.core.errors import problem_responses
 from aisupport.core.pagination import Page, Paging
 from aisupport.core.schemas import Timestamp
-from aisupport.organizations import service
-from aisupport.organizations.models import Membership
+from aisupport.organizations import errors, service
+from aisupport.organizations.models import Membership, Organization
 from aisupport.organizations.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -48,10 +48,10 @@ MemberManager = Annotated[Principal, Depends(requires(Permission.MEMBERS_MANAGE)
 InvitationManager = Annotated[Principal, Depends(requires(Permission.INVITATIONS_MANAGE))]
 KeyManager = Annotated[Principal, Depends(requires(Permission.API_KEYS_MANAGE))]
 AuditReader = Annotated[Principal, Depends(requires(Permission.AUDIT_READ))]
-# The errors of the routes' own rules; those of their paths, bodies, credentials, permissions and limits
-# are documented without a list (aisupport/openapi.py).
-SLUG_TAKEN = problem_responses(ProblemAnswer(409, "another organization uses this slug"))
-LAST_OWNER = problem_responses(ProblemAnswer(409, "the organization would be left without an owner"))
+# The errors of the routes' own rules (declared in organizations/errors.py); those of their paths,
+# bodies, credentials, permissions and limits are documented without a list (aisupport/openapi.py).
+SLUG_TAKEN = problem_responses(errors.SLUG_TAKEN)
+LAST_OWNER = problem_responses(errors.LAST_OWNER)
 
 
 def _member(membership: Membership, user: User) -> MemberOut:
@@ -64,18 +64,17 @@ def _member(membership: Membership, user: User) -> MemberOut:
     )
 
 
+def _my_organization(organization: Organization, role: Role) -> MyOrganization:
+    return MyOrganization.model_validate(
+        {**OrganizationOut.model_validate(organization).model_dump(), "role": role}
+    )
+
+
 @router.get("/orgs", response_model=Page[MyOrganization])
 async def list_my_organizations(principal: Account, db: DbSession, paging: Paging) -> Page[MyOrganization]:
     """The organizations you belong to, with your role in each, oldest membership first."""
     rows = await service.my_organizations(db, principal, after=paging.after_time_and_id(), limit=paging.fetch)
-    items, next_cursor = paging.split(rows, lambda row: (row[2], row[0].id))
-    return Page(
-        items=[
-            MyOrganization.model_validate({**OrganizationOut.model_validate(org).model_dump(), "role": role})
-            for org, role, _ in items
-        ],
-        next_cursor=next_cursor,
-    )
+    return paging.page(rows, lambda row: (row[2], row[0].id), lambda row: _my_organization(row[0], row[1]))
 
 
 @router.post(
@@ -91,9 +90,7 @@ async def create_organization(
     organization, role = await service.create_organization(
         db, auth, principal, name=payload.name, slug=payload.slug, client=client
     )
-    return MyOrganization.model_validate(
-        {**OrganizationOut.model_validate(organization).model_dump(), "role": role}
-    )
+    return _my_organization(organization, role)
 
 
 @router.get("/orgs/{org_id}", response_model=OrganizationOut)
@@ -114,7 +111,7 @@ async def update_organization(
 @router.delete(
     "/orgs/{org_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(ProblemAnswer(422, "`confirm` is not the organization's slug")),
+    responses=problem_responses(errors.CONFIRMATION_MISMATCH),
 )
 async def delete_organization(
     org_id: uuid.UUID, payload: OrganizationDelete, principal: OrgDeleter, db: DbSession
@@ -130,8 +127,7 @@ async def list_members(
 ) -> Page[MemberOut]:
     """The members and their roles, in the order they joined."""
     rows = await service.list_members(db, principal, after=paging.after_time_and_id(), limit=paging.fetch)
-    items, next_cursor = paging.split(rows, lambda row: (row[0].created_at, row[0].user_id))
-    return Page(items=[_member(membership, user) for membership, user in items], next_cursor=next_cursor)
+    return paging.page(rows, lambda row: (row[0].created_at, row[0].user_id), lambda row: _member(*row))
 
 
 @router.patch("/orgs/{org_id}/members/{user_id}", response_model=MemberOut, responses=LAST_OWNER)
@@ -174,7 +170,7 @@ async def leave_organization(
     "/orgs/{org_id}/invitations",
     status_code=status.HTTP_201_CREATED,
     response_model=InvitationOut,
-    responses=problem_responses(ProblemAnswer(409, "this person is already a member")),
+    responses=problem_responses(errors.ALREADY_MEMBER),
 )
 async def invite(
     org_id: uuid.UUID,
@@ -200,8 +196,7 @@ async def list_invitations(
     rows = await service.pending_invitations(
         db, principal, after=paging.after_time_and_id(), limit=paging.fetch
     )
-    items, next_cursor = paging.split(rows, lambda row: (row.created_at, row.id))
-    return Page(items=[InvitationOut.model_validate(row) for row in items], next_cursor=next_cursor)
+    return paging.page(rows, lambda row: (row.created_at, row.id), InvitationOut.model_validate)
 
 
 @router.delete("/orgs/{org_id}/invitations/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -243,8 +238,7 @@ async def list_api_keys(
 ) -> Page[ApiKeyOut]:
     """The organization's API keys (never their secrets), oldest first."""
     rows = await service.api_keys(db, principal, after=paging.after_time_and_id(), limit=paging.fetch)
-    items, next_cursor = paging.split(rows, lambda row: (row.created_at, row.id))
-    return Page(items=[ApiKeyOut.model_validate(row) for row in items], next_cursor=next_cursor)
+    return paging.page(rows, lambda row: (row.created_at, row.id), ApiKeyOut.model_validate)
 
 
 @router.delete("/orgs/{org_id}/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -279,5 +273,4 @@ async def audit_log(
         since=since,
         until=until,
     )
-    items, next_cursor = paging.split(rows, lambda row: (row.id,))
-    return Page(items=[AuditEventOut.model_validate(row) for row in items], next_cursor=next_cursor)
+    return paging.page(rows, lambda row: (row.id,), AuditEventOut.model_validate)

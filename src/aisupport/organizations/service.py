@@ -21,36 +21,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.access.cache import evict_after_commit
 from aisupport.access.components import AccessComponents
+from aisupport.access.errors import organization_not_found, role_does_not_allow
 from aisupport.access.permissions import Permission, Role, permissions_of
 from aisupport.access.principal import API_KEY_PREFIX, Principal
+from aisupport.access.tenancy import act_as
 from aisupport.accounts.models import User
 from aisupport.accounts.service import normalize_email, verified_user
+from aisupport.audit import repository as audit_repository
 from aisupport.audit import service as audit
 from aisupport.audit.models import AuditEvent
 from aisupport.audit.service import Actor
 from aisupport.core.client import Client
-from aisupport.core.errors import AppError
 from aisupport.core.jobs import defer
 from aisupport.core.security import sha256_hex
-from aisupport.core.tenancy import set_tenant
+from aisupport.organizations import errors
 from aisupport.organizations import repository as repo
 from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization, new_slug
 
 log = structlog.get_logger("aisupport.organizations")
 
 INVITATION_TTL = timedelta(days=7)
-
-
-def organization_not_found() -> AppError:
-    return AppError(404, "organization_not_found", "No such organization.")
-
-
-def member_not_found() -> AppError:
-    return AppError(404, "member_not_found", "No such member.")
-
-
-def _above_you(what: str) -> AppError:
-    return AppError(403, "role_above_yours", f"You cannot {what} a role above your own.")
 
 
 async def create_organization(
@@ -72,14 +62,14 @@ async def create_organization(
     await auth.rate_limiter.hit(limits["org_creation_user"], "org-creation-user", str(user_id))
     await auth.rate_limiter.hit(limits["org_creation_ip"], "org-creation-ip", client.ip or "unknown")
     organization_id = uuid.uuid4()
-    await set_tenant(db, organization_id=organization_id, user_id=user_id)
+    await act_as(db, organization_id=organization_id, user_id=user_id)
     try:
         async with db.begin_nested():
             organization = await repo.add_organization(
                 db, name=name, slug=slug or new_slug(name), organization_id=organization_id
             )
     except IntegrityError:
-        raise _slug_taken() from None
+        raise errors.slug_taken() from None
     await repo.add_membership(db, organization_id=organization.id, user_id=user_id, role=Role.OWNER)
     evict_after_commit(db, users=[user_id])  # their list of organizations changed
     await audit.record(db, organization.id, "organization.created", actor=principal.actor, client=client)
@@ -114,7 +104,7 @@ async def update_organization(
         async with db.begin_nested():
             await db.flush()
     except IntegrityError:
-        raise _slug_taken() from None
+        raise errors.slug_taken() from None
     await audit.record(
         db,
         organization.id,
@@ -133,7 +123,7 @@ async def delete_organization(db: AsyncSession, principal: Principal, confirm: s
     if organization is None:  # deleted by a request that went first
         raise organization_not_found()
     if confirm != organization.slug:
-        raise AppError(422, "confirmation_mismatch", "Type the organization's slug to confirm its deletion.")
+        raise errors.confirmation_mismatch()
     await repo.delete_organization(db, organization.id)
     evict_after_commit(db, everything=True)
     log.warning("organization_deleted", organization_id=str(organization.id), by=str(principal.user_id))
@@ -154,10 +144,10 @@ async def change_role(
     member = await repo.membership(db, organization_id, user_id)
     user = await db.get(User, user_id)
     if member is None or user is None:
-        raise member_not_found()
+        raise errors.member_not_found()
     current = Role(member.role)
     if current.rank > actor_role.rank or role.rank > actor_role.rank:
-        raise _above_you("give or change")
+        raise errors.role_above_yours("give or change")
     if current is Role.OWNER and role is not Role.OWNER:
         await _keep_an_owner(db, organization_id, leaving=user_id)
     member.role = role.value
@@ -181,9 +171,9 @@ async def remove_member(db: AsyncSession, principal: Principal, user_id: uuid.UU
     actor_role = await _lock_members_to_manage(db, principal)
     member = await repo.membership(db, organization_id, user_id)
     if member is None:
-        raise member_not_found()
+        raise errors.member_not_found()
     if Role(member.role).rank > actor_role.rank:
-        raise _above_you("remove")
+        raise errors.role_above_yours("remove")
     if member.role == Role.OWNER:
         await _keep_an_owner(db, organization_id, leaving=user_id)
     await repo.remove_membership(db, organization_id, user_id)
@@ -227,7 +217,7 @@ async def _lock_members_to_manage(db: AsyncSession, principal: Principal) -> Rol
     """The membership lock, for an actor who must still manage members once they hold it."""
     role = await _lock_members(db, principal)
     if Permission.MEMBERS_MANAGE not in permissions_of(role):
-        raise AppError(403, "forbidden", f"Your role does not allow this ({Permission.MEMBERS_MANAGE}).")
+        raise role_does_not_allow(Permission.MEMBERS_MANAGE)
     return role
 
 
@@ -235,7 +225,7 @@ async def _keep_an_owner(db: AsyncSession, organization_id: uuid.UUID, *, leavin
     """Refuse if `leaving` is the organization's only owner (owners locked: demotions serialize)."""
     owners = await repo.lock_owners(db, organization_id)
     if owners == [leaving]:
-        raise AppError(409, "last_owner", "An organization needs an owner: make someone else owner first.")
+        raise errors.last_owner()
 
 
 async def invite(
@@ -248,7 +238,7 @@ async def invite(
     product's domain is not a relay.
     """
     if role.rank > principal.role.rank:
-        raise _above_you("invite to")
+        raise errors.role_above_yours("invite to")
     await verified_user(db, principal.person)
     limits = auth.settings.rate_limits
     await auth.rate_limiter.hit(limits["invitations_user"], "invitations-user", str(principal.person))
@@ -257,7 +247,7 @@ async def invite(
     organization_id = principal.organization_id
     email_normalized = normalize_email(email)
     if await repo.member_with_email(db, organization_id, email_normalized):
-        raise AppError(409, "already_member", "This person is already a member.")
+        raise errors.already_member()
     now = datetime.now(UTC)
     invitation = await repo.add_invitation(
         db,
@@ -304,7 +294,7 @@ async def revoke_invitation(
     # Locked: an accept of the same invitation either went first (then it is no longer pending) or waits.
     invitation = await repo.invitation(db, principal.organization_id, invitation_id, lock=True)
     if invitation is None or invitation.accepted_at is not None or invitation.revoked_at is not None:
-        raise AppError(404, "invitation_not_found", "No such pending invitation.")
+        raise errors.invitation_not_found()
     invitation.revoked_at = datetime.now(UTC)
     await audit.record(
         db,
@@ -330,14 +320,14 @@ async def open_invitation(db: AsyncSession, token: str) -> Invitation:
     token_hash = sha256_hex(token)
     organization_id = await repo.organization_of_invitation(db, token_hash)
     if organization_id is None:
-        raise invalid_invitation()
-    await set_tenant(db, organization_id=organization_id, user_id=None)
+        raise errors.invalid_invitation()
+    await act_as(db, organization_id=organization_id, user_id=None)
     if not await repo.lock_organization(db, organization_id, "members"):
-        raise invalid_invitation()  # the organization was deleted meanwhile
+        raise errors.invalid_invitation()  # the organization was deleted meanwhile
     invitation = await repo.invitation_by_token_hash(db, organization_id, token_hash)
     now = datetime.now(UTC)
     if invitation is None or invitation.accepted_at or invitation.revoked_at or invitation.expires_at <= now:
-        raise invalid_invitation()
+        raise errors.invalid_invitation()
     return invitation
 
 
@@ -347,11 +337,11 @@ async def accept_invitation(
     """Make `user` a member with the invitation's role, as far as its inviter may still give it; their
     address must be the invited one."""
     if user.email_normalized != invitation.email_normalized:
-        raise AppError(403, "invitation_for_another_address", "This invitation was sent to another address.")
-    await set_tenant(db, organization_id=invitation.organization_id, user_id=user.id)
+        raise errors.invitation_for_another_address()
+    await act_as(db, organization_id=invitation.organization_id, user_id=user.id)
     role = await _role_the_inviter_can_give(db, invitation)
     if await repo.membership(db, invitation.organization_id, user.id) is not None:
-        raise AppError(409, "already_member", "You are already a member of this organization.")
+        raise errors.already_member_yourself()
     await repo.add_membership(db, organization_id=invitation.organization_id, user_id=user.id, role=role)
     evict_after_commit(db, users=[user.id])
     invitation.accepted_at = datetime.now(UTC)
@@ -369,7 +359,7 @@ async def accept_invitation(
     )
     organization = await repo.organization(db, invitation.organization_id)
     if organization is None:
-        raise invalid_invitation()
+        raise errors.invalid_invitation()
     return organization, role
 
 
@@ -384,16 +374,8 @@ async def _role_the_inviter_can_give(db: AsyncSession, invitation: Invitation) -
         else None
     )
     if inviter_role is None or Permission.INVITATIONS_MANAGE not in permissions_of(inviter_role):
-        raise AppError(
-            400,
-            "invalid_link",
-            "This invitation was withdrawn: whoever sent it may no longer invite. Ask for a new one.",
-        )
+        raise errors.invitation_withdrawn()
     return Role(invitation.role).at_most(inviter_role)
-
-
-def invalid_invitation() -> AppError:
-    return AppError(400, "invalid_link", "This invitation is invalid, expired, revoked or already used.")
 
 
 async def create_api_key(
@@ -407,9 +389,9 @@ async def create_api_key(
 ) -> tuple[ApiKey, str]:
     """Create a key with a role no higher than its creator's; the secret is returned once."""
     if role.rank > principal.role.rank:
-        raise _above_you("give a key")
+        raise errors.role_above_yours("give a key")
     if expires_at is not None and expires_at <= datetime.now(UTC):
-        raise AppError(422, "expiry_in_the_past", "expires_at must be in the future.")
+        raise errors.expiry_in_the_past()
     secret = f"{API_KEY_PREFIX}_{secrets.token_urlsafe(32)}"
     key = await repo.add_api_key(
         db,
@@ -454,7 +436,7 @@ async def audit_log(
     until: datetime | None,
 ) -> list[AuditEvent]:
     """A page of the organization's audit log, newest first."""
-    return await repo.audit_events(
+    return await audit_repository.events(
         db,
         principal.organization_id,
         before_id=before_id,
@@ -472,7 +454,7 @@ async def revoke_api_key(db: AsyncSession, principal: Principal, key_id: uuid.UU
         raise organization_not_found()
     key = await repo.api_key(db, principal.organization_id, key_id)  # locked: revocations take turns
     if key is None:
-        raise AppError(404, "api_key_not_found", "No such API key.")
+        raise errors.api_key_not_found()
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         evict_after_commit(db, api_keys=[key.id])
@@ -484,7 +466,3 @@ async def revoke_api_key(db: AsyncSession, principal: Principal, key_id: uuid.UU
             client=client,
             target=("api_key", key.id),
         )
-
-
-def _slug_taken() -> AppError:
-    return AppError(409, "slug_taken", "Another organization uses this slug.")

@@ -10,7 +10,7 @@ from procrastinate import JobContext
 from aisupport.accounts.models import User
 from aisupport.core.jobs import RETRY, jobs, services_of
 from aisupport.core.security import new_opaque_token, sha256_hex
-from aisupport.core.tenancy import set_tenant
+from aisupport.core.tenancy import tenant_session
 from aisupport.mail.delivery import already_sent, send_once
 from aisupport.mail.mailer import Templates
 from aisupport.organizations import repository
@@ -25,8 +25,7 @@ async def send_invitation(context: JobContext, organization_id: str, invitation_
     """Mail the invitation link; the secret is made here and only its hash kept."""
     services = services_of(context)
     settings = services.settings
-    async with services.sessionmaker() as db:
-        await set_tenant(db, organization_id=uuid.UUID(organization_id), user_id=None)
+    async with tenant_session(services.sessionmaker, organization_id=uuid.UUID(organization_id)) as db:
         invitation = await repository.invitation(db, uuid.UUID(organization_id), uuid.UUID(invitation_id))
         organization = await repository.organization(db, uuid.UUID(organization_id))
         if invitation is None or organization is None or await already_sent(db, context):
@@ -47,4 +46,3 @@ async def send_invitation(context: JobContext, organization_id: str, invitation_
             link=f"{settings.PUBLIC_APP_URL}/accept-invitation?token={token}",
         )
         await send_once(db, context, message, secret=token)
-        await db.commit()
