@@ -50,7 +50,8 @@ def _declared(route: APIRoute) -> set[object]:
             yield declared_access(sub.call)
             yield from walk(sub)
 
-    return {access for access in walk(route.dependant) if access is not None}
+    declared = {declared_access(route.endpoint), *walk(route.dependant)}
+    return {access for access in declared if access is not None}
 
 
 async def test_every_route_declares_a_permission_or_is_marked_public(client: AsyncClient) -> None:

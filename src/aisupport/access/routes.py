@@ -1,17 +1,25 @@
-"""How a route declares who may call it: a permission dependency (`requires(...)`, in auth) or the
-`public` marker. A test walks every route and fails on one that declares neither."""
+"""How a route declares who may call it: a permission dependency (`requires(...)`, access/dependencies.py)
+or the `@public` marker on its endpoint. A test walks every route and fails on one that declares
+neither; the OpenAPI document reads the same declarations (401/403 where they apply)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+PUBLIC = "public"
 
 
-async def public() -> None:
-    """Marks a route as open to anyone (it does its own checks, if any)."""
+def public(endpoint: Endpoint) -> Endpoint:
+    """Marks a route's endpoint as open to anyone (it does its own checks, if any). A marker, not a
+    dependency: it costs the route nothing per request."""
+    endpoint.access = PUBLIC  # type: ignore[attr-defined]
+    return endpoint
 
 
-def declared_access(dependency: object) -> Any:
-    """What a route dependency declares: its permission, "public", or None."""
-    if dependency is public:
-        return "public"
-    return getattr(dependency, "permission", None)
+def declared_access(call: object) -> Any:
+    """What an endpoint or a route dependency declares: its permission, "public", or None."""
+    if getattr(call, "access", None) == PUBLIC:
+        return PUBLIC
+    return getattr(call, "permission", None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Response, status
 
 from aisupport.access.dependencies import Account, ClientInfo
 from aisupport.access.routes import public
@@ -36,10 +36,10 @@ router = APIRouter(prefix="/auth", tags=["account"])
 
 @router.post(
     "/verify-email/confirm",
-    dependencies=[Depends(public)],
     response_model=UserOut,
     responses=problem_responses(errors.INVALID_LINK, errors.ADDRESS_TAKEN_SINCE_SENT),
 )
+@public
 async def confirm_email(payload: EmailTokenRequest, db: DbSession, auth: Auth, client: ClientInfo) -> UserOut:
     """Use the link from a verification email: the address is verified (or the requested change applies)."""
     user = await account_service.confirm_email(db, auth, payload.token, client)
@@ -60,10 +60,10 @@ async def resend_verification(principal: Account, db: DbSession, auth: Auth) -> 
 
 @router.post(
     "/verify-email/request",
-    dependencies=[Depends(public)],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
 )
+@public
 async def request_verification(
     payload: VerificationRequest, db: DbSession, auth: Auth, client: ClientInfo
 ) -> Accepted:
@@ -75,10 +75,10 @@ async def request_verification(
 
 @router.post(
     "/password/forgot",
-    dependencies=[Depends(public)],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
 )
+@public
 async def forgot_password(
     payload: ForgotPasswordRequest, db: DbSession, auth: Auth, client: ClientInfo
 ) -> Accepted:
@@ -89,10 +89,10 @@ async def forgot_password(
 
 @router.post(
     "/password/reset",
-    dependencies=[Depends(public)],
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(errors.INVALID_LINK),
 )
+@public
 async def reset_password(
     payload: ResetPasswordRequest, db: DbSession, auth: Auth, client: ClientInfo
 ) -> Response:

@@ -91,7 +91,6 @@ def answer_sign_in(
 
 @router.post(
     "/signup",
-    dependencies=[Depends(public)],
     status_code=status.HTTP_201_CREATED,
     response_model=TokenResponse,
     response_model_exclude_unset=True,
@@ -103,6 +102,7 @@ def answer_sign_in(
         **problem_responses(errors.EMAIL_TAKEN),
     },
 )
+@public
 async def signup(
     payload: SignupRequest, response: Response, db: DbSession, auth: Auth, client: ClientInfo
 ) -> TokenResponse | JSONResponse:
@@ -124,11 +124,11 @@ async def signup(
 
 @router.post(
     "/login",
-    dependencies=[Depends(public)],
     response_model=TokenResponse,
     response_model_exclude_unset=True,
     responses=problem_responses(errors.WRONG_CREDENTIALS, errors.CANNOT_SIGN_IN),
 )
+@public
 async def login(
     payload: LoginRequest,
     request: Request,
@@ -155,11 +155,11 @@ async def login(
 
 @router.post(
     "/token",
-    dependencies=[Depends(public)],
     response_model=TokenResponse,
     response_model_exclude_unset=True,
     responses=problem_responses(errors.WRONG_CREDENTIALS, errors.CANNOT_SIGN_IN),
 )
+@public
 async def token(
     form: Annotated[PasswordGrantForm, Form()],
     request: Request,
@@ -229,11 +229,11 @@ async def whoami(principal: Member, db: DbSession) -> WhoAmI:
 
 @router.post(
     "/refresh",
-    dependencies=[Depends(public)],
     response_model=TokenResponse,
     response_model_exclude_unset=True,
     responses=problem_responses(errors.INVALID_REFRESH_TOKEN, CSRF_REFUSED),
 )
+@public
 async def refresh(
     request: Request,
     response: Response,
@@ -261,10 +261,10 @@ async def refresh(
 
 @router.post(
     "/logout",
-    dependencies=[Depends(public)],
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(CSRF_REFUSED),
 )
+@public
 async def logout(
     request: Request,
     db: DbSession,
@@ -347,8 +347,8 @@ async def switch_organization(
         CSRF_REFUSED,  # signed in with cookies: this route reads the credentials itself
         errors.ALREADY_MEMBER_OR_ACCOUNT_EXISTS,
     ),
-    dependencies=[Depends(public)],
 )
+@public
 async def accept_invitation(
     request: Request,
     response: Response,

@@ -22,13 +22,15 @@ metrics_router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_SECONDS = 2.0
 
 
-@router.get("/live", dependencies=[Depends(public)])
+@router.get("/live")
+@public
 async def live() -> dict[str, str]:
     """The process is up and serving."""
     return {"status": "ok"}
 
 
-@router.get("/ready", dependencies=[Depends(public)])
+@router.get("/ready")
+@public
 async def ready(request: Request) -> JSONResponse:
     """The database (and Redis, when configured) answer: ready to take traffic."""
     checks: dict[str, str] = {}
@@ -67,10 +69,11 @@ async def require_metrics_access(request: Request) -> None:
 
 @metrics_router.get(
     "/metrics",
-    dependencies=[Depends(public), Depends(require_metrics_access)],
+    dependencies=[Depends(require_metrics_access)],
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format."}},
 )
+@public
 async def metrics(request: Request) -> Response:
     """Prometheus metrics (bearer METRICS_TOKEN when it is set)."""
     await read_database_gauges(request.app.state.engine, request.app.state.sessionmaker)
