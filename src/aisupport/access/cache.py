@@ -17,7 +17,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,37 @@ class Snapshot:
     principal: Principal
     deadline: float
     extras: dict[str, Any] = field(default_factory=dict)  # data a route derives from the principal
+    _pending: dict[str, asyncio.Future[Any]] = field(default_factory=dict, repr=False)
+
+    async def derived(self, name: str, compute: Callable[[], Awaitable[Any]]) -> Any:
+        """`extras[name]`, computed once however many requests ask for it at the same time."""
+        if name in self.extras:
+            return self.extras[name]
+        self.extras[name] = await _once(self._pending, name, compute)
+        return self.extras[name]
+
+
+async def _once(
+    pending: dict[Any, asyncio.Future[Any]], key: Hashable, compute: Callable[[], Awaitable[Any]]
+) -> Any:
+    """Run `compute` for `key` once at a time: requests that ask meanwhile wait for the same answer
+    (or error), so a snapshot that expires under load costs one database round trip, not one each."""
+    waiting = pending.get(key)
+    if waiting is not None:
+        return await asyncio.shield(waiting)
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    pending[key] = future
+    try:
+        result = await compute()
+    except BaseException as error:
+        future.set_exception(error)
+        future.exception()  # retrieved: nobody may be waiting
+        raise
+    else:
+        future.set_result(result)
+        return result
+    finally:
+        del pending[key]
 
 
 @dataclass(frozen=True)
@@ -89,6 +120,7 @@ class PrincipalCache:
         self.maxsize = maxsize
         self._snapshots: dict[Hashable, Snapshot] = {}
         self._index: dict[tuple[str, uuid.UUID], set[Hashable]] = {}
+        self._resolving: dict[Hashable, asyncio.Future[Any]] = {}
 
     def __len__(self) -> int:
         return len(self._snapshots)
@@ -102,8 +134,24 @@ class PrincipalCache:
             return None
         return snapshot
 
-    def put(self, key: Hashable, principal: Principal) -> Snapshot:
-        snapshot = Snapshot(principal, time.monotonic() + self.ttl)
+    async def resolve(
+        self, key: Hashable, resolve: Callable[[], Awaitable[tuple[Principal, dict[str, Any]]]]
+    ) -> Snapshot:
+        """The snapshot for `key`, resolving it (once, whoever else asks meanwhile) when missing;
+        `resolve` gives the principal and the extras that come with it."""
+        snapshot = self.get(key)
+        if snapshot is not None:
+            return snapshot
+
+        async def resolve_and_keep() -> Snapshot:
+            principal, extras = await resolve()
+            return self.put(key, principal, extras)
+
+        resolved: Snapshot = await _once(self._resolving, key, resolve_and_keep)
+        return resolved
+
+    def put(self, key: Hashable, principal: Principal, extras: dict[str, Any] | None = None) -> Snapshot:
+        snapshot = Snapshot(principal, time.monotonic() + self.ttl, dict(extras or {}))
         if self.ttl <= 0:
             return snapshot
         self._drop(key)

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import Depends, Request
@@ -158,12 +158,24 @@ async def _session_snapshot(
     # decoding it again; only its expiry is checked on every use.
     key = ("token", token, path_org, via)
     snapshot = access.principals.cache.get(key)
-    if snapshot is not None:
-        if snapshot.extras["expires_at"] <= time.time():
-            raise invalid_access_token()
-        if via == "cookie":
-            require_csrf(request, access, snapshot.principal.session_id)
-        return snapshot
+    if snapshot is None:
+        snapshot = await access.principals.cache.resolve(
+            key, lambda: _session_principal(request, access, token, via, path_org)
+        )
+    if snapshot.extras["expires_at"] <= time.time():
+        raise invalid_access_token()
+    if via == "cookie":
+        require_csrf(request, access, snapshot.principal.session_id)
+    return snapshot
+
+
+async def _session_principal(
+    request: Request,
+    access: AccessComponents,
+    token: str,
+    via: Literal["bearer", "cookie"],
+    path_org: uuid.UUID | None,
+) -> tuple[Principal, dict[str, Any]]:
     try:
         claims = access.access_tokens.decode(token)
         token_role = Role(claims.role)
@@ -188,9 +200,7 @@ async def _session_snapshot(
     principal = Principal.member(
         organization_id, role, user_id=claims.user_id, session_id=claims.session_id, via=via
     )
-    snapshot = access.principals.cache.put(key, principal)
-    snapshot.extras["expires_at"] = claims.expires_at.timestamp()
-    return snapshot
+    return principal, {"expires_at": claims.expires_at.timestamp()}
 
 
 def _path_organization(request: Request) -> uuid.UUID | None:
@@ -211,12 +221,15 @@ async def _api_key_snapshot(
     cache_key = ("api_key", key_hash)
     snapshot = access.principals.cache.get(cache_key)
     if snapshot is None:
-        key = await repository.api_key_standing(request.app.state.engine, key_hash)
-        if key is None:
-            raise invalid_api_key()
-        principal = await _api_key_principal(request, access, client, key)
-        snapshot = access.principals.cache.put(cache_key, principal)
-        snapshot.extras.update(expires_at=key.expires_at, last_used_at=key.last_used_at)
+
+        async def resolve() -> tuple[Principal, dict[str, Any]]:
+            key = await repository.api_key_standing(request.app.state.engine, key_hash)
+            if key is None:
+                raise invalid_api_key()
+            principal = await _api_key_principal(request, access, client, key)
+            return principal, {"expires_at": key.expires_at, "last_used_at": key.last_used_at}
+
+        snapshot = await access.principals.cache.resolve(cache_key, resolve)
     principal = snapshot.principal
     now = datetime.now(UTC)
     expires_at: datetime | None = snapshot.extras.get("expires_at")

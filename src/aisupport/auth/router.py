@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.responses import JSONResponse
 
+from aisupport.access.cache import Snapshot
 from aisupport.access.cookies import request_cookies
 from aisupport.access.dependencies import (
     Account,
@@ -188,14 +189,14 @@ async def me(request: Request, principal: Account) -> Response:
     """The signed-in user, the organization of this session, the role in it, and all memberships."""
     # Kept with the principal's snapshot (evicted with it when the user, a membership or an
     # organization changes): most calls answer without the database.
-    snapshot = request.state.snapshot
-    body: bytes | None = snapshot.extras.get("me")
-    if body is None:
+    snapshot: Snapshot = request.state.snapshot
+
+    async def answer() -> bytes:
         async with request_session(request) as db:
             user, organization, role, memberships = await service.profile(
                 db, principal.person, principal.organization_id
             )
-        body = (
+        return (
             MeResponse(
                 user=UserOut.model_validate(user),
                 organization=OrganizationSummary.model_validate(organization),
@@ -208,7 +209,8 @@ async def me(request: Request, principal: Account) -> Response:
             .model_dump_json()
             .encode()
         )
-        snapshot.extras["me"] = body
+
+    body: bytes = await snapshot.derived("me", answer)
     return Response(body, media_type="application/json")
 
 
