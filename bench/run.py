@@ -1201,7 +1201,7 @@ def main(argv: list[str] | None = None) -> int:
         f"parallelism={params['parallelism']}; PASSWORD_HASH_CONCURRENCY={hash_line}; "
         f"rate limits raised to {HUGE_LIMIT}; "
         + (
-            "Redis on loopback (session cache, rate limits); "
+            "Redis on loopback (rate limits, principal evictions); "
             if redis_url
             else "no Redis (in-process cache); "
         )
