@@ -141,10 +141,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    install_api_docs(app)
     tracing.instrument_app(app, settings)
     for router in ROUTERS:
         app.include_router(router)
+    install_api_docs(app)  # after the API's routes: every request is matched against them first
     install_problem_documentation(app)
 
     app.add_middleware(
