@@ -38,7 +38,7 @@ def already_in_team() -> AppError:
 
 
 def not_a_member() -> AppError:
-    return AppError(422, "not_a_member", "user_id is not a member of this organization.")
+    return AppError(422, "not_an_organization_member", "user_id is not a member of this organization.")
 
 
 def unknown_team() -> AppError:
