@@ -364,3 +364,32 @@ async def test_racing_deletes_and_rotations_end_cleanly(
         codes = sorted(response.status_code for response in statuses)
         assert codes.count(204) == 1
         assert set(codes) <= {200, 204, 404}, codes
+
+
+async def test_an_inbox_moved_to_a_team_being_deleted_ends_cleanly(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    org = f"/orgs/{owner.organization_id}"
+    ids = await configure(client, owner)
+    for round_ in range(4):
+        if round_:
+            team = await created(client, owner, "teams", {"name": f"Team {round_}"})
+            policy = await created(client, owner, "sla-policies", {"name": "P"})
+            ids = {**ids, "team_id": team["id"], "policy_id": policy["id"]}
+        inbox = f"{org}/inboxes/{ids['inbox_id']}"
+        statuses = await asyncio.gather(
+            client.patch(
+                inbox,
+                json={"team_id": ids["team_id"], "sla_policy_id": ids["policy_id"]},
+                headers=owner.headers,
+            ),
+            client.delete(f"{org}/teams/{ids['team_id']}", headers=owner.headers),
+            client.delete(f"{org}/sla-policies/{ids['policy_id']}", headers=owner.headers),
+        )
+        codes = [response.status_code for response in statuses]
+        assert set(codes) <= {200, 204, 409, 422}, [response.text for response in statuses]
+        assert codes[1:] == [204, 204] or 409 in codes
+        after = (await client.get(inbox, headers=owner.headers)).json()
+        if codes[1] == 204:
+            assert after["team_id"] is None
+        if codes[2] == 204:
+            assert after["sla_policy_id"] is None

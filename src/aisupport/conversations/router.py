@@ -37,7 +37,7 @@ from aisupport.core.db import DbSession
 from aisupport.core.errors import problem_responses
 from aisupport.core.pagination import Page, Paging
 
-router = APIRouter(tags=["inboxes and teams"])
+router = APIRouter(tags=["inboxes"])
 
 Reader = Annotated[Principal, Depends(requires(Permission.INBOXES_READ))]
 InboxManager = Annotated[Principal, Depends(requires(Permission.INBOXES_MANAGE))]

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from aisupport.core.schemas import RequestModel
 
@@ -238,7 +238,7 @@ class InboxCreate(RequestModel):
     kind: InboxKind = "api"
     team_id: uuid.UUID | None = None
     sla_policy_id: uuid.UUID | None = None
-    auto_assignment: bool = False
+    auto_assignment: StrictBool = False
     business_hours: BusinessHours | None = Field(default=None, description="null: always open.")
     allowed_origins: Origins = Field(
         default_factory=list,
@@ -252,27 +252,16 @@ class InboxCreate(RequestModel):
         return self
 
 
-# Fields that may be left out of an update but never set to null.
-NOT_NULL = ("name", "auto_assignment", "allowed_origins")
-
-
 class InboxUpdate(RequestModel):
     """The fields to change (the kind is fixed at creation); `team_id`, `sla_policy_id` and
-    `business_hours` may be set to null."""
+    `business_hours` may be set to null, the others may be left out but not be null."""
 
-    name: Name | None = None
+    name: Name = Field(default=None)  # type: ignore[assignment]
     team_id: uuid.UUID | None = None
     sla_policy_id: uuid.UUID | None = None
-    auto_assignment: bool | None = None
+    auto_assignment: StrictBool = Field(default=None)  # type: ignore[assignment]
     business_hours: BusinessHours | None = None
-    allowed_origins: Origins | None = None
-
-    @model_validator(mode="after")
-    def _nulls(self) -> InboxUpdate:
-        nulled = [name for name in NOT_NULL if name in self.model_fields_set and getattr(self, name) is None]
-        if nulled:
-            raise ValueError(f"{', '.join(nulled)} cannot be null")
-        return self
+    allowed_origins: Origins = Field(default=None)  # type: ignore[arg-type]
 
 
 class InboxOut(BaseModel):

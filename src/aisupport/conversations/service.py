@@ -115,9 +115,10 @@ async def delete_sla_policy(
 ) -> None:
     """Delete the policy; the inboxes that used it keep none."""
     await _hold_organization(db, principal)
+    # Inboxes first, then the policy: the order an inbox update takes them, so the two never deadlock.
+    await repo.detach_inboxes(db, principal.organization_id, sla_policy_id=policy_id)
     if await repo.one(db, SlaPolicy, principal.organization_id, policy_id, lock=True) is None:
         raise errors.sla_policy_not_found()
-    await repo.detach_inboxes(db, principal.organization_id, sla_policy_id=policy_id)
     await repo.remove(db, SlaPolicy, principal.organization_id, policy_id)
     await audit.record(
         db,
@@ -198,10 +199,11 @@ async def update_team(
 async def delete_team(db: AsyncSession, principal: Principal, team_id: uuid.UUID, client: Client) -> None:
     """Delete the team: its members leave it, its inboxes keep no team."""
     await _hold_organization(db, principal)
+    # Inboxes first, then the team: the order an inbox update takes them, so the two never deadlock.
+    await repo.detach_inboxes(db, principal.organization_id, team_id=team_id)
     found = await repo.one(db, Team, principal.organization_id, team_id, lock=True)
     if found is None:
         raise errors.team_not_found()
-    await repo.detach_inboxes(db, principal.organization_id, team_id=team_id)
     await repo.remove(db, Team, principal.organization_id, team_id)
     await audit.record(
         db,
