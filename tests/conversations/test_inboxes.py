@@ -393,3 +393,61 @@ async def test_an_inbox_moved_to_a_team_being_deleted_ends_cleanly(client: Async
             assert after["team_id"] is None
         if codes[2] == 204:
             assert after["sla_policy_id"] is None
+
+
+async def test_identity_secrets_never_reach_the_logs(
+    client: AsyncClient, capfd: pytest.CaptureFixture[str]
+) -> None:
+    owner = await new_owner(client)
+    inbox = await created(client, owner, "inboxes", {"name": "W", "kind": "widget"})
+    path = f"/orgs/{owner.organization_id}/inboxes/{inbox['id']}"
+    rotated = await client.post(f"{path}/rotate-secret", headers=owner.headers)
+    logs = capfd.readouterr().err
+    assert inbox["id"] in logs  # the requests were logged
+    for secret in (inbox["identity_secret"], rotated.json()["identity_secret"]):
+        assert secret not in logs
+        assert secret.removeprefix("ivs_") not in logs
+
+
+async def test_the_database_refuses_references_across_organizations(
+    client: AsyncClient, database_url: str
+) -> None:
+    a = await new_owner(client)
+    b = await new_owner(client)
+    b_ids = await configure(client, b)
+    a_inbox = await created(client, a, "inboxes", {"name": "A"})
+    owner_url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    statements = (
+        ("UPDATE inboxes SET team_id = %s WHERE id = %s", (b_ids["team_id"], a_inbox["id"])),
+        ("UPDATE inboxes SET sla_policy_id = %s WHERE id = %s", (b_ids["policy_id"], a_inbox["id"])),
+        (
+            "INSERT INTO team_members (organization_id, team_id, user_id) VALUES (%s, %s, %s)",
+            (a.organization_id, b_ids["team_id"], a.user_id),
+        ),
+        (
+            "INSERT INTO member_availability (organization_id, user_id, status) VALUES (%s, %s, 'online')",
+            (a.organization_id, b.user_id),
+        ),
+    )
+    for statement, values in statements:
+        with psycopg.connect(owner_url) as conn, pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute(statement, values)
+
+
+async def test_the_inbox_list_pages_and_keeps_to_its_organization(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    other = await new_owner(client)
+    await created(client, other, "inboxes", {"name": "Other"})
+    made = [(await created(client, owner, "inboxes", {"name": f"I{n}"}))["id"] for n in range(3)]
+    org = f"/orgs/{owner.organization_id}"
+    first = (await client.get(f"{org}/inboxes?limit=2", headers=owner.headers)).json()
+    rest = (
+        await client.get(f"{org}/inboxes?limit=2&cursor={first['next_cursor']}", headers=owner.headers)
+    ).json()
+    assert [item["id"] for item in first["items"] + rest["items"]] == made
+    assert rest["next_cursor"] is None
+    # A cursor of this list is refused by another organization's list.
+    foreign = await client.get(
+        f"/orgs/{other.organization_id}/inboxes?cursor={first['next_cursor']}", headers=other.headers
+    )
+    assert foreign.status_code == 400
