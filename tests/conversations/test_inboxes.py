@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -12,7 +13,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.engine import make_url
 
-from aisupport.conversations.identity_secret import SecretUnreadable, unseal
+from aisupport.conversations.identity_secret import SecretUnreadable, new_secret, seal, unseal
 from aisupport.core.config import Settings
 from tests.conftest import Mailbox
 from tests.conversations.helpers import BUSINESS_HOURS, configure, created
@@ -451,3 +452,23 @@ async def test_the_inbox_list_pages_and_keeps_to_its_organization(client: AsyncC
         f"/orgs/{other.organization_id}/inboxes?cursor={first['next_cursor']}", headers=other.headers
     )
     assert foreign.status_code == 400
+
+
+def test_a_sealed_secret_survives_a_secret_key_rollover_and_nothing_else(
+    make_settings: Callable[..., Settings],
+) -> None:
+    before = make_settings()
+    after = make_settings(SECRET_KEY_PREVIOUS=before.SECRET_KEY)
+    unrelated = make_settings()
+    bound = {"organization_id": uuid.uuid4(), "inbox_id": uuid.uuid4()}
+    secret = new_secret()
+    sealed = seal(before, secret, **bound)
+    assert seal(before, secret, **bound) != sealed  # a fresh nonce each time
+    assert unseal(after, sealed, **bound) == secret  # the previous key still opens it
+    for settings, tampered in (
+        (unrelated, sealed),
+        (before, sealed[:-1] + bytes([sealed[-1] ^ 1])),
+        (before, b""),
+    ):
+        with pytest.raises(SecretUnreadable):
+            unseal(settings, tampered, **bound)
