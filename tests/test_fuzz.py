@@ -32,7 +32,9 @@ RUN_TIMEOUT_SECONDS = 240
 EXPECTED_FOR_VALID_DATA = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
 # Business rules a schema cannot state, each answered 422 with its own code: the password policy (a
 # list of common passwords), `confirm` equal to this organization's slug, an API key's expiry in the
-# future.
+# future; an inbox's time zone in the zone database, its day's intervals apart, its team and SLA policy
+# of this organization, origins on widget inboxes only, a secret to rotate on widget inboxes only; a
+# team's new member a member of the organization.
 RULES_BEYOND_THE_SCHEMA = [
     "signup",
     "reset_password",
@@ -40,6 +42,10 @@ RULES_BEYOND_THE_SCHEMA = [
     "accept_invitation",
     "delete_organization",
     "create_api_key",
+    "create_inbox",
+    "update_inbox",
+    "rotate_inbox_secret",
+    "add_team_member",
 ]
 
 

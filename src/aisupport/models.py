@@ -3,6 +3,7 @@
 from aisupport.accounts.models import User
 from aisupport.audit.models import AuditEvent
 from aisupport.auth.models import AccountActivity, AccountToken, AuthSession, RefreshToken
+from aisupport.conversations.models import Inbox, MemberAvailability, SlaPolicy, Team, TeamMember
 from aisupport.core.db import Base
 from aisupport.mail.delivery import EmailDelivery
 from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization
@@ -15,10 +16,15 @@ __all__ = [
     "AuthSession",
     "Base",
     "EmailDelivery",
+    "Inbox",
     "Invitation",
+    "MemberAvailability",
     "Membership",
     "Organization",
     "RefreshToken",
+    "SlaPolicy",
+    "Team",
+    "TeamMember",
     "User",
 ]
 

@@ -24,6 +24,7 @@ from aisupport.core.tenancy import tenant_session
 from aisupport.main import ROUTERS, create_app
 from aisupport.models import Base
 from tests.conftest import Mailbox, run_jobs
+from tests.conversations.helpers import configure
 from tests.organizations.helpers import Person, add_member, ensure_verified, new_owner
 
 # Every tenant-owned table and the column naming its organization, from the models (core/db.py
@@ -37,6 +38,14 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("PATCH", "/orgs/{org_id}/members/{user_id}"): {"role": "viewer"},
     ("POST", "/orgs/{org_id}/invitations"): {"email": "x@example.com", "role": "viewer"},
     ("POST", "/orgs/{org_id}/api-keys"): {"name": "x"},
+    ("POST", "/orgs/{org_id}/sla-policies"): {"name": "x"},
+    ("PATCH", "/orgs/{org_id}/sla-policies/{policy_id}"): {"name": "x"},
+    ("POST", "/orgs/{org_id}/teams"): {"name": "x"},
+    ("PATCH", "/orgs/{org_id}/teams/{team_id}"): {"name": "x"},
+    ("POST", "/orgs/{org_id}/teams/{team_id}/members"): {"user_id": str(uuid.uuid4())},
+    ("PUT", "/orgs/{org_id}/members/me/availability"): {"status": "online"},
+    ("POST", "/orgs/{org_id}/inboxes"): {"name": "x"},
+    ("PATCH", "/orgs/{org_id}/inboxes/{inbox_id}"): {"name": "x"},
 }
 
 
@@ -82,7 +91,9 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
     )
     await run_jobs(client)
     sessions = await client.get("/auth/sessions", headers=member.headers)
+    conversations = await configure(client, owner, member)
     return owner, {
+        **conversations,
         "org_id": owner.organization_id,
         "user_id": member.user_id,
         "invitation_id": invitation.json()["id"],
@@ -138,6 +149,7 @@ async def test_an_unscoped_select_sees_only_the_current_tenant(
     await ensure_verified(client, mailbox, a)
     invitation = {"email": f"a-{uuid.uuid4().hex[:8]}@example.com", "role": "agent"}
     await client.post(f"/orgs/{a.organization_id}/invitations", json=invitation, headers=a.headers)
+    await configure(client, a)
     owner_b, _ = await _tenant_b(client, mailbox)
     owner_url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(owner_url) as conn:  # the owner, not bound by row-level security

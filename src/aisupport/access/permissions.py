@@ -37,6 +37,10 @@ class Permission(StrEnum):
     INVITATIONS_MANAGE = "invitations:manage"
     API_KEYS_MANAGE = "api_keys:manage"
     AUDIT_READ = "audit:read"
+    INBOXES_READ = "inboxes:read"
+    INBOXES_MANAGE = "inboxes:manage"
+    TEAMS_MANAGE = "teams:manage"
+    AVAILABILITY_SET = "availability:set"
 
     @property
     def description(self) -> str:
@@ -53,15 +57,28 @@ DESCRIPTIONS = {
     Permission.INVITATIONS_MANAGE: "invite people (never above your own role), list and revoke invitations",
     Permission.API_KEYS_MANAGE: "create, list and revoke API keys",
     Permission.AUDIT_READ: "read the audit log",
+    Permission.INBOXES_READ: "see the inboxes, SLA policies, teams and their members, and who is available",
+    Permission.INBOXES_MANAGE: "create, change and delete inboxes and SLA policies; rotate an inbox's "
+    "identity secret",
+    Permission.TEAMS_MANAGE: "create, rename and delete teams; add and remove their members",
+    Permission.AVAILABILITY_SET: "set your own availability (online, away, offline)",
 }
 
-_EVERYONE = {Permission.ACCOUNT, Permission.ORG_READ, Permission.MEMBERS_READ}
+_EVERYONE = {
+    Permission.ACCOUNT,
+    Permission.ORG_READ,
+    Permission.MEMBERS_READ,
+    Permission.INBOXES_READ,
+    Permission.AVAILABILITY_SET,
+}
 _MANAGERS = _EVERYONE | {
     Permission.ORG_UPDATE,
     Permission.MEMBERS_MANAGE,
     Permission.INVITATIONS_MANAGE,
     Permission.API_KEYS_MANAGE,
     Permission.AUDIT_READ,
+    Permission.INBOXES_MANAGE,
+    Permission.TEAMS_MANAGE,
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(_MANAGERS | {Permission.ORG_DELETE}),
@@ -71,7 +88,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 # An API key acts as a non-human member with its role, minus everything about people, keys and the
-# organization itself: a leaked key cannot lock the humans out or mint more keys.
+# organization itself: a leaked key cannot lock the humans out or mint more keys. A key is nobody, so it
+# has no availability, and it does not put people in teams; an admin key may set up inboxes and SLA
+# policies (provisioning an integration), identity secrets included.
 API_KEY_EXCLUDED = frozenset(
     {
         Permission.ACCOUNT,
@@ -80,6 +99,8 @@ API_KEY_EXCLUDED = frozenset(
         Permission.MEMBERS_MANAGE,
         Permission.INVITATIONS_MANAGE,
         Permission.API_KEYS_MANAGE,
+        Permission.TEAMS_MANAGE,
+        Permission.AVAILABILITY_SET,
     }
 )
 API_KEY_ROLES = (Role.ADMIN, Role.AGENT, Role.VIEWER)

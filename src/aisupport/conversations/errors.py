@@ -1,0 +1,57 @@
+"""The errors of inboxes, teams, SLA policies and availability, referenced by name; beside them, the
+answers the routes document for them (`problem_responses`)."""
+
+from __future__ import annotations
+
+from aisupport.core.errors import AppError, ProblemAnswer
+
+TEAM_NAME_TAKEN = ProblemAnswer(409, "another team of the organization has this name")
+ALREADY_IN_TEAM = ProblemAnswer(409, "this member is already in the team")
+NOT_A_MEMBER = ProblemAnswer(422, "`user_id` is not a member of the organization")
+UNKNOWN_REFERENCE = ProblemAnswer(422, "`team_id` or `sla_policy_id` names nothing in this organization")
+NO_IDENTITY_SECRET = ProblemAnswer(422, "an `api` inbox has no identity secret")
+ORIGINS_FOR_WIDGETS_ONLY = ProblemAnswer(422, "`allowed_origins` on an `api` inbox")
+
+
+def inbox_not_found() -> AppError:
+    return AppError(404, "inbox_not_found", "No such inbox.")
+
+
+def team_not_found() -> AppError:
+    return AppError(404, "team_not_found", "No such team.")
+
+
+def sla_policy_not_found() -> AppError:
+    return AppError(404, "sla_policy_not_found", "No such SLA policy.")
+
+
+def team_member_not_found() -> AppError:
+    return AppError(404, "team_member_not_found", "This member is not in the team.")
+
+
+def team_name_taken() -> AppError:
+    return AppError(409, "team_name_taken", "Another team of the organization has this name.")
+
+
+def already_in_team() -> AppError:
+    return AppError(409, "already_in_team", "This member is already in the team.")
+
+
+def not_a_member() -> AppError:
+    return AppError(422, "not_an_organization_member", "user_id is not a member of this organization.")
+
+
+def unknown_team() -> AppError:
+    return AppError(422, "unknown_reference", "team_id names no team of this organization.")
+
+
+def unknown_sla_policy() -> AppError:
+    return AppError(422, "unknown_reference", "sla_policy_id names no SLA policy of this organization.")
+
+
+def no_identity_secret() -> AppError:
+    return AppError(422, "no_identity_secret", "An api inbox has no identity secret; only widget inboxes do.")
+
+
+def origins_for_widgets_only() -> AppError:
+    return AppError(422, "origins_for_widgets_only", "allowed_origins is for widget inboxes only.")

@@ -1,0 +1,164 @@
+"""The conversations domain's tables, by resource: SLA policies, teams (and their members), agent
+availability, inboxes. Conversations and messages come in their own section.
+
+Every table is tenant-owned; references between them name the organization too (composite foreign
+keys on `(organization_id, id)`), so no row can point at another organization's row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from aisupport.core.db import Base, TenantOwned, Timestamped
+
+# --- SLA policies -------------------------------------------------------------------------------------
+
+
+class SlaPolicy(TenantOwned, Timestamped, Base):
+    """Targets in minutes per conversation priority: {"urgent": {"first_response": 15, ...}, ...}."""
+
+    __tablename__ = "sla_policies"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "id", name="uq_sla_policies_organization_id_id"),
+        Index("ix_sla_policies_organization_id_created_at", "organization_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100))
+    targets: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+
+# --- Teams ----------------------------------------------------------------------------------------------
+
+
+class Team(TenantOwned, Timestamped, Base):
+    __tablename__ = "teams"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "id", name="uq_teams_organization_id_id"),
+        UniqueConstraint("organization_id", "name", name="uq_teams_organization_id_name"),
+        Index("ix_teams_organization_id_created_at", "organization_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(String(500))
+
+
+class TeamMember(TenantOwned, Timestamped, Base):
+    """A member of the organization in a team. Both references name the organization, and a member
+    removed from the organization leaves every team with it (ON DELETE CASCADE from memberships)."""
+
+    __tablename__ = "team_members"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["organization_id", "team_id"],
+            ["teams.organization_id", "teams.id"],
+            name="fk_team_members_team_same_org",
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "user_id"],
+            ["memberships.organization_id", "memberships.user_id"],
+            name="fk_team_members_membership_same_org",
+            ondelete="CASCADE",
+        ),
+        # A member's teams, and the cascade from their membership.
+        Index("ix_team_members_organization_id_user_id", "organization_id", "user_id"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+
+
+# --- Agent availability -------------------------------------------------------------------------------
+
+AVAILABILITIES = ("online", "away", "offline")
+
+
+class MemberAvailability(TenantOwned, Base):
+    """A member's availability in one organization; no row reads as `offline`."""
+
+    __tablename__ = "member_availability"
+    __table_args__ = (
+        CheckConstraint("status IN ('online', 'away', 'offline')", name="status_known"),
+        ForeignKeyConstraint(
+            ["organization_id", "user_id"],
+            ["memberships.organization_id", "memberships.user_id"],
+            name="fk_member_availability_membership_same_org",
+            ondelete="CASCADE",
+        ),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(10))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# --- Inboxes --------------------------------------------------------------------------------------------
+
+INBOX_KINDS = ("api", "widget")
+
+
+class Inbox(TenantOwned, Timestamped, Base):
+    """Where conversations arrive. A widget inbox holds what the public widget API will need: the
+    origins allowed to embed it and the identity-verification secret (AES-GCM encrypted, see
+    conversations/secrets.py)."""
+
+    __tablename__ = "inboxes"
+    __table_args__ = (
+        CheckConstraint("kind IN ('api', 'widget')", name="kind_known"),
+        UniqueConstraint("organization_id", "id", name="uq_inboxes_organization_id_id"),
+        # No SET NULL here: it would null organization_id too. Deleting a team or policy detaches its
+        # inboxes first (service); these keys refuse whatever slips past that (409).
+        ForeignKeyConstraint(
+            ["organization_id", "team_id"],
+            ["teams.organization_id", "teams.id"],
+            name="fk_inboxes_team_same_org",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "sla_policy_id"],
+            ["sla_policies.organization_id", "sla_policies.id"],
+            name="fk_inboxes_sla_policy_same_org",
+        ),
+        Index("ix_inboxes_organization_id_created_at", "organization_id", "created_at"),
+        Index("ix_inboxes_organization_id_team_id", "organization_id", "team_id"),
+        Index("ix_inboxes_organization_id_sla_policy_id", "organization_id", "sla_policy_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10))
+    team_id: Mapped[uuid.UUID | None] = mapped_column()
+    sla_policy_id: Mapped[uuid.UUID | None] = mapped_column()
+    auto_assignment: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # {"time_zone": ..., "weekly": {"monday": [["09:00", "17:00"]], ...}, "holidays": ["2026-12-25"]};
+    # null: always open.
+    business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    allowed_origins: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    identity_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    identity_secret_rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
