@@ -3,6 +3,7 @@
 from aisupport.accounts.models import User
 from aisupport.audit.models import AuditEvent
 from aisupport.auth.models import AccountActivity, AccountToken, AuthSession, RefreshToken
+from aisupport.contacts.models import Contact
 from aisupport.core.db import Base
 from aisupport.mail.delivery import EmailDelivery
 from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization
@@ -14,6 +15,7 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "Contact",
     "EmailDelivery",
     "Invitation",
     "Membership",

@@ -37,6 +37,9 @@ class Permission(StrEnum):
     INVITATIONS_MANAGE = "invitations:manage"
     API_KEYS_MANAGE = "api_keys:manage"
     AUDIT_READ = "audit:read"
+    CONTACTS_READ = "contacts:read"
+    CONTACTS_WRITE = "contacts:write"
+    CONTACTS_ERASE = "contacts:erase"
 
     @property
     def description(self) -> str:
@@ -53,20 +56,26 @@ DESCRIPTIONS = {
     Permission.INVITATIONS_MANAGE: "invite people (never above your own role), list and revoke invitations",
     Permission.API_KEYS_MANAGE: "create, list and revoke API keys",
     Permission.AUDIT_READ: "read the audit log",
+    Permission.CONTACTS_READ: "see and list contacts (the organization's customers)",
+    Permission.CONTACTS_WRITE: "create, update and merge contacts",
+    Permission.CONTACTS_ERASE: "erase a contact's personal data (right to erasure)",
 }
 
-_EVERYONE = {Permission.ACCOUNT, Permission.ORG_READ, Permission.MEMBERS_READ}
-_MANAGERS = _EVERYONE | {
+_EVERYONE = {Permission.ACCOUNT, Permission.ORG_READ, Permission.MEMBERS_READ, Permission.CONTACTS_READ}
+# Agents work the inbox: its customers (and, to come, conversations).
+_AGENTS = _EVERYONE | {Permission.CONTACTS_WRITE}
+_MANAGERS = _AGENTS | {
     Permission.ORG_UPDATE,
     Permission.MEMBERS_MANAGE,
     Permission.INVITATIONS_MANAGE,
     Permission.API_KEYS_MANAGE,
     Permission.AUDIT_READ,
+    Permission.CONTACTS_ERASE,
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(_MANAGERS | {Permission.ORG_DELETE}),
     Role.ADMIN: frozenset(_MANAGERS),
-    Role.AGENT: frozenset(_EVERYONE),
+    Role.AGENT: frozenset(_AGENTS),
     Role.VIEWER: frozenset(_EVERYONE),
 }
 
