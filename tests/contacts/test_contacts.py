@@ -62,7 +62,8 @@ async def test_a_contact_is_created_read_and_updated(client: AsyncClient) -> Non
 async def test_a_contact_may_be_anonymous(client: AsyncClient) -> None:
     owner = await new_owner(client)
     created = await create_contact(client, owner)
-    assert created["email"] is None and created["custom_attributes"] == {}
+    assert created["email"] is None
+    assert created["custom_attributes"] == {}
 
 
 async def test_email_is_unique_in_any_case_and_external_id_too(client: AsyncClient) -> None:

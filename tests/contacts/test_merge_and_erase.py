@@ -61,7 +61,8 @@ async def test_merge_fills_empty_fields_unites_attributes_and_deletes_the_other(
     assert [item["id"] for item in found.json()["items"]] == [kept["id"]]
 
     (event,) = await _audit(client, owner, "contact.merged")
-    assert event["target_type"] == "contact" and event["target_id"] == kept["id"]
+    assert event["target_type"] == "contact"
+    assert event["target_id"] == kept["id"]
     assert event["actor_user_id"] == owner.user_id
     assert event["details"] == {
         "merged_contact_id": merged["id"],
@@ -79,18 +80,21 @@ async def test_merge_refusals_change_nothing(client: AsyncClient) -> None:
     itself = await client.post(
         f"{url}/{one['id']}/merge", json={"merged_contact_id": one["id"]}, headers=owner.headers
     )
-    assert itself.status_code == 422 and itself.json()["code"] == "merge_with_itself"
+    assert itself.status_code == 422
+    assert itself.json()["code"] == "merge_with_itself"
     missing = await client.post(
         f"{url}/{one['id']}/merge", json={"merged_contact_id": str(uuid.uuid4())}, headers=owner.headers
     )
-    assert missing.status_code == 404 and missing.json()["code"] == "contact_not_found"
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "contact_not_found"
     for body in ({}, {"merged_contact_id": "nope"}, {"merged_contact_id": two["id"], "extra": 1}):
         bad = await client.post(f"{url}/{one['id']}/merge", json=body, headers=owner.headers)
         assert bad.status_code == 422, body
     too_large = await client.post(
         f"{url}/{two['id']}/merge", json={"merged_contact_id": three["id"]}, headers=owner.headers
     )
-    assert too_large.status_code == 422 and too_large.json()["code"] == "attributes_too_large"
+    assert too_large.status_code == 422
+    assert too_large.json()["code"] == "attributes_too_large"
     listed = (await client.get(url, headers=owner.headers)).json()["items"]
     assert listed == [one, two, three]
     assert await _audit(client, owner, "contact.merged") == []
@@ -129,7 +133,8 @@ async def test_erase_empties_the_contact_and_records_only_that_it_happened(clien
 
     # Erased is final: no second erasure, no update, no merge either way; the address is free again.
     again = await client.post(f"{item}/erase", headers=owner.headers)
-    assert again.status_code == 409 and again.json()["code"] == "contact_erased"
+    assert again.status_code == 409
+    assert again.json()["code"] == "contact_erased"
     assert (await client.patch(item, json={"name": "Back"}, headers=owner.headers)).status_code == 409
     other = await create_contact(client, owner, name="Other", email=email, external_id="crm-9")
     for kept, merged in ((contact, other), (other, contact)):
