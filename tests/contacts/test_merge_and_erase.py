@@ -6,7 +6,12 @@ import uuid
 from typing import Any
 
 from httpx import AsyncClient
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from aisupport.contacts.models import Contact
+from aisupport.contacts.service import HOOKS
+from aisupport.core.errors import AppError
 from tests.contacts.helpers import contacts_url, create_contact, unique_email
 from tests.organizations.helpers import Person, new_owner
 
@@ -144,3 +149,60 @@ async def test_erase_empties_the_contact_and_records_only_that_it_happened(clien
         assert refused.status_code == 409, refused.text
     assert len(await _audit(client, owner, "contact.erased")) == 1
     assert (await client.get(f"{url}/{other['id']}", headers=owner.headers)).json() == other
+
+
+async def test_hooks_run_inside_the_merge_and_the_erasure(client: AsyncClient) -> None:
+    """What other packages hold about a contact (conversations, to come) is moved or removed by their
+    hooks, in the same transaction, while the contacts are still there; a hook that fails fails all."""
+    owner = await new_owner(client)
+    url = contacts_url(owner.organization_id)
+    calls: list[tuple[Any, ...]] = []
+
+    async def moved(
+        db: AsyncSession, organization_id: uuid.UUID, kept_id: uuid.UUID, merged_id: uuid.UUID
+    ) -> None:
+        present = await db.scalar(select(func.count()).select_from(Contact).where(Contact.id == merged_id))
+        calls.append(("merge", str(organization_id), str(kept_id), str(merged_id), present))
+
+    async def erased(db: AsyncSession, organization_id: uuid.UUID, contact_id: uuid.UUID) -> None:
+        email = await db.scalar(select(Contact.email).where(Contact.id == contact_id))
+        calls.append(("erase", str(organization_id), str(contact_id), email))
+
+    async def refuses(db: AsyncSession, organization_id: uuid.UUID, *ids: uuid.UUID) -> None:
+        raise AppError(409, "hook_refused", "A hook refused.")
+
+    kept = await create_contact(client, owner, name="Kept")
+    merged = await create_contact(client, owner, name="Merged")
+    email = unique_email()
+    target = await create_contact(client, owner, email=email)
+    HOOKS.merge.append(moved)
+    HOOKS.erase.append(erased)
+    try:
+        merge = await client.post(
+            f"{url}/{kept['id']}/merge", json={"merged_contact_id": merged["id"]}, headers=owner.headers
+        )
+        assert merge.status_code == 200
+        assert (await client.post(f"{url}/{target['id']}/erase", headers=owner.headers)).status_code == 204
+    finally:
+        HOOKS.merge.remove(moved)
+        HOOKS.erase.remove(erased)
+    org = owner.organization_id
+    assert calls == [("merge", org, kept["id"], merged["id"], 1), ("erase", org, target["id"], email)]
+
+    one = await create_contact(client, owner, name="One")
+    two = await create_contact(client, owner, name="Two")
+    HOOKS.merge.append(refuses)
+    HOOKS.erase.append(refuses)
+    try:
+        merge = await client.post(
+            f"{url}/{one['id']}/merge", json={"merged_contact_id": two["id"]}, headers=owner.headers
+        )
+        assert merge.status_code == 409
+        assert (await client.post(f"{url}/{two['id']}/erase", headers=owner.headers)).status_code == 409
+    finally:
+        HOOKS.merge.remove(refuses)
+        HOOKS.erase.remove(refuses)
+    for contact in (one, two):
+        assert (await client.get(f"{url}/{contact['id']}", headers=owner.headers)).json() == contact
+    assert len(await _audit(client, owner, "contact.merged")) == 1
+    assert len(await _audit(client, owner, "contact.erased")) == 1

@@ -64,7 +64,7 @@ def contacts_query(
     *,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
-) -> Select[tuple[Contact]]:
+) -> Select[Contact]:
     """The page of contacts `contacts` reads (apart, so that a test can show its plan uses the indexes)."""
     query = rows_of(Contact, organization_id).where(Contact.erased_at.is_(None))
     if filters.prefix is not None:

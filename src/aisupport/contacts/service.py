@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,19 +42,28 @@ EraseHook = Callable[[AsyncSession, uuid.UUID, uuid.UUID], Awaitable[None]]
 
 UNIQUE_VIOLATION = "23505"
 
-_merge_hooks: list[MergeHook] = []
-_erase_hooks: list[EraseHook] = []
+@dataclass
+class ContactHooks:
+    """What other packages run inside a merge or an erasure, in its transaction: `merge` hooks before
+    the merged contact is deleted, `erase` hooks before the contact is emptied. A hook that raises
+    fails the whole request and changes nothing."""
+
+    merge: list[MergeHook] = field(default_factory=list)
+    erase: list[EraseHook] = field(default_factory=list)
+
+
+HOOKS = ContactHooks()
 
 
 def on_merge(hook: MergeHook) -> MergeHook:
-    """Register `hook` to run in every merge's transaction, before the merged contact is deleted."""
-    _merge_hooks.append(hook)
+    """Register `hook` (usable as a decorator) to run in every merge (see ContactHooks)."""
+    HOOKS.merge.append(hook)
     return hook
 
 
 def on_erase(hook: EraseHook) -> EraseHook:
-    """Register `hook` to run in every erasure's transaction, before the contact is emptied."""
-    _erase_hooks.append(hook)
+    """Register `hook` (usable as a decorator) to run in every erasure (see ContactHooks)."""
+    HOOKS.erase.append(hook)
     return hook
 
 
@@ -88,9 +98,9 @@ async def update_contact(
 ) -> Contact:
     """Change the fields given (None clears one); an erased contact cannot be changed."""
     contact = await _lock_one(db, principal, contact_id)
-    for field in CHANGEABLE_FIELDS:
-        if field in changes:
-            setattr(contact, field, changes[field])
+    for name in CHANGEABLE_FIELDS:
+        if name in changes:
+            setattr(contact, name, changes[name])
     contact.updated_at = datetime.now(UTC)
     await _flush_unique(db, contact)
     return contact
@@ -116,14 +126,14 @@ async def merge_contacts(
         ATTRIBUTE_BOUNDS.check(attributes)
     except ValueError as exc:
         raise errors.attributes_too_large(str(exc)) from None
-    filled = {field: getattr(merged, field) for field in PERSONAL_FIELDS if getattr(kept, field) is None}
+    filled = {name: getattr(merged, name) for name in PERSONAL_FIELDS if getattr(kept, name) is None}
     seen = [moment for moment in (kept.last_seen_at, merged.last_seen_at) if moment is not None]
-    for hook in _merge_hooks:
+    for hook in HOOKS.merge:
         await hook(db, organization_id, kept_id, merged_id)
     # The merged row goes first: its email and external_id may move to the kept one.
     await repo.remove(db, merged)
-    for field, value in filled.items():
-        setattr(kept, field, value)
+    for name, value in filled.items():
+        setattr(kept, name, value)
     kept.custom_attributes = attributes
     kept.last_seen_at = max(seen, default=None)
     kept.updated_at = datetime.now(UTC)
@@ -146,10 +156,10 @@ async def erase_contact(
     """Erase a contact's personal data: its row stays (what refers to it still does), emptied, with
     `erased_at` set; hooks remove what other packages hold about it. Audited without what was removed."""
     contact = await _lock_one(db, principal, contact_id)
-    for hook in _erase_hooks:
+    for hook in HOOKS.erase:
         await hook(db, principal.organization_id, contact_id)
-    for field in PERSONAL_FIELDS:
-        setattr(contact, field, None)
+    for name in PERSONAL_FIELDS:
+        setattr(contact, name, None)
     contact.custom_attributes = {}
     contact.last_seen_at = None
     contact.erased_at = contact.updated_at = datetime.now(UTC)
