@@ -42,6 +42,7 @@ EraseHook = Callable[[AsyncSession, uuid.UUID, uuid.UUID], Awaitable[None]]
 
 UNIQUE_VIOLATION = "23505"
 
+
 @dataclass
 class ContactHooks:
     """What other packages run inside a merge or an erasure, in its transaction: `merge` hooks before
