@@ -32,7 +32,8 @@ RUN_TIMEOUT_SECONDS = 240
 EXPECTED_FOR_VALID_DATA = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
 # Business rules a schema cannot state, each answered 422 with its own code: the password policy (a
 # list of common passwords), `confirm` equal to this organization's slug, an API key's expiry in the
-# future.
+# future, a contact's custom attributes within their depth, count and size bounds (and a merge's union
+# of them; a contact merged into itself).
 RULES_BEYOND_THE_SCHEMA = [
     "signup",
     "reset_password",
@@ -40,6 +41,9 @@ RULES_BEYOND_THE_SCHEMA = [
     "accept_invitation",
     "delete_organization",
     "create_api_key",
+    "create_contact",
+    "update_contact",
+    "merge_contacts",
 ]
 
 
