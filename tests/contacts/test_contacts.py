@@ -163,6 +163,8 @@ async def test_filters_narrow_the_list(client: AsyncClient) -> None:
     middle = {"created_after": alan["created_at"], "created_before": odd["created_at"]}
     assert ids(await _all(client, owner, **middle)) == ids([alan, grace])
     assert ids(await _all(client, owner, q="a", created_after=grace["created_at"])) == ids([grace])
+    emile = await create_contact(client, owner, name="Émile Zola")
+    assert ids(await _all(client, owner, q="éMI")) == ids([emile])  # any case, beyond ASCII too
 
 
 async def test_pages_are_stable_while_contacts_are_added(client: AsyncClient) -> None:
