@@ -34,7 +34,8 @@ EXPECTED_FOR_VALID_DATA = ["2xx", "3xx", "400", "401", "403", "404", "409", "429
 # list of common passwords), `confirm` equal to this organization's slug, an API key's expiry in the
 # future; an inbox's time zone in the zone database, its day's intervals apart, its team and SLA policy
 # of this organization, origins on widget inboxes only, a secret to rotate on widget inboxes only; a
-# team's new member a member of the organization.
+# team's new member a member of the organization; a contact's custom attributes within their depth,
+# count and size bounds (and a merge's union of them; a contact merged into itself).
 RULES_BEYOND_THE_SCHEMA = [
     "signup",
     "reset_password",
@@ -46,6 +47,9 @@ RULES_BEYOND_THE_SCHEMA = [
     "update_inbox",
     "rotate_inbox_secret",
     "add_team_member",
+    "create_contact",
+    "update_contact",
+    "merge_contacts",
 ]
 
 

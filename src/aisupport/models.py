@@ -3,6 +3,7 @@
 from aisupport.accounts.models import User
 from aisupport.audit.models import AuditEvent
 from aisupport.auth.models import AccountActivity, AccountToken, AuthSession, RefreshToken
+from aisupport.contacts.models import Contact
 from aisupport.conversations.models import Inbox, MemberAvailability, SlaPolicy, Team, TeamMember
 from aisupport.core.db import Base
 from aisupport.mail.delivery import EmailDelivery
@@ -15,6 +16,7 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "Contact",
     "EmailDelivery",
     "Inbox",
     "Invitation",

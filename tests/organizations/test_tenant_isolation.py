@@ -46,6 +46,8 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("PUT", "/orgs/{org_id}/members/me/availability"): {"status": "online"},
     ("POST", "/orgs/{org_id}/inboxes"): {"name": "x"},
     ("PATCH", "/orgs/{org_id}/inboxes/{inbox_id}"): {"name": "x"},
+    ("PATCH", "/orgs/{org_id}/contacts/{contact_id}"): {"name": "x"},
+    ("POST", "/orgs/{org_id}/contacts/{contact_id}/merge"): {"merged_contact_id": str(uuid.uuid4())},
 }
 
 
@@ -89,6 +91,9 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
     key = await client.post(
         f"/orgs/{owner.organization_id}/api-keys", json={"name": "b"}, headers=owner.headers
     )
+    contact = await client.post(
+        f"/orgs/{owner.organization_id}/contacts", json={"name": "b"}, headers=owner.headers
+    )
     await run_jobs(client)
     sessions = await client.get("/auth/sessions", headers=member.headers)
     conversations = await configure(client, owner, member)
@@ -99,6 +104,7 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
         "invitation_id": invitation.json()["id"],
         "key_id": key.json()["id"],
         "session_id": sessions.json()["items"][0]["id"],
+        "contact_id": contact.json()["id"],
     }
 
 
@@ -146,6 +152,7 @@ async def test_an_unscoped_select_sees_only_the_current_tenant(
     # A and B each get rows in every tenant table (a new table needs its row made here, for A and B).
     a = await new_owner(client)
     await client.post(f"/orgs/{a.organization_id}/api-keys", json={"name": "a"}, headers=a.headers)
+    await client.post(f"/orgs/{a.organization_id}/contacts", json={"name": "a"}, headers=a.headers)
     await ensure_verified(client, mailbox, a)
     invitation = {"email": f"a-{uuid.uuid4().hex[:8]}@example.com", "role": "agent"}
     await client.post(f"/orgs/{a.organization_id}/invitations", json=invitation, headers=a.headers)

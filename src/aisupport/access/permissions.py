@@ -41,6 +41,9 @@ class Permission(StrEnum):
     INBOXES_MANAGE = "inboxes:manage"
     TEAMS_MANAGE = "teams:manage"
     AVAILABILITY_SET = "availability:set"
+    CONTACTS_READ = "contacts:read"
+    CONTACTS_WRITE = "contacts:write"
+    CONTACTS_ERASE = "contacts:erase"
 
     @property
     def description(self) -> str:
@@ -62,6 +65,9 @@ DESCRIPTIONS = {
     "identity secret",
     Permission.TEAMS_MANAGE: "create, rename and delete teams; add and remove their members",
     Permission.AVAILABILITY_SET: "set your own availability (online, away, offline)",
+    Permission.CONTACTS_READ: "see and list contacts (the organization's customers)",
+    Permission.CONTACTS_WRITE: "create, update and merge contacts",
+    Permission.CONTACTS_ERASE: "erase a contact's personal data (right to erasure)",
 }
 
 _EVERYONE = {
@@ -70,8 +76,11 @@ _EVERYONE = {
     Permission.MEMBERS_READ,
     Permission.INBOXES_READ,
     Permission.AVAILABILITY_SET,
+    Permission.CONTACTS_READ,
 }
-_MANAGERS = _EVERYONE | {
+# Agents work the inbox: its customers (and, to come, conversations).
+_AGENTS = _EVERYONE | {Permission.CONTACTS_WRITE}
+_MANAGERS = _AGENTS | {
     Permission.ORG_UPDATE,
     Permission.MEMBERS_MANAGE,
     Permission.INVITATIONS_MANAGE,
@@ -79,11 +88,12 @@ _MANAGERS = _EVERYONE | {
     Permission.AUDIT_READ,
     Permission.INBOXES_MANAGE,
     Permission.TEAMS_MANAGE,
+    Permission.CONTACTS_ERASE,
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(_MANAGERS | {Permission.ORG_DELETE}),
     Role.ADMIN: frozenset(_MANAGERS),
-    Role.AGENT: frozenset(_EVERYONE),
+    Role.AGENT: frozenset(_AGENTS),
     Role.VIEWER: frozenset(_EVERYONE),
 }
 
