@@ -187,13 +187,15 @@ def test_a_night_shift_is_two_touching_intervals_and_runs_across_the_change() ->
 
 
 def test_clocks_going_back_at_midnight() -> None:
-    # Santiago, 5 April 2026: 00:00 -03 (03:00 UTC) becomes 23:00 -04 the evening before.
+    # Santiago, 5 April 2026: at 03:00 UTC the clock reaching midnight (-03) goes back to 23:00 (-04):
+    # Saturday 23:00-24:00 shows twice, Sunday begins at 04:00 UTC.
     hours = week("America/Santiago", saturday=((1320, 1440),), sunday=((0, 120),))
     saturday = utc(2026, 4, 4, 12)
+    assert local_instant(date(2026, 4, 4), 1440, ZoneInfo("America/Santiago")) == utc(2026, 4, 5, 4)
     assert business_minutes_between(saturday, utc(2026, 4, 6), hours) == 5 * 60  # 01:00-06:00 UTC
-    # 03:30 UTC reads 23:30 on Saturday (again), yet Sunday has been open since 03:00 UTC.
-    assert business_minutes_between(saturday, utc(2026, 4, 5, 3, 30), hours) == 150
-    assert due_at(saturday, 150, hours) == utc(2026, 4, 5, 3, 30)
+    assert business_minutes_between(saturday, utc(2026, 4, 5, 3, 30), hours) == 150  # 23:30, again
+    assert due_at(saturday, 180, hours) == utc(2026, 4, 5, 4)
+    assert due_at(saturday, 181, hours) == utc(2026, 4, 5, 4, 1)
 
 
 # --- Holidays and weekends ------------------------------------------------------------------------------

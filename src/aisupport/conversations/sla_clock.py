@@ -201,8 +201,7 @@ def business_time_between(
     start, end = _aware(start, "start"), _aware(end, "end")
     if end <= start:
         return timedelta(0)
-    # The next day too: where clocks go back at midnight (America/Santiago), its first minutes can
-    # precede `end` read on the wall as the evening before.
+    # The next day too, should a clock going back across midnight read `end` as the evening before.
     end_day = end.astimezone(zoneinfo.ZoneInfo(hours.time_zone)).date()
     last_day = min(end_day + timedelta(days=1), LAST_DAY)
     total = timedelta(0)
