@@ -62,7 +62,7 @@ class BusinessHours:
 
     @classmethod
     def always_open(cls) -> BusinessHours:
-        return cls("UTC", ((((0, DAY_MINUTES),),) * 7))
+        return cls("UTC", (((0, DAY_MINUTES),),) * 7)
 
     @classmethod
     def from_stored(cls, value: Mapping[str, Any] | None) -> BusinessHours:
@@ -97,14 +97,12 @@ def local_instant(day: date, minute: int, zone: zoneinfo.ZoneInfo) -> datetime:
     wall = datetime.combine(day, time()) + timedelta(minutes=minute)
     first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
     second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
-    earliest = min(first, second)
+    earliest, latest = min(first, second), max(first, second)
     if earliest.astimezone(zone).replace(tzinfo=None) == wall:
         return earliest  # exists (if ambiguous, fold 0 and 1 differ and this is the first)
-    if (latest := max(first, second)).astimezone(zone).replace(tzinfo=None) == wall:
-        return latest
     # Skipped: the jump lies between the two readings; find it to the second (zone offsets are whole
     # seconds). The clock reads before `wall` at `low`, at or after it at `high`.
-    low, high = earliest, max(first, second)
+    low, high = earliest, latest
     while high - low > timedelta(seconds=1):
         middle = low + (high - low) / 2
         middle = middle.replace(microsecond=0)  # both ends are whole seconds: still strictly inside
