@@ -155,8 +155,8 @@ class Inbox(TenantOwned, Timestamped, Base):
     team_id: Mapped[uuid.UUID | None] = mapped_column()
     sla_policy_id: Mapped[uuid.UUID | None] = mapped_column()
     auto_assignment: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    # {"time_zone": ..., "weekly": {"monday": [{"start": "09:00", "end": "17:00"}], ...}, "holidays": ["2026-12-25"]};
-    # null: always open.
+    # {"time_zone": ..., "weekly": {"monday": [{"start": "09:00", "end": "17:00"}], ...},
+    #  "holidays": ["2026-12-25"]}; null: always open (conversations/sla_clock.py reads it).
     business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     allowed_origins: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     identity_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
