@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
 from limits import RateLimitItem, parse
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "change-me"  # the seed's placeholder, refused in production
@@ -172,6 +172,18 @@ class Settings(BaseSettings):
     WORKER_METRICS_PORT: int | None = Field(default=None, ge=1, le=65535)
     WORKER_METRICS_HOST: str = "127.0.0.1"
 
+    # Files (attachments): a local folder by default, S3-compatible object storage with
+    # STORAGE_BACKEND=s3 (docs/decisions/0037). Credentials unset = the usual AWS chain (environment,
+    # profile, instance role).
+    STORAGE_BACKEND: Literal["local", "s3"] = "local"
+    STORAGE_LOCAL_PATH: Path = PROJECT_ROOT / ".data" / "storage"
+    STORAGE_MAX_OBJECT_BYTES: int = Field(default=25 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024)
+    STORAGE_S3_BUCKET: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
+    STORAGE_S3_ENDPOINT_URL: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    STORAGE_S3_REGION: str | None = None
+    STORAGE_S3_ACCESS_KEY_ID: str | None = None
+    STORAGE_S3_SECRET_ACCESS_KEY: SecretStr | None = None
+
     @field_validator("CORS_ORIGINS", "FORWARDED_ALLOW_IPS", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
@@ -202,6 +214,20 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _smtp_url(self) -> Settings:
         self.smtp  # noqa: B018  (a malformed SMTP_URL is refused at start-up, not at the first mail)
+        return self
+
+    @model_validator(mode="after")
+    def _storage(self) -> Settings:
+        # Refused in every environment: such a storage cannot work, better to know at start-up.
+        if self.STORAGE_BACKEND == "s3" and not self.STORAGE_S3_BUCKET:
+            raise ValueError("STORAGE_S3_BUCKET must be set when STORAGE_BACKEND=s3")
+        if self.STORAGE_BACKEND == "local" and self.STORAGE_S3_BUCKET:
+            raise ValueError("STORAGE_S3_BUCKET is set but STORAGE_BACKEND=local: set STORAGE_BACKEND=s3")
+        if (self.STORAGE_S3_ACCESS_KEY_ID is None) != (self.STORAGE_S3_SECRET_ACCESS_KEY is None):
+            raise ValueError(
+                "STORAGE_S3_ACCESS_KEY_ID and STORAGE_S3_SECRET_ACCESS_KEY must be set together (or "
+                "neither, for the AWS credential chain)"
+            )
         return self
 
     @model_validator(mode="after")
