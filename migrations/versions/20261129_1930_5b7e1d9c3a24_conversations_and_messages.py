@@ -6,7 +6,8 @@ Create Date: 2026-11-29 19:30:00.000000+00:00
 
 Each organization numbers its conversations 1, 2, 3... through one counter row of its own
 (conversation_counters), taken with `UPDATE ... RETURNING` in the creating transaction: creations in
-one organization queue on that row, other organizations never wait (decision 0036). Every reference
+one organization queue on that row, other organizations never wait (decision 0036). idempotency_keys
+holds the `Idempotency-Key`s of creating requests and their answers. Every reference
 names the organization (composite foreign keys), so no row can point into another organization.
 """
 
@@ -21,7 +22,7 @@ down_revision: str | None = "8d2f4c6a1e07"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TABLES = ("conversation_counters", "conversations", "messages")
+TABLES = ("conversation_counters", "conversations", "messages", "idempotency_keys")
 
 
 def upgrade() -> None:
@@ -157,6 +158,22 @@ def upgrade() -> None:
         "ix_messages_organization_id_conversation_id_created_at_id",
         "messages",
         ["organization_id", "conversation_id", "created_at", "id"],
+    )
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("organization_id", sa.Uuid(), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("response", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organization_id"],
+            ["organizations.id"],
+            name=op.f("fk_idempotency_keys_organization_id_organizations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("organization_id", "key", name=op.f("pk_idempotency_keys")),
     )
     for table in TABLES:
         op.execute(

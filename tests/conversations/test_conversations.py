@@ -254,3 +254,48 @@ async def test_contact_merge_moves_and_erase_empties(client: AsyncClient) -> Non
     assert "erased" in messages[-1]["body"]
     refused = await client.post(_url(owner), json={**refs, "contact_id": kept["id"]}, headers=owner.headers)
     assert refused.status_code == 409
+
+
+async def test_idempotency_key_replays_refuses_another_body_and_writes_once(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    refs = await _setup(client, owner)
+    keyed = {**owner.headers, "Idempotency-Key": "create-1"}
+    first = await client.post(_url(owner), json=refs, headers=keyed)
+    again = await client.post(_url(owner), json=refs, headers=keyed)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = await client.post(_url(owner), json={**refs, "subject": "Other"}, headers=keyed)
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency_key_reused"
+
+    messages_url = _url(owner, first.json()["id"], "messages")
+    body = {"kind": "outgoing", "body": "Once"}
+    answers = await asyncio.gather(
+        *(
+            client.post(messages_url, json=body, headers={**owner.headers, "Idempotency-Key": "msg-1"})
+            for _ in range(5)
+        )
+    )
+    assert {answer.status_code for answer in answers} == {201}
+    assert len({answer.json()["id"] for answer in answers}) == 1
+    assert [m["body"] for m in await _messages(client, owner, first.json()["id"])] == ["Once"]
+
+    racing = await asyncio.gather(
+        *(
+            client.post(_url(owner), json=refs, headers={**owner.headers, "Idempotency-Key": "c-2"})
+            for _ in range(5)
+        )
+    )
+    assert {answer.status_code for answer in racing} == {201}
+    assert len({answer.json()["id"] for answer in racing}) == 1
+    listed = await client.get(_url(owner), headers=owner.headers)
+    assert len(listed.json()["items"]) == 2
+    # A key belongs to its organization: another one may use the same.
+    stranger = await new_owner(client)
+    theirs = await client.post(
+        _url(stranger),
+        json=await _setup(client, stranger),
+        headers={**stranger.headers, "Idempotency-Key": "c-2"},
+    )
+    assert theirs.status_code == 201

@@ -6,13 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from aisupport.access.dependencies import requires
 from aisupport.access.permissions import Permission
 from aisupport.access.principal import Principal
 from aisupport.conversations import conversation_service as service
-from aisupport.conversations import errors
+from aisupport.conversations import errors, idempotency
 from aisupport.conversations.conversation_repository import ConversationFilters
 from aisupport.conversations.conversation_schemas import (
     ConversationCreate,
@@ -22,6 +24,7 @@ from aisupport.conversations.conversation_schemas import (
     MessageOut,
     Status,
 )
+from aisupport.conversations.idempotency import KeyHeader, Stored
 from aisupport.conversations.models import Conversation
 from aisupport.core.db import DbSession
 from aisupport.core.errors import AppError, problem_responses
@@ -64,6 +67,26 @@ def _with_etag(response: Response, conversation: Conversation) -> ConversationOu
     return ConversationOut.model_validate(conversation)
 
 
+async def _claim(
+    db: DbSession, principal: Principal, request: Request, body: dict[str, object], key: str | None
+) -> Stored | None:
+    if key is None:
+        return None
+    digest = idempotency.request_hash(f"{request.method} {request.url.path}", body)
+    return await idempotency.claim(db, principal.organization_id, key, digest)
+
+
+async def _store(db: DbSession, principal: Principal, key: str | None, answer: BaseModel) -> None:
+    if key is not None:
+        body = answer.model_dump(mode="json")
+        await idempotency.store(db, principal.organization_id, key, status.HTTP_201_CREATED, body)
+
+
+def _replayed(stored: Stored, etag: str | None = None) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true", **({"ETag": etag} if etag else {})}
+    return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)
+
+
 def _after(paging: Paging) -> tuple[datetime, uuid.UUID] | None:
     return paging.after_time_and_id()
 
@@ -72,17 +95,28 @@ def _after(paging: Paging) -> tuple[datetime, uuid.UUID] | None:
     "/orgs/{org_id}/conversations",
     status_code=status.HTTP_201_CREATED,
     response_model=ConversationOut,
-    responses=problem_responses(errors.UNKNOWN_CONVERSATION_REFERENCE),
+    responses=problem_responses(errors.UNKNOWN_CONVERSATION_REFERENCE, errors.IDEMPOTENCY_KEY_REUSED),
 )
 async def create_conversation(
-    org_id: uuid.UUID, payload: ConversationCreate, principal: Worker, db: DbSession, response: Response
-) -> ConversationOut:
+    org_id: uuid.UUID,
+    payload: ConversationCreate,
+    principal: Worker,
+    db: DbSession,
+    request: Request,
+    response: Response,
+    idempotency_key: KeyHeader = None,
+) -> ConversationOut | JSONResponse:
     """Open a conversation with a contact in an inbox, numbered next in the organization (1, 2, ...),
-    with an optional first message."""
+    with an optional first message. Honours `Idempotency-Key`."""
+    replay = await _claim(db, principal, request, payload.model_dump(mode="json"), idempotency_key)
+    if replay is not None:
+        return _replayed(replay, etag=f'"{replay.body.get("version")}"')
     fields = payload.model_dump(exclude={"message"})
     first = payload.message.model_dump() if payload.message is not None else None
     conversation = await service.create_conversation(db, principal, fields, first)
-    return _with_etag(response, conversation)
+    answer = _with_etag(response, conversation)
+    await _store(db, principal, idempotency_key, answer)
+    return answer
 
 
 @router.get("/orgs/{org_id}/conversations", response_model=Page[ConversationOut])
@@ -158,14 +192,27 @@ async def update_conversation(
     "/orgs/{org_id}/conversations/{conversation_id}/messages",
     status_code=status.HTTP_201_CREATED,
     response_model=MessageOut,
+    responses=problem_responses(errors.IDEMPOTENCY_KEY_REUSED),
 )
 async def post_message(
-    org_id: uuid.UUID, conversation_id: uuid.UUID, payload: MessageCreate, principal: Worker, db: DbSession
-) -> MessageOut:
+    org_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    payload: MessageCreate,
+    principal: Worker,
+    db: DbSession,
+    request: Request,
+    idempotency_key: KeyHeader = None,
+) -> MessageOut | JSONResponse:
     """Add a message: `incoming` (from the contact; reopens a snoozed or resolved conversation),
-    `outgoing` (to the contact; the first one sets first_response_at) or `note` (members only)."""
+    `outgoing` (to the contact; the first one sets first_response_at) or `note` (members only).
+    Honours `Idempotency-Key`."""
+    replay = await _claim(db, principal, request, payload.model_dump(mode="json"), idempotency_key)
+    if replay is not None:
+        return _replayed(replay)
     message = await service.post_message(db, principal, conversation_id, payload.kind, payload.body)
-    return MessageOut.model_validate(message)
+    answer = MessageOut.model_validate(message)
+    await _store(db, principal, idempotency_key, answer)
+    return answer
 
 
 @router.get("/orgs/{org_id}/conversations/{conversation_id}/messages", response_model=Page[MessageOut])

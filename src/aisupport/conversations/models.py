@@ -280,3 +280,19 @@ class Message(TenantOwned, Timestamped, Base):
     body: Mapped[str] = mapped_column(Text)
     author_type: Mapped[str] = mapped_column(String(20))
     author_id: Mapped[uuid.UUID | None] = mapped_column()
+
+
+class IdempotencyKey(TenantOwned, Timestamped, Base):
+    """An `Idempotency-Key` a request of the organization came with: the hash of that request and,
+    once it succeeded, its answer (decision 0036). Claimed in the request's own transaction, so a
+    concurrent request with the same key waits for it and then reads the answer."""
+
+    __tablename__ = "idempotency_keys"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
