@@ -27,7 +27,7 @@ from aisupport.conversations.conversation_schemas import (
 from aisupport.conversations.idempotency import KeyHeader, Stored
 from aisupport.conversations.models import Conversation
 from aisupport.core.db import DbSession
-from aisupport.core.errors import AppError, problem_responses
+from aisupport.core.errors import problem_responses
 from aisupport.core.pagination import Page, Paging
 
 router = APIRouter(tags=["conversations"])
@@ -137,13 +137,13 @@ async def list_conversations(
     assignee_id: uuid.UUID | None = None
     if assignee == "me":
         if principal.user_id is None:
-            raise AppError(422, "no_me", "assignee=me needs a signed-in member.")
+            raise errors.no_me()
         assignee_id = principal.user_id
     elif assignee not in (None, "unassigned"):
         try:
             assignee_id = uuid.UUID(assignee)
-        except ValueError:
-            raise AppError(422, "bad_assignee", "assignee is a user id, me or unassigned.") from None
+        except ValueError:  # the pattern lets only ids through
+            raise errors.bad_assignee() from None
     filters = ConversationFilters(
         status=status_,
         assignee_id=assignee_id,

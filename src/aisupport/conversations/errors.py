@@ -94,3 +94,11 @@ def contact_erased() -> AppError:
 
 def idempotency_key_reused() -> AppError:
     return AppError(409, "idempotency_key_reused", "This Idempotency-Key came with another request.")
+
+
+def no_me() -> AppError:
+    return AppError(422, "assignee_me_needs_a_member", "assignee=me needs a signed-in member.")
+
+
+def bad_assignee() -> AppError:
+    return AppError(422, "bad_assignee", "assignee is a user id, me or unassigned.")
