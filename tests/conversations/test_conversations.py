@@ -107,6 +107,14 @@ async def test_state_changes_write_activity_naming_who(client: AsyncClient, mail
     assert [c["id"] for c in mine.json()["items"]] == [conversation["id"]]
     nobody = await client.get(_url(owner), params={"assignee": "unassigned"}, headers=agent.headers)
     assert nobody.json()["items"] == []
+    # A member who leaves leaves their conversations unassigned (and in the organization).
+    removed = await client.delete(
+        f"/orgs/{owner.organization_id}/members/{agent.user_id}", headers=owner.headers
+    )
+    assert removed.status_code == 204, removed.text
+    left = (await client.get(url, headers=owner.headers)).json()
+    assert left["assignee_id"] is None
+    assert left["status"] == "pending"
 
 
 async def test_outgoing_sets_first_response_once_and_incoming_reopens(client: AsyncClient) -> None:
