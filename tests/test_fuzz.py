@@ -28,8 +28,9 @@ RUN_TIMEOUT_SECONDS = 240
 
 # What a schema-valid request may be answered with, besides success and the defaults (401, 403, 404,
 # 409, 429): 400 is this API's answer to an opaque value it never gave out (a list cursor, the token of
-# an emailed link), which no schema can list.
-EXPECTED_FOR_VALID_DATA = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
+# an emailed link), which no schema can list; 412 answers an `If-Match` naming a version the resource
+# is no longer at (its state, not the request's shape).
+EXPECTED_FOR_VALID_DATA = ["2xx", "3xx", "400", "401", "403", "404", "409", "412", "429", "5xx"]
 # Business rules a schema cannot state, each answered 422 with its own code: the password policy (a
 # list of common passwords), `confirm` equal to this organization's slug, an API key's expiry in the
 # future; an inbox's time zone in the zone database, its day's intervals apart, its team and SLA policy
@@ -50,6 +51,8 @@ RULES_BEYOND_THE_SCHEMA = [
     "create_contact",
     "update_contact",
     "merge_contacts",
+    "create_conversation",  # inbox_id and contact_id must name rows of the organization
+    "update_conversation",  # the assignee an agent, the team existing, a snooze in the future
 ]
 
 

@@ -19,6 +19,7 @@ from aisupport.auth.router import AUTH_MAX_BODY_BYTES, invitations_router
 from aisupport.auth.router import router as auth_router
 from aisupport.auth.service import AuthComponents
 from aisupport.contacts.router import router as contacts_router
+from aisupport.conversations.conversation_router import router as conversation_router
 from aisupport.conversations.router import router as conversations_router
 from aisupport.core import tracing
 from aisupport.core.api_docs import install_api_docs
@@ -55,6 +56,7 @@ ROUTERS = (
     organizations_router,
     conversations_router,
     contacts_router,
+    conversation_router,
 )
 
 
@@ -158,8 +160,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "allow_origins": settings.CORS_ORIGINS,
             "allow_credentials": True,
             "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            "allow_headers": ["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID"],
-            "expose_headers": ["X-Request-ID", "Retry-After"],
+            "allow_headers": [
+                "Authorization",
+                "Content-Type",
+                "X-CSRF-Token",
+                "X-Request-ID",
+                "If-Match",
+                "Idempotency-Key",
+            ],
+            "expose_headers": ["X-Request-ID", "Retry-After", "ETag", "Idempotent-Replayed"],
         },
         default_body_limit=settings.MAX_BODY_BYTES,
         body_limits={"/auth/": AUTH_MAX_BODY_BYTES},

@@ -62,6 +62,8 @@ async def test_an_api_key_learns_its_organization_role_and_itself_never_its_secr
             "contacts:erase",
             "contacts:read",
             "contacts:write",
+            "conversations:read",
+            "conversations:work",
             "inboxes:manage",
             "inboxes:read",
             "members:read",
@@ -78,7 +80,13 @@ async def test_an_api_key_learns_its_organization_role_and_itself_never_its_secr
     viewer = await client.get("/auth/whoami", headers={"X-API-Key": viewer_key["secret"]})
     assert viewer.json()["role"] == "viewer"
     assert viewer.json()["api_key"]["expires_at"] is None
-    assert viewer.json()["permissions"] == ["contacts:read", "inboxes:read", "members:read", "org:read"]
+    assert viewer.json()["permissions"] == [
+        "contacts:read",
+        "conversations:read",
+        "inboxes:read",
+        "members:read",
+        "org:read",
+    ]
 
     # /auth/me stays the person's profile; keys use /auth/whoami.
     assert (await client.get("/auth/me", headers={"X-API-Key": key["secret"]})).status_code == 403

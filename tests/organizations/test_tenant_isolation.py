@@ -48,6 +48,8 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("PATCH", "/orgs/{org_id}/inboxes/{inbox_id}"): {"name": "x"},
     ("PATCH", "/orgs/{org_id}/contacts/{contact_id}"): {"name": "x"},
     ("POST", "/orgs/{org_id}/contacts/{contact_id}/merge"): {"merged_contact_id": str(uuid.uuid4())},
+    ("PATCH", "/orgs/{org_id}/conversations/{conversation_id}"): {"priority": "low"},
+    ("POST", "/orgs/{org_id}/conversations/{conversation_id}/messages"): {"kind": "note", "body": "x"},
 }
 
 
@@ -97,6 +99,15 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
     await run_jobs(client)
     sessions = await client.get("/auth/sessions", headers=member.headers)
     conversations = await configure(client, owner, member)
+    conversation = await client.post(
+        f"/orgs/{owner.organization_id}/conversations",
+        json={
+            "inbox_id": conversations["inbox_id"],
+            "contact_id": contact.json()["id"],
+            "message": {"body": "hello"},
+        },
+        headers={**owner.headers, "Idempotency-Key": "b"},
+    )
     return owner, {
         **conversations,
         "org_id": owner.organization_id,
@@ -105,6 +116,7 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
         "key_id": key.json()["id"],
         "session_id": sessions.json()["items"][0]["id"],
         "contact_id": contact.json()["id"],
+        "conversation_id": conversation.json()["id"],
     }
 
 
@@ -152,11 +164,14 @@ async def test_an_unscoped_select_sees_only_the_current_tenant(
     # A and B each get rows in every tenant table (a new table needs its row made here, for A and B).
     a = await new_owner(client)
     await client.post(f"/orgs/{a.organization_id}/api-keys", json={"name": "a"}, headers=a.headers)
-    await client.post(f"/orgs/{a.organization_id}/contacts", json={"name": "a"}, headers=a.headers)
+    contact = await client.post(f"/orgs/{a.organization_id}/contacts", json={"name": "a"}, headers=a.headers)
     await ensure_verified(client, mailbox, a)
     invitation = {"email": f"a-{uuid.uuid4().hex[:8]}@example.com", "role": "agent"}
     await client.post(f"/orgs/{a.organization_id}/invitations", json=invitation, headers=a.headers)
-    await configure(client, a)
+    inbox_id = (await configure(client, a))["inbox_id"]
+    conversation = {"inbox_id": inbox_id, "contact_id": contact.json()["id"], "message": {"body": "hi"}}
+    keyed = {**a.headers, "Idempotency-Key": "a"}
+    await client.post(f"/orgs/{a.organization_id}/conversations", json=conversation, headers=keyed)
     owner_b, _ = await _tenant_b(client, mailbox)
     owner_url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(owner_url) as conn:  # the owner, not bound by row-level security

@@ -44,6 +44,8 @@ class Permission(StrEnum):
     CONTACTS_READ = "contacts:read"
     CONTACTS_WRITE = "contacts:write"
     CONTACTS_ERASE = "contacts:erase"
+    CONVERSATIONS_READ = "conversations:read"
+    CONVERSATIONS_WORK = "conversations:work"
 
     @property
     def description(self) -> str:
@@ -68,6 +70,9 @@ DESCRIPTIONS = {
     Permission.CONTACTS_READ: "see and list contacts (the organization's customers)",
     Permission.CONTACTS_WRITE: "create, update and merge contacts",
     Permission.CONTACTS_ERASE: "erase a contact's personal data (right to erasure)",
+    Permission.CONVERSATIONS_READ: "see and list conversations and their messages (notes included)",
+    Permission.CONVERSATIONS_WORK: "open conversations, post messages and notes; change a conversation's "
+    "status, priority, assignee, team, tags, subject and attributes",
 }
 
 _EVERYONE = {
@@ -77,9 +82,10 @@ _EVERYONE = {
     Permission.INBOXES_READ,
     Permission.AVAILABILITY_SET,
     Permission.CONTACTS_READ,
+    Permission.CONVERSATIONS_READ,
 }
-# Agents work the inbox: its customers (and, to come, conversations).
-_AGENTS = _EVERYONE | {Permission.CONTACTS_WRITE}
+# Agents work the inbox: its customers and conversations.
+_AGENTS = _EVERYONE | {Permission.CONTACTS_WRITE, Permission.CONVERSATIONS_WORK}
 _MANAGERS = _AGENTS | {
     Permission.ORG_UPDATE,
     Permission.MEMBERS_MANAGE,

@@ -55,3 +55,50 @@ def no_identity_secret() -> AppError:
 
 def origins_for_widgets_only() -> AppError:
     return AppError(422, "origins_for_widgets_only", "allowed_origins is for widget inboxes only.")
+
+
+# --- Conversations and messages -----------------------------------------------------------------------
+
+PRECONDITION_FAILED = ProblemAnswer(412, "`If-Match` names another version (`precondition_failed`)")
+UNKNOWN_CONVERSATION_REFERENCE = ProblemAnswer(
+    422, "`inbox_id`, `contact_id` or `team_id` names nothing in this organization"
+)
+NOT_AN_AGENT = ProblemAnswer(422, "`assignee_id` is not a member with the agent role or above")
+SNOOZE_NEEDS_TIME = ProblemAnswer(422, "status `snoozed` without a future `snoozed_until`")
+IDEMPOTENCY_KEY_REUSED = ProblemAnswer(409, "this `Idempotency-Key` came with another request")
+
+
+def conversation_not_found() -> AppError:
+    return AppError(404, "conversation_not_found", "No such conversation.")
+
+
+def precondition_failed() -> AppError:
+    return AppError(412, "precondition_failed", "The conversation changed: If-Match names another version.")
+
+
+def unknown_reference(field: str) -> AppError:
+    return AppError(422, "unknown_reference", f"{field} names nothing in this organization.")
+
+
+def not_an_agent() -> AppError:
+    return AppError(422, "assignee_not_an_agent", "assignee_id is not a member with the agent role or above.")
+
+
+def snooze_needs_time() -> AppError:
+    return AppError(422, "snooze_needs_time", "Status snoozed needs snoozed_until in the future.")
+
+
+def contact_erased() -> AppError:
+    return AppError(409, "contact_erased", "This contact was erased.")
+
+
+def idempotency_key_reused() -> AppError:
+    return AppError(409, "idempotency_key_reused", "This Idempotency-Key came with another request.")
+
+
+def no_me() -> AppError:
+    return AppError(422, "assignee_me_needs_a_member", "assignee=me needs a signed-in member.")
+
+
+def bad_assignee() -> AppError:
+    return AppError(422, "bad_assignee", "assignee is a user id, me or unassigned.")

@@ -18,13 +18,15 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     Index,
+    Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aisupport.core.db import Base, TenantOwned, Timestamped
@@ -162,3 +164,135 @@ class Inbox(TenantOwned, Timestamped, Base):
     identity_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     identity_secret_rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# --- Conversations and messages -----------------------------------------------------------------------
+
+STATUSES = ("open", "pending", "snoozed", "resolved")
+PRIORITIES = ("none", "low", "normal", "high", "urgent")
+MESSAGE_KINDS = ("incoming", "outgoing", "note", "activity")
+
+
+class ConversationCounter(TenantOwned, Base):
+    """The last conversation number given out in an organization: creations take the next one with
+    `UPDATE ... RETURNING` in their transaction, so they queue on this row only (decision 0036)."""
+
+    __tablename__ = "conversation_counters"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_number: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class Conversation(TenantOwned, Timestamped, Base):
+    """A conversation with a contact in an inbox. `version` grows by one with every change (the ETag)."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'pending', 'snoozed', 'resolved')", name="status_known"),
+        CheckConstraint("priority IN ('none', 'low', 'normal', 'high', 'urgent')", name="priority_known"),
+        UniqueConstraint("organization_id", "id", name="uq_conversations_organization_id_id"),
+        UniqueConstraint("organization_id", "number", name="uq_conversations_organization_id_number"),
+        ForeignKeyConstraint(
+            ["organization_id", "inbox_id"],
+            ["inboxes.organization_id", "inboxes.id"],
+            name="fk_conversations_inbox_same_org",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "contact_id"],
+            ["contacts.organization_id", "contacts.id"],
+            name="fk_conversations_contact_same_org",
+        ),
+        # A member who leaves, or a team deleted, leaves its conversations unassigned (only that column
+        # is nulled: PostgreSQL 15's column list, never organization_id).
+        ForeignKeyConstraint(
+            ["organization_id", "assignee_id"],
+            ["memberships.organization_id", "memberships.user_id"],
+            name="fk_conversations_assignee_same_org",
+            ondelete="SET NULL (assignee_id)",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "team_id"],
+            ["teams.organization_id", "teams.id"],
+            name="fk_conversations_team_same_org",
+            ondelete="SET NULL (team_id)",
+        ),
+        Index(
+            "ix_conversations_organization_id_last_activity_at_id",
+            "organization_id",
+            "last_activity_at",
+            "id",
+        ),
+        Index("ix_conversations_organization_id_assignee_id", "organization_id", "assignee_id"),
+        Index("ix_conversations_organization_id_contact_id", "organization_id", "contact_id"),
+        Index("ix_conversations_organization_id_inbox_id", "organization_id", "inbox_id"),
+        Index("ix_conversations_organization_id_team_id", "organization_id", "team_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    number: Mapped[int] = mapped_column(Integer)
+    inbox_id: Mapped[uuid.UUID] = mapped_column()
+    contact_id: Mapped[uuid.UUID] = mapped_column()
+    subject: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(10), server_default=text("'open'"))
+    snoozed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    priority: Mapped[str] = mapped_column(String(10), server_default=text("'none'"))
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column()
+    team_id: Mapped[uuid.UUID | None] = mapped_column()
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(50)), server_default=text("'{}'"))
+    custom_attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    first_response_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reopened_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    last_activity_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Message(TenantOwned, Timestamped, Base):
+    """One message of a conversation. `private` (notes and activity) is for members only; `author_type`
+    is `member`, `api_key`, `contact` or `system`, `author_id` the user or key (none for the others)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint("kind IN ('incoming', 'outgoing', 'note', 'activity')", name="kind_known"),
+        ForeignKeyConstraint(
+            ["organization_id", "conversation_id"],
+            ["conversations.organization_id", "conversations.id"],
+            name="fk_messages_conversation_same_org",
+            ondelete="CASCADE",
+        ),
+        Index(
+            "ix_messages_organization_id_conversation_id_created_at_id",
+            "organization_id",
+            "conversation_id",
+            "created_at",
+            "id",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    conversation_id: Mapped[uuid.UUID] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(10))
+    private: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    body: Mapped[str] = mapped_column(Text)
+    author_type: Mapped[str] = mapped_column(String(20))
+    author_id: Mapped[uuid.UUID | None] = mapped_column()
+
+
+class IdempotencyKey(TenantOwned, Timestamped, Base):
+    """An `Idempotency-Key` a request of the organization came with: the hash of that request and,
+    once it succeeded, its answer (decision 0036). Claimed in the request's own transaction, so a
+    concurrent request with the same key waits for it and then reads the answer."""
+
+    __tablename__ = "idempotency_keys"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

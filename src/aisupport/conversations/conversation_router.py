@@ -1,0 +1,226 @@
+"""/orgs/{org_id}/conversations: conversations with contacts, and their messages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from aisupport.access.dependencies import requires
+from aisupport.access.permissions import Permission
+from aisupport.access.principal import Principal
+from aisupport.conversations import conversation_service as service
+from aisupport.conversations import errors, idempotency
+from aisupport.conversations.conversation_repository import ConversationFilters
+from aisupport.conversations.conversation_schemas import (
+    ConversationCreate,
+    ConversationOut,
+    ConversationUpdate,
+    MessageCreate,
+    MessageOut,
+    Status,
+)
+from aisupport.conversations.idempotency import KeyHeader, Stored
+from aisupport.conversations.models import Conversation
+from aisupport.core.db import DbSession
+from aisupport.core.errors import problem_responses
+from aisupport.core.pagination import Page, Paging
+
+router = APIRouter(tags=["conversations"])
+
+Reader = Annotated[Principal, Depends(requires(Permission.CONVERSATIONS_READ))]
+Worker = Annotated[Principal, Depends(requires(Permission.CONVERSATIONS_WORK))]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        pattern=r'^(\*|(W/)?"[0-9]{1,9}")$',
+        description='The ETag read (`"<version>"`): the change is made only if the conversation is still '
+        "at that version (412 otherwise). Without it, the change is made whatever the version.",
+    ),
+]
+
+
+HEX = "[0-9a-fA-F]"
+ASSIGNEE_PATTERN = f"^(me|unassigned|{HEX}{{8}}-{HEX}{{4}}-{HEX}{{4}}-{HEX}{{4}}-{HEX}{{12}})$"
+
+
+def _etag(conversation: Conversation) -> str:
+    return f'"{conversation.version}"'
+
+
+def _version(if_match: str | None) -> int | None:
+    """The version an If-Match names; `*` (any) is None; anything else unreadable can match nothing."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit() or len(tag) > 9:
+        raise errors.precondition_failed()
+    return int(tag)
+
+
+def _with_etag(response: Response, conversation: Conversation) -> ConversationOut:
+    response.headers["ETag"] = _etag(conversation)
+    return ConversationOut.model_validate(conversation)
+
+
+async def _claim(
+    db: DbSession, principal: Principal, request: Request, body: dict[str, object], key: str | None
+) -> Stored | None:
+    if key is None:
+        return None
+    digest = idempotency.request_hash(f"{request.method} {request.url.path}", body)
+    return await idempotency.claim(db, principal.organization_id, key, digest)
+
+
+async def _store(db: DbSession, principal: Principal, key: str | None, answer: BaseModel) -> None:
+    if key is not None:
+        body = answer.model_dump(mode="json")
+        await idempotency.store(db, principal.organization_id, key, status.HTTP_201_CREATED, body)
+
+
+def _replayed(stored: Stored, etag: str | None = None) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true", **({"ETag": etag} if etag else {})}
+    return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)
+
+
+def _after(paging: Paging) -> tuple[datetime, uuid.UUID] | None:
+    return paging.after_time_and_id()
+
+
+@router.post(
+    "/orgs/{org_id}/conversations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ConversationOut,
+    responses=problem_responses(errors.UNKNOWN_CONVERSATION_REFERENCE, errors.IDEMPOTENCY_KEY_REUSED),
+)
+async def create_conversation(
+    org_id: uuid.UUID,
+    payload: ConversationCreate,
+    principal: Worker,
+    db: DbSession,
+    request: Request,
+    response: Response,
+    idempotency_key: KeyHeader = None,
+) -> ConversationOut | JSONResponse:
+    """Open a conversation with a contact in an inbox, numbered next in the organization (1, 2, ...),
+    with an optional first message. Honours `Idempotency-Key`."""
+    replay = await _claim(db, principal, request, payload.model_dump(mode="json"), idempotency_key)
+    if replay is not None:
+        return _replayed(replay, etag=f'"{replay.body.get("version")}"')
+    fields = payload.model_dump(exclude={"message"})
+    first = payload.message.model_dump() if payload.message is not None else None
+    conversation = await service.create_conversation(db, principal, fields, first)
+    answer = _with_etag(response, conversation)
+    await _store(db, principal, idempotency_key, answer)
+    return answer
+
+
+@router.get("/orgs/{org_id}/conversations", response_model=Page[ConversationOut])
+async def list_conversations(
+    org_id: uuid.UUID,
+    principal: Reader,
+    db: DbSession,
+    paging: Paging,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    assignee: Annotated[
+        str | None,
+        Query(pattern=ASSIGNEE_PATTERN, description="A member's user id, `me` or `unassigned`."),
+    ] = None,
+    inbox_id: uuid.UUID | None = None,
+    contact_id: uuid.UUID | None = None,
+) -> Page[ConversationOut]:
+    """Conversations, newest activity first, narrowed by any of the filters together."""
+    assignee_id: uuid.UUID | None = None
+    if assignee == "me":
+        if principal.user_id is None:
+            raise errors.no_me()
+        assignee_id = principal.user_id
+    elif assignee not in (None, "unassigned"):
+        try:
+            assignee_id = uuid.UUID(assignee)
+        except ValueError:  # the pattern lets only ids through
+            raise errors.bad_assignee() from None
+    filters = ConversationFilters(
+        status=status_,
+        assignee_id=assignee_id,
+        unassigned=assignee == "unassigned",
+        inbox_id=inbox_id,
+        contact_id=contact_id,
+    )
+    rows = await service.list_conversations(db, principal, filters, before=_after(paging), limit=paging.fetch)
+    return paging.page(rows, lambda row: (row.last_activity_at, row.id), ConversationOut.model_validate)
+
+
+@router.get("/orgs/{org_id}/conversations/{conversation_id}", response_model=ConversationOut)
+async def get_conversation(
+    org_id: uuid.UUID, conversation_id: uuid.UUID, principal: Reader, db: DbSession, response: Response
+) -> ConversationOut:
+    """One conversation; its ETag is its version."""
+    return _with_etag(response, await service.get_conversation(db, principal, conversation_id))
+
+
+@router.patch(
+    "/orgs/{org_id}/conversations/{conversation_id}",
+    response_model=ConversationOut,
+    responses=problem_responses(
+        errors.PRECONDITION_FAILED, errors.NOT_AN_AGENT, errors.SNOOZE_NEEDS_TIME, errors.UNKNOWN_REFERENCE
+    ),
+)
+async def update_conversation(
+    org_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    payload: ConversationUpdate,
+    principal: Worker,
+    db: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ConversationOut:
+    """Change the fields sent; `null` clears subject, assignee, team or snoozed_until. Status, priority,
+    assignee, team and tag changes are written as `activity` messages. Honours `If-Match`."""
+    changes = payload.model_dump(exclude_unset=True)
+    conversation = await service.update_conversation(
+        db, principal, conversation_id, changes, if_match=_version(if_match)
+    )
+    return _with_etag(response, conversation)
+
+
+@router.post(
+    "/orgs/{org_id}/conversations/{conversation_id}/messages",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MessageOut,
+    responses=problem_responses(errors.IDEMPOTENCY_KEY_REUSED),
+)
+async def post_message(
+    org_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    payload: MessageCreate,
+    principal: Worker,
+    db: DbSession,
+    request: Request,
+    idempotency_key: KeyHeader = None,
+) -> MessageOut | JSONResponse:
+    """Add a message: `incoming` (from the contact; reopens a snoozed or resolved conversation),
+    `outgoing` (to the contact; the first one sets first_response_at) or `note` (members only).
+    Honours `Idempotency-Key`."""
+    replay = await _claim(db, principal, request, payload.model_dump(mode="json"), idempotency_key)
+    if replay is not None:
+        return _replayed(replay)
+    message = await service.post_message(db, principal, conversation_id, payload.kind, payload.body)
+    answer = MessageOut.model_validate(message)
+    await _store(db, principal, idempotency_key, answer)
+    return answer
+
+
+@router.get("/orgs/{org_id}/conversations/{conversation_id}/messages", response_model=Page[MessageOut])
+async def list_messages(
+    org_id: uuid.UUID, conversation_id: uuid.UUID, principal: Reader, db: DbSession, paging: Paging
+) -> Page[MessageOut]:
+    """The conversation's messages, newest first (`limit` of them; the cursor goes further back)."""
+    rows = await service.list_messages(
+        db, principal, conversation_id, before=_after(paging), limit=paging.fetch
+    )
+    return paging.page(rows, lambda row: (row.created_at, row.id), MessageOut.model_validate)

@@ -1,0 +1,108 @@
+"""Request and response bodies of conversations and their messages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from aisupport.conversations.schemas import Priority
+from aisupport.core.json_limits import JsonObjectBounds
+from aisupport.core.schemas import RequestModel, Timestamp
+
+Status = Literal["open", "pending", "snoozed", "resolved"]
+# What a member may post; `activity` messages are written by the service only.
+PostedKind = Literal["incoming", "outgoing", "note"]
+MessageKind = Literal["incoming", "outgoing", "note", "activity"]
+
+ATTRIBUTE_BOUNDS = JsonObjectBounds(max_depth=4, max_items=200, max_bytes=16 * 1024)
+BODY_MAX = 65536  # characters (64 Ki); a longer message is split by the sender
+TAGS_MAX = 20
+TAG_MAX = 50
+
+CustomAttributes = Annotated[dict[str, JsonValue], ATTRIBUTE_BOUNDS]
+Subject = Annotated[str, Field(min_length=1, max_length=255)]
+Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX, pattern=r"^[^\s,]+$")]
+Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX, description=f"At most {TAGS_MAX}, each a word.")]
+Body = Annotated[
+    str, Field(min_length=1, max_length=BODY_MAX, description="Text, at most 65,536 characters.")
+]
+
+
+class FirstMessage(RequestModel):
+    kind: PostedKind = "incoming"
+    body: Body
+
+
+class ConversationCreate(RequestModel):
+    inbox_id: uuid.UUID
+    contact_id: uuid.UUID
+    subject: Subject | None = None
+    priority: Priority = "none"
+    tags: Tags = Field(default_factory=list)
+    custom_attributes: CustomAttributes = Field(
+        default_factory=dict, description=f"Any JSON object. {ATTRIBUTE_BOUNDS.describe()}"
+    )
+    message: FirstMessage | None = Field(default=None, description="An optional first message.")
+
+
+class ConversationUpdate(RequestModel):
+    """Only the fields sent change; `null` clears subject, assignee, team or snoozed_until; status,
+    priority, tags and custom_attributes may be left out but not be null."""
+
+    status: Status = Field(default=None)  # type: ignore[arg-type]
+    snoozed_until: Timestamp | None = Field(default=None, description="With status `snoozed`.")
+    priority: Priority = Field(default=None)  # type: ignore[arg-type]
+    assignee_id: uuid.UUID | None = Field(default=None, description="A member with the agent role or above.")
+    team_id: uuid.UUID | None = None
+    tags: Tags = Field(default=None, description="Replaces all tags.")  # type: ignore[arg-type]
+    subject: Subject | None = None
+    custom_attributes: CustomAttributes = Field(
+        default=None,  # type: ignore[arg-type]
+        description="Replaces them whole.",
+    )
+
+
+class ConversationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    number: int
+    inbox_id: uuid.UUID
+    contact_id: uuid.UUID
+    subject: str | None
+    status: Status
+    snoozed_until: datetime | None
+    priority: Priority
+    assignee_id: uuid.UUID | None
+    team_id: uuid.UUID | None
+    tags: list[str]
+    custom_attributes: dict[str, JsonValue]
+    first_response_at: datetime | None
+    last_message_at: datetime | None
+    resolved_at: datetime | None
+    reopened_count: int
+    version: int
+    last_activity_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+class MessageCreate(RequestModel):
+    kind: PostedKind
+    body: Body
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    kind: MessageKind
+    private: bool = Field(description="Notes and activity: for members only, never shown to the customer.")
+    body: str
+    author_type: str
+    author_id: uuid.UUID | None
+    created_at: datetime
