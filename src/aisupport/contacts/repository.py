@@ -12,7 +12,7 @@ from sqlalchemy import Select, func, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.contacts.models import Contact
-from aisupport.core.db import rows_of
+from aisupport.core.db import row_of, rows_of
 from aisupport.core.pagination import keyset
 
 
@@ -49,11 +49,7 @@ async def lock(
     """The contacts, locked until the transaction ends, taken in id order (two merges of the same pair,
     either way round, queue up instead of deadlocking); those gone are missing from the answer."""
     rows = await db.scalars(
-        rows_of(Contact, organization_id)
-        .where(Contact.id.in_(contact_ids))
-        .order_by(Contact.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        row_of(Contact, organization_id, Contact.id.in_(contact_ids), lock=True).order_by(Contact.id)
     )
     return {row.id: row for row in rows}
 

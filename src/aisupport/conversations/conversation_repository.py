@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.conversations.models import Conversation, ConversationCounter, Inbox, Message, Team
-from aisupport.core.db import rows_of, scoped
+from aisupport.core.db import row_of, rows_of, scoped
 from aisupport.organizations.models import Membership
 
 AGENT_ROLES = ("owner", "admin", "agent")
@@ -73,10 +73,9 @@ async def conversation(
     db: AsyncSession, organization_id: uuid.UUID, conversation_id: uuid.UUID, *, lock: bool = False
 ) -> Conversation | None:
     """The conversation; with `lock`, locked until the transaction ends and read afresh."""
-    query = rows_of(Conversation, organization_id).where(Conversation.id == conversation_id)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return await db.scalar(query)
+    return await db.scalar(
+        row_of(Conversation, organization_id, Conversation.id == conversation_id, lock=lock)
+    )
 
 
 async def conversations(

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.accounts.models import User
 from aisupport.conversations.models import Inbox, MemberAvailability, SlaPolicy, Team, TeamMember
-from aisupport.core.db import rows_of, scoped
+from aisupport.core.db import row_of, rows_of, scoped
 from aisupport.core.pagination import keyset
 from aisupport.organizations.models import Membership
 
@@ -45,10 +45,7 @@ async def one(
 ) -> Row | None:
     """One inbox, team or SLA policy; with `lock`, locked until the transaction ends and read as the
     database has it now (a writer that waited sees what the one before it left)."""
-    query = rows_of(model, organization_id).where(model.id == row_id)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return await db.scalar(query)
+    return await db.scalar(row_of(model, organization_id, model.id == row_id, lock=lock))
 
 
 async def exists(db: AsyncSession, model: type[Row], organization_id: uuid.UUID, row_id: uuid.UUID) -> bool:

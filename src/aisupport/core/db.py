@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated, Protocol, Self, TypeVar
+from typing import Annotated, Any, Protocol, Self, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import (
@@ -108,6 +108,15 @@ def scoped(statement: StatementT, model: type[TenantOwned], organization_id: uui
 def rows_of(model: type[TenantT], organization_id: uuid.UUID) -> Select[TenantT]:
     """`select(model)` confined to one organization's rows."""
     return scoped(select(model), model, organization_id)
+
+
+def row_of(
+    model: type[TenantT], organization_id: uuid.UUID, *where: Any, lock: bool = False
+) -> Select[TenantT]:
+    """The row of one organization matching `where`; with `lock`, locked until the transaction ends and
+    read as the database has it now (a writer that waited sees what the one before it left)."""
+    query = rows_of(model, organization_id).where(*where)
+    return query.with_for_update().execution_options(populate_existing=True) if lock else query
 
 
 def async_url(url: str) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.access.permissions import Role
 from aisupport.accounts.models import User
-from aisupport.core.db import rows_of, scoped
+from aisupport.core.db import row_of, rows_of, scoped
 from aisupport.core.pagination import keyset
 from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization
 
@@ -158,10 +158,7 @@ async def invitation(
     db: AsyncSession, organization_id: uuid.UUID, invitation_id: uuid.UUID, *, lock: bool = False
 ) -> Invitation | None:
     """The invitation; with `lock`, locked until the transaction ends (as accepting it locks it)."""
-    query = rows_of(Invitation, organization_id).where(Invitation.id == invitation_id)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return await db.scalar(query)
+    return await db.scalar(row_of(Invitation, organization_id, Invitation.id == invitation_id, lock=lock))
 
 
 async def pending_invitations(
@@ -221,12 +218,7 @@ async def api_keys(
 
 async def api_key(db: AsyncSession, organization_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
     """The key, locked until the transaction ends (two revocations of it take turns)."""
-    return await db.scalar(
-        rows_of(ApiKey, organization_id)
-        .where(ApiKey.id == key_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    return await db.scalar(row_of(ApiKey, organization_id, ApiKey.id == key_id, lock=True))
 
 
 async def add_membership(
