@@ -21,6 +21,7 @@ from aisupport.auth.service import AuthComponents
 from aisupport.contacts.router import router as contacts_router
 from aisupport.conversations.conversation_router import router as conversation_router
 from aisupport.conversations.router import router as conversations_router
+from aisupport.conversations.tag_router import router as tag_router
 from aisupport.core import tracing
 from aisupport.core.api_docs import install_api_docs
 from aisupport.core.config import Settings
@@ -57,6 +58,7 @@ ROUTERS = (
     conversations_router,
     contacts_router,
     conversation_router,
+    tag_router,
 )
 
 

@@ -68,6 +68,7 @@ async def test_an_api_key_learns_its_organization_role_and_itself_never_its_secr
             "inboxes:read",
             "members:read",
             "org:read",
+            "tags:manage",
         ]
         assert body["user"] is None
         assert set(body["api_key"]) == {"id", "name", "prefix", "created_at", "expires_at"}

@@ -50,6 +50,7 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/orgs/{org_id}/contacts/{contact_id}/merge"): {"merged_contact_id": str(uuid.uuid4())},
     ("PATCH", "/orgs/{org_id}/conversations/{conversation_id}"): {"priority": "low"},
     ("POST", "/orgs/{org_id}/conversations/{conversation_id}/messages"): {"kind": "note", "body": "x"},
+    ("PATCH", "/orgs/{org_id}/tags/{tag_id}"): {"description": "x"},
 }
 
 
@@ -105,9 +106,11 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
             "inbox_id": conversations["inbox_id"],
             "contact_id": contact.json()["id"],
             "message": {"body": "hello"},
+            "tags": ["b"],
         },
         headers={**owner.headers, "Idempotency-Key": "b"},
     )
+    tags = await client.get(f"/orgs/{owner.organization_id}/tags", headers=owner.headers)
     return owner, {
         **conversations,
         "org_id": owner.organization_id,
@@ -117,6 +120,7 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
         "session_id": sessions.json()["items"][0]["id"],
         "contact_id": contact.json()["id"],
         "conversation_id": conversation.json()["id"],
+        "tag_id": tags.json()["items"][0]["id"],
     }
 
 
@@ -169,7 +173,12 @@ async def test_an_unscoped_select_sees_only_the_current_tenant(
     invitation = {"email": f"a-{uuid.uuid4().hex[:8]}@example.com", "role": "agent"}
     await client.post(f"/orgs/{a.organization_id}/invitations", json=invitation, headers=a.headers)
     inbox_id = (await configure(client, a))["inbox_id"]
-    conversation = {"inbox_id": inbox_id, "contact_id": contact.json()["id"], "message": {"body": "hi"}}
+    conversation = {
+        "inbox_id": inbox_id,
+        "contact_id": contact.json()["id"],
+        "message": {"body": "hi"},
+        "tags": ["a"],
+    }
     keyed = {**a.headers, "Idempotency-Key": "a"}
     await client.post(f"/orgs/{a.organization_id}/conversations", json=conversation, headers=keyed)
     owner_b, _ = await _tenant_b(client, mailbox)

@@ -46,6 +46,7 @@ class Permission(StrEnum):
     CONTACTS_ERASE = "contacts:erase"
     CONVERSATIONS_READ = "conversations:read"
     CONVERSATIONS_WORK = "conversations:work"
+    TAGS_MANAGE = "tags:manage"
 
     @property
     def description(self) -> str:
@@ -72,7 +73,10 @@ DESCRIPTIONS = {
     Permission.CONTACTS_ERASE: "erase a contact's personal data (right to erasure)",
     Permission.CONVERSATIONS_READ: "see and list conversations and their messages (notes included)",
     Permission.CONVERSATIONS_WORK: "open conversations, post messages and notes; change a conversation's "
-    "status, priority, assignee, team, tags, subject and attributes",
+    "status, priority, assignee, team, tags (a tag new to the organization joins its tags), subject and "
+    "attributes",
+    Permission.TAGS_MANAGE: "create, rename, describe and delete the organization's tags (a rename or "
+    "deletion applies to every conversation carrying the tag)",
 }
 
 _EVERYONE = {
@@ -95,6 +99,7 @@ _MANAGERS = _AGENTS | {
     Permission.INBOXES_MANAGE,
     Permission.TEAMS_MANAGE,
     Permission.CONTACTS_ERASE,
+    Permission.TAGS_MANAGE,
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(_MANAGERS | {Permission.ORG_DELETE}),

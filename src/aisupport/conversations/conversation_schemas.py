@@ -106,3 +106,30 @@ class MessageOut(BaseModel):
     author_type: str
     author_id: uuid.UUID | None
     created_at: datetime
+
+
+# --- Tags -----------------------------------------------------------------------------------------------
+
+Color = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", description="`#rrggbb`.")]
+
+
+class TagCreate(RequestModel):
+    name: Tag
+    color: Color | None = None
+    description: str | None = Field(default=None, max_length=200)
+
+
+class TagUpdate(RequestModel):
+    name: Tag | None = Field(default=None, description="A rename applies to every conversation with the tag.")
+    color: Color | None = None
+    description: str | None = Field(default=None, max_length=200)
+
+
+class TagOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    color: str | None
+    description: str | None
+    created_at: datetime

@@ -24,7 +24,7 @@ from aisupport.access.principal import Principal
 from aisupport.contacts import service as contacts
 from aisupport.contacts.models import Contact
 from aisupport.conversations import conversation_repository as repo
-from aisupport.conversations import errors
+from aisupport.conversations import errors, tag_service
 from aisupport.conversations.conversation_repository import ConversationFilters
 from aisupport.conversations.models import Conversation, Message
 from aisupport.core.db import rows_of
@@ -78,6 +78,7 @@ async def create_conversation(
         raise errors.unknown_reference("contact_id")
     if contact.erased_at is not None:
         raise errors.contact_erased()
+    await tag_service.ensure(db, organization_id, fields.get("tags", []))
     now = datetime.now(UTC)
     conversation = Conversation(
         organization_id=organization_id,
@@ -144,6 +145,7 @@ async def update_conversation(
 ) -> Conversation:
     """Change the fields given (checked before anything is written); 412 if `if_match` is not the
     current version. A change to what it already is writes nothing."""
+    await tag_service.ensure(db, principal.organization_id, changes.get("tags") or [])
     conversation = await _locked(db, principal, conversation_id, if_match)
     organization_id = principal.organization_id
     changes = {name: value for name, value in changes.items() if getattr(conversation, name) != value}

@@ -102,3 +102,16 @@ def no_me() -> AppError:
 
 def bad_assignee() -> AppError:
     return AppError(422, "bad_assignee", "assignee is a user id, me or unassigned.")
+
+
+# --- Tags -----------------------------------------------------------------------------------------------
+
+TAG_NAME_TAKEN = ProblemAnswer(409, "another tag of the organization has this name")
+
+
+def tag_not_found() -> AppError:
+    return AppError(404, "tag_not_found", "No such tag.")
+
+
+def tag_name_taken() -> AppError:
+    return AppError(409, "tag_name_taken", "Another tag of the organization has this name.")

@@ -1,4 +1,4 @@
-"""The conversations domain's tables, by resource: SLA policies, teams (and their members), agent
+"""The conversations domain's tables, by resource: SLA policies, teams (and their members), tags, agent
 availability, inboxes. Conversations and messages come in their own section.
 
 Every table is tenant-owned; references between them name the organization too (composite foreign
@@ -91,6 +91,27 @@ class TeamMember(TenantOwned, Timestamped, Base):
     )
     team_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+
+
+# --- Tags -----------------------------------------------------------------------------------------------
+
+
+class Tag(TenantOwned, Timestamped, Base):
+    """A tag of the organization's vocabulary (decision 0043). Conversations carry tag names in their
+    `tags` array; a name applied that is not here yet is added (agents tag freely), and admins rename,
+    describe and delete tags, which rewrites the conversations carrying them."""
+
+    __tablename__ = "tags"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "id", name="uq_tags_organization_id_id"),
+        UniqueConstraint("organization_id", "name", name="uq_tags_organization_id_name"),
+        Index("ix_tags_organization_id_created_at", "organization_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(50))
+    color: Mapped[str | None] = mapped_column(String(7))
+    description: Mapped[str | None] = mapped_column(String(200))
 
 
 # --- Agent availability -------------------------------------------------------------------------------

@@ -13,12 +13,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.accounts.models import User
-from aisupport.conversations.models import Inbox, MemberAvailability, SlaPolicy, Team, TeamMember
+from aisupport.conversations.models import Inbox, MemberAvailability, SlaPolicy, Tag, Team, TeamMember
 from aisupport.core.db import row_of, rows_of, scoped
 from aisupport.core.pagination import keyset
 from aisupport.organizations.models import Membership
 
-Row = TypeVar("Row", Inbox, SlaPolicy, Team)
+Row = TypeVar("Row", Inbox, SlaPolicy, Tag, Team)
 
 
 async def add(db: AsyncSession, row: Row) -> Row:
@@ -35,7 +35,7 @@ async def page_of(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[Row]:
-    """A page of inboxes, teams or SLA policies, oldest first."""
+    """A page of inboxes, teams, tags or SLA policies, oldest first."""
     query = keyset(rows_of(model, organization_id), (model.created_at, model.id), after, limit)
     return list((await db.execute(query)).scalars())
 
@@ -43,7 +43,7 @@ async def page_of(
 async def one(
     db: AsyncSession, model: type[Row], organization_id: uuid.UUID, row_id: uuid.UUID, *, lock: bool = False
 ) -> Row | None:
-    """One inbox, team or SLA policy; with `lock`, locked until the transaction ends and read as the
+    """One inbox, team, tag or SLA policy; with `lock`, locked until the transaction ends and read as the
     database has it now (a writer that waited sees what the one before it left)."""
     return await db.scalar(row_of(model, organization_id, model.id == row_id, lock=lock))
 
