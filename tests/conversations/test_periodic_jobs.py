@@ -13,6 +13,11 @@ from typing import Any
 from httpx import AsyncClient
 from procrastinate.exceptions import AlreadyEnqueued
 
+from aisupport.conversations.models import (
+    UNMARKED_FIRST_RESPONSE,
+    UNMARKED_NEXT_RESPONSE,
+    UNMARKED_RESOLUTION,
+)
 from aisupport.core.jobs import defer
 from tests.conftest import run_jobs
 from tests.conversations.timers import (
@@ -250,3 +255,33 @@ async def test_idempotency_keys_older_than_a_day_are_purged(client: AsyncClient,
             )
         ).fetchall()
     assert sorted(left) == sorted((organization_id, fresh) for organization_id, (_, fresh) in keys.items())
+
+
+async def test_the_due_work_is_found_through_the_partial_indexes(database_url: str) -> None:
+    """The jobs' discovery conditions (and the per-organization ones, the same text) can use their
+    partial indexes: with sequential scans priced out, each plan names its index."""
+    wheres = {
+        "ix_conversations_sla_first_response_due": (
+            "conversations",
+            f"sla_first_response_due_at <= now() AND {UNMARKED_FIRST_RESPONSE}",
+        ),
+        "ix_conversations_sla_next_response_due": (
+            "conversations",
+            f"sla_next_response_due_at <= now() AND {UNMARKED_NEXT_RESPONSE}",
+        ),
+        "ix_conversations_sla_resolution_due": (
+            "conversations",
+            f"sla_resolution_due_at <= now() AND {UNMARKED_RESOLUTION}",
+        ),
+        "ix_conversations_snoozed_until": ("conversations", "status = 'snoozed' AND snoozed_until <= now()"),
+        "ix_idempotency_keys_created_at_organization_id": (
+            "idempotency_keys",
+            "created_at < now() - interval '1 day'",
+        ),
+    }
+    async with as_owner(database_url) as conn:
+        await conn.execute("SET enable_seqscan = off")
+        for index, (table, where) in wheres.items():
+            query = f"EXPLAIN SELECT organization_id FROM {table} WHERE {where}"  # noqa: S608 (constants)
+            plan = await (await conn.execute(query)).fetchall()
+            assert index in " ".join(row[0] for row in plan), (index, plan)
