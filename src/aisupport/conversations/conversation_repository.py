@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aisupport.conversations import sla_repository
 from aisupport.conversations.models import Conversation, ConversationCounter, Inbox, Message, Team
 from aisupport.core.db import row_of, rows_of, scoped
 from aisupport.organizations.models import Membership
@@ -27,6 +28,8 @@ class ConversationFilters:
     unassigned: bool = False
     inbox_id: uuid.UUID | None = None
     contact_id: uuid.UUID | None = None
+    sla: str | None = None  # "breached" or "due_soon" (within `due_within` minutes)
+    due_within: int = 60
 
 
 async def next_number(db: AsyncSession, organization_id: uuid.UUID) -> int:
@@ -98,6 +101,10 @@ async def conversations(
         query = query.where(Conversation.inbox_id == filters.inbox_id)
     if filters.contact_id is not None:
         query = query.where(Conversation.contact_id == filters.contact_id)
+    if filters.sla == "breached":
+        query = query.where(sla_repository.breached_filter())
+    elif filters.sla == "due_soon":
+        query = query.where(sla_repository.due_soon_filter(filters.due_within))
     if before is not None:
         query = query.where(tuple_(Conversation.last_activity_at, Conversation.id) < before)
     query = query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(limit)

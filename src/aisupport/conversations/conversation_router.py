@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -132,6 +132,14 @@ async def list_conversations(
     ] = None,
     inbox_id: uuid.UUID | None = None,
     contact_id: uuid.UUID | None = None,
+    sla: Annotated[
+        Literal["breached", "due_soon"] | None,
+        Query(
+            description="`breached`: an SLA target missed and not met since (not resolved); "
+            "`due_soon`: an SLA clock due within `due_within` minutes."
+        ),
+    ] = None,
+    due_within: Annotated[int, Query(ge=1, le=1440, description="Minutes, for `sla=due_soon`.")] = 60,
 ) -> Page[ConversationOut]:
     """Conversations, newest activity first, narrowed by any of the filters together."""
     assignee_id: uuid.UUID | None = None
@@ -150,6 +158,8 @@ async def list_conversations(
         unassigned=assignee == "unassigned",
         inbox_id=inbox_id,
         contact_id=contact_id,
+        sla=sla,
+        due_within=due_within,
     )
     rows = await service.list_conversations(db, principal, filters, before=_after(paging), limit=paging.fetch)
     return paging.page(rows, lambda row: (row.last_activity_at, row.id), ConversationOut.model_validate)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from aisupport.conversations import sla
 from aisupport.conversations.schemas import Priority
 from aisupport.core.json_limits import JsonObjectBounds
 from aisupport.core.schemas import RequestModel, Timestamp
@@ -65,8 +66,35 @@ class ConversationUpdate(RequestModel):
     )
 
 
+class SlaClockOut(BaseModel):
+    due_at: datetime | None = Field(
+        description="When the target is due, in the inbox's business hours (null: nothing due, or the "
+        "clock is stopped: resolution while pending or snoozed)."
+    )
+    breached: bool = Field(description="The clock ran past its due time before being met.")
+    breached_at: datetime | None = Field(description="When it was breached (its due time).")
+    met_at: datetime | None = Field(description="When the target was met (a reply, the resolution).")
+
+
+class SlaOut(BaseModel):
+    """The conversation's SLA clocks; a target the inbox's policy does not set (or no policy) is null."""
+
+    first_response: SlaClockOut | None
+    next_response: SlaClockOut | None
+    resolution: SlaClockOut | None
+
+
 class ConversationOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _with_sla(cls, data: Any) -> Any:
+        """Read from a conversation row: its fields, and its SLA clocks as they read now."""
+        if isinstance(data, BaseModel | dict) or not hasattr(data, "sla_targets"):
+            return data
+        fields = {name: getattr(data, name) for name in cls.model_fields if name != "sla"}
+        return {**fields, "sla": sla.view(data, datetime.now(UTC))}
 
     id: uuid.UUID
     number: int
@@ -88,6 +116,7 @@ class ConversationOut(BaseModel):
     last_activity_at: datetime
     created_at: datetime
     updated_at: datetime
+    sla: SlaOut
 
 
 class MessageCreate(RequestModel):

@@ -9,7 +9,12 @@ and tags write an `activity` message naming who made them (decision 0036).
 States: `open`, `pending` (waiting on the customer), `snoozed` (until `snoozed_until`), `resolved`.
 Any state may be set by a member; an incoming message on a `snoozed` or `resolved` conversation
 reopens it (`open`, `reopened_count` + 1, an activity message). An outgoing message sets
-`first_response_at` once.
+`first_response_at` once. A snooze ends at `snoozed_until` (`wake_snoozed`, run by a periodic job).
+
+SLA clocks (conversations/sla.py computes them; decision 0039) move with creation, messages, status
+and priority changes; a clock past its due time is marked breached (`mark_sla_breaches`, run by a
+periodic job, and at once before a change that would end the clock), with an `activity` message and
+an audit event `conversation.sla_breached`.
 """
 
 from __future__ import annotations
@@ -21,17 +26,22 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.access.principal import Principal
+from aisupport.audit import service as audit
+from aisupport.audit.service import Actor
 from aisupport.contacts import service as contacts
 from aisupport.contacts.models import Contact
 from aisupport.conversations import conversation_repository as repo
-from aisupport.conversations import errors, tag_service
+from aisupport.conversations import errors, sla, tag_service
+from aisupport.conversations import sla_repository as timers
 from aisupport.conversations.conversation_repository import ConversationFilters
 from aisupport.conversations.models import Conversation, Message
+from aisupport.conversations.sla import Setting
 from aisupport.core.db import rows_of
 
 TRACKED = ("status", "priority", "assignee_id", "team_id", "tags")
 CHANGEABLE = (*TRACKED, "snoozed_until", "subject", "custom_attributes")
 PRIVATE_KINDS = ("note", "activity")
+SYSTEM: tuple[str, uuid.UUID | None] = ("system", None)
 
 
 def _author(principal: Principal) -> tuple[str, uuid.UUID | None]:
@@ -88,8 +98,10 @@ async def create_conversation(
         version=1,
         last_activity_at=now,
         updated_at=now,
+        created_at=now,
         **fields,
     )
+    sla.start(conversation, await timers.setting_of(db, organization_id, fields["inbox_id"]), now)
     await repo.add(db, conversation)
     if first is not None:
         await _post(db, principal, conversation, first["kind"], first["body"])
@@ -171,11 +183,19 @@ async def update_conversation(
     if not changes:
         return conversation
     before = {name: getattr(conversation, name) for name in TRACKED}
+    setting = None
+    if "status" in changes or "priority" in changes:
+        setting = await timers.setting_of(db, organization_id, conversation.inbox_id)
+        await _mark_breaches(db, conversation, now)  # those due before the change ends or pauses a clock
     if "status" in changes:
         _set_status(conversation, status, now)
     for name, value in changes.items():
         if name != "status":
             setattr(conversation, name, value)
+    if setting is not None and "status" in changes:
+        sla.status_changed(conversation, before["status"], now, setting)
+    elif setting is not None:
+        sla.refresh(conversation, setting)  # a new priority, new targets
     conversation.version += 1
     conversation.updated_at = conversation.last_activity_at = now
     await db.flush()
@@ -214,14 +234,22 @@ async def _post(
     now = datetime.now(UTC)
     message = _message(conversation, kind, body, _author(principal))
     await repo.add(db, message)
-    reopened = kind == "incoming" and conversation.status in ("snoozed", "resolved")
+    if kind == "outgoing":
+        await _mark_breaches(db, conversation, now)  # a reply after the due time meets it late
+    previous = conversation.status
+    reopened = kind == "incoming" and previous in ("snoozed", "resolved")
+    setting: Setting | None = None
+    if reopened or sla.awaits_setting(conversation, kind):
+        setting = await timers.setting_of(db, conversation.organization_id, conversation.inbox_id)
     if reopened:
-        previous = conversation.status
+        assert setting is not None
         conversation.reopened_count += 1
         conversation.status = "open"
         conversation.snoozed_until = conversation.resolved_at = None
+        sla.status_changed(conversation, previous, now, setting)
     if kind == "outgoing" and conversation.first_response_at is None:
         conversation.first_response_at = now
+    sla.message_posted(conversation, kind, now, setting)
     if kind in ("incoming", "outgoing"):
         conversation.last_message_at = now
     conversation.version += 1
@@ -230,6 +258,112 @@ async def _post(
     if reopened:
         await _activity(db, principal, conversation, f"reopened by an incoming message (was {previous})")
     return message
+
+
+async def _mark_breaches(db: AsyncSession, conversation: Conversation, now: datetime) -> list[str]:
+    """Mark every running clock of the (locked) conversation whose due time has passed: breached at
+    its due time, an activity message, an audit event. The caller adds one to the version."""
+    names = sla.overdue(conversation, now)
+    for name in names:
+        due = sla.mark_breached(conversation, name)
+        await repo.add(db, _message(conversation, "activity", f"SLA {sla.LABELS[name]} breached", SYSTEM))
+        await audit.record(
+            db,
+            conversation.organization_id,
+            "conversation.sla_breached",
+            actor=Actor(kind="system"),
+            target=("conversation", conversation.id),
+            details={"target": name, "due_at": due.isoformat(), "number": conversation.number},
+        )
+    return names
+
+
+# --- Periodic work (conversations/tasks.py), one organization and one batch at a time ------------------
+
+
+class _Settings:
+    """The SLA settings of the inboxes met in one batch, each read once."""
+
+    def __init__(self, db: AsyncSession, organization_id: uuid.UUID) -> None:
+        self._db, self._organization_id = db, organization_id
+        self._known: dict[uuid.UUID, Setting] = {}
+
+    async def of(self, conversation: Conversation) -> Setting:
+        if conversation.inbox_id not in self._known:
+            self._known[conversation.inbox_id] = await timers.setting_of(
+                self._db, self._organization_id, conversation.inbox_id
+            )
+        return self._known[conversation.inbox_id]
+
+
+def _changed(conversation: Conversation, now: datetime, *, activity: bool) -> None:
+    conversation.version += 1
+    conversation.updated_at = now
+    if activity:
+        conversation.last_activity_at = now
+
+
+async def mark_sla_breaches(db: AsyncSession, organization_id: uuid.UUID, *, limit: int) -> int:
+    """Mark the breaches due by now in up to `limit` conversations of the organization (each locked,
+    its due times computed afresh first, so a policy changed meanwhile counts); how many were looked
+    at. Run twice, marks once."""
+    now = datetime.now(UTC)
+    settings = _Settings(db, organization_id)
+    found = await timers.overdue(db, organization_id, now, limit=limit)
+    for conversation in found:
+        refreshed = sla.refresh(conversation, await settings.of(conversation))
+        marked = await _mark_breaches(db, conversation, now)
+        if marked or refreshed:
+            _changed(conversation, now, activity=bool(marked))
+    await db.flush()
+    return len(found)
+
+
+async def wake_snoozed(db: AsyncSession, organization_id: uuid.UUID, *, limit: int) -> int:
+    """Open up to `limit` conversations whose snooze has ended (each locked and checked again), with an
+    activity message by the system; how many were looked at."""
+    now = datetime.now(UTC)
+    settings = _Settings(db, organization_id)
+    found = await timers.snoozes_due(db, organization_id, now, limit=limit)
+    for conversation in found:
+        until = conversation.snoozed_until
+        if conversation.status != "snoozed" or until is None or until > now:
+            continue  # changed while this job waited for the row
+        conversation.status = "open"
+        conversation.snoozed_until = None
+        sla.status_changed(conversation, "snoozed", now, await settings.of(conversation))
+        _changed(conversation, now, activity=True)
+        await db.flush()
+        await repo.add(
+            db,
+            _message(
+                conversation,
+                "activity",
+                f"system woke the conversation (snoozed until {until.isoformat()})",
+                SYSTEM,
+            ),
+        )
+    return len(found)
+
+
+async def refresh_sla(
+    db: AsyncSession,
+    organization_id: uuid.UUID,
+    inbox_ids: list[uuid.UUID],
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+) -> uuid.UUID | None:
+    """Recompute the running SLA clocks of a batch of the inboxes' unresolved conversations (their
+    policy or hours changed); the last id of the batch, to continue after, or None when done."""
+    settings = _Settings(db, organization_id)
+    found = await timers.unresolved_in_inboxes(db, organization_id, inbox_ids, after=after, limit=limit)
+    now = datetime.now(UTC)
+    for conversation in found:
+        if sla.refresh(conversation, await settings.of(conversation)):
+            _changed(conversation, now, activity=False)
+    await db.flush()
+    return found[-1].id if len(found) == limit else None
 
 
 async def list_messages(

@@ -115,3 +115,7 @@ def tag_not_found() -> AppError:
 
 def tag_name_taken() -> AppError:
     return AppError(409, "tag_name_taken", "Another tag of the organization has this name.")
+
+
+def tags_changed() -> AppError:
+    return AppError(409, "tags_changed", "The organization's tags were changing meanwhile; try again.")

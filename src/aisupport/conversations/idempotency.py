@@ -4,7 +4,8 @@ A request with a key claims it in its own transaction (`INSERT ... ON CONFLICT`)
 anything. A second request with the same key blocks on that claim until the first one's transaction
 ends: if the first succeeded, the second reads its stored answer (same request) or gets 409 (another
 request); if it failed, nothing was stored and the second one runs. So one key never writes twice.
-Keys live 24 hours; an older one is claimed afresh. Failed requests store nothing (a retry runs again).
+Keys live 24 hours; an older one is claimed afresh, and an hourly job deletes them (`purge`,
+conversations/tasks.py). Failed requests store nothing (a retry runs again).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Header
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -88,3 +89,29 @@ async def store(
         .where(IdempotencyKey.key == key)
         .values(status_code=status_code, response=body)
     )
+
+
+async def organizations_with_keys_before(db: AsyncSession, before: datetime) -> list[uuid.UUID]:
+    """The organizations holding keys created before `before` (ids only: a SECURITY DEFINER function,
+    for the purge job, which has no tenant yet)."""
+    rows = await db.execute(
+        text("SELECT organizations_with_idempotency_keys_before(:before)"), {"before": before}
+    )
+    return [row[0] for row in rows]
+
+
+async def purge(db: AsyncSession, organization_id: uuid.UUID, before: datetime, *, limit: int) -> int:
+    """Delete up to `limit` of the organization's keys created before `before`; how many."""
+    table = IdempotencyKey.__table__
+    expired = (
+        scoped(select(table.c.key), IdempotencyKey, organization_id)
+        .where(table.c.created_at < before)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    deleted = await db.execute(
+        scoped(delete(IdempotencyKey), IdempotencyKey, organization_id)
+        .where(IdempotencyKey.key.in_(expired.scalar_subquery()))
+        .returning(IdempotencyKey.key)
+    )
+    return len(deleted.all())

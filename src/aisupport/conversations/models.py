@@ -194,6 +194,21 @@ PRIORITIES = ("none", "low", "normal", "high", "urgent")
 MESSAGE_KINDS = ("incoming", "outgoing", "note", "activity")
 
 
+# A clock still to be marked breached: running (not met, not stopped) and not marked yet. The same
+# text is in the migration's indexes and discovery function; conversations/sla.py reads them too.
+UNMARKED_FIRST_RESPONSE = (
+    "sla_first_response_due_at IS NOT NULL AND sla_first_response_breached_at IS NULL"
+    " AND first_response_at IS NULL AND status <> 'resolved'"
+)
+UNMARKED_NEXT_RESPONSE = (
+    "sla_next_response_due_at IS NOT NULL AND sla_next_response_breached_at IS NULL"
+    " AND sla_next_response_started_at IS NOT NULL AND sla_next_response_met_at IS NULL"
+)
+UNMARKED_RESOLUTION = (
+    "sla_resolution_due_at IS NOT NULL AND sla_resolution_breached_at IS NULL AND status <> 'resolved'"
+)
+
+
 class ConversationCounter(TenantOwned, Base):
     """The last conversation number given out in an organization: creations take the next one with
     `UPDATE ... RETURNING` in their transaction, so they queue on this row only (decision 0036)."""
@@ -249,6 +264,32 @@ class Conversation(TenantOwned, Timestamped, Base):
         Index("ix_conversations_organization_id_contact_id", "organization_id", "contact_id"),
         Index("ix_conversations_organization_id_inbox_id", "organization_id", "inbox_id"),
         Index("ix_conversations_organization_id_team_id", "organization_id", "team_id"),
+        # SLA clocks still to be marked breached, and snoozes to wake: led by the due time, so that the
+        # periodic jobs find the work due in every organization with one range scan each (decision 0039).
+        Index(
+            "ix_conversations_sla_first_response_due",
+            "sla_first_response_due_at",
+            "organization_id",
+            postgresql_where=text(UNMARKED_FIRST_RESPONSE),
+        ),
+        Index(
+            "ix_conversations_sla_next_response_due",
+            "sla_next_response_due_at",
+            "organization_id",
+            postgresql_where=text(UNMARKED_NEXT_RESPONSE),
+        ),
+        Index(
+            "ix_conversations_sla_resolution_due",
+            "sla_resolution_due_at",
+            "organization_id",
+            postgresql_where=text(UNMARKED_RESOLUTION),
+        ),
+        Index(
+            "ix_conversations_snoozed_until",
+            "snoozed_until",
+            "organization_id",
+            postgresql_where=text("status = 'snoozed'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -270,6 +311,23 @@ class Conversation(TenantOwned, Timestamped, Base):
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     last_activity_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # SLA clocks (conversations/sla.py, decision 0039): the targets in force for the priority (minutes
+    # by target name; null without a policy), and per clock when it started, when it is due (null: no
+    # target, or stopped), when it was breached (its due time) and, for next response, met.
+    sla_targets: Mapped[dict[str, int] | None] = mapped_column(JSONB)
+    sla_first_response_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sla_first_response_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sla_first_response_breached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sla_next_response_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sla_next_response_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sla_next_response_breached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sla_next_response_met_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sla_resolution_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sla_resolution_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sla_resolution_breached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # [[from, to or null], ...] (ISO 8601): spans spent pending or snoozed since the resolution clock
+    # started; they do not count toward resolution.
+    sla_pauses: Mapped[list[list[str | None]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
 
 
 class Message(TenantOwned, Timestamped, Base):
@@ -309,6 +367,10 @@ class IdempotencyKey(TenantOwned, Timestamped, Base):
     concurrent request with the same key waits for it and then reads the answer."""
 
     __tablename__ = "idempotency_keys"
+    # The purge of keys older than 24 hours finds them across organizations (conversations/tasks.py).
+    __table_args__ = (
+        Index("ix_idempotency_keys_created_at_organization_id", "created_at", "organization_id"),
+    )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True

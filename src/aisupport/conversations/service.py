@@ -21,9 +21,11 @@ from aisupport.accounts.models import User
 from aisupport.audit import service as audit
 from aisupport.conversations import errors, identity_secret
 from aisupport.conversations import repository as repo
+from aisupport.conversations import sla_repository as timers
 from aisupport.conversations.models import Inbox, MemberAvailability, SlaPolicy, Team, TeamMember
 from aisupport.core.client import Client
 from aisupport.core.config import Settings
+from aisupport.core.jobs import defer
 from aisupport.organizations import repository as organizations
 
 # --- Shared ---------------------------------------------------------------------------------------------
@@ -32,6 +34,18 @@ from aisupport.organizations import repository as organizations
 async def _hold_organization(db: AsyncSession, principal: Principal) -> None:
     if not await organizations.lock_organization(db, principal.organization_id, "keep"):
         raise organization_not_found()  # deleted by a request that went first
+
+
+async def _refresh_sla(db: AsyncSession, organization_id: uuid.UUID, inbox_ids: list[uuid.UUID]) -> None:
+    """Have the running SLA clocks of these inboxes' conversations recomputed (a job, committed with
+    this change: there may be many; the breach job recomputes a conversation before marking it)."""
+    if inbox_ids:
+        await defer(
+            db,
+            "conversations:refresh_sla",
+            organization_id=str(organization_id),
+            inbox_ids=sorted(str(inbox_id) for inbox_id in inbox_ids),
+        )
 
 
 async def _check_references(db: AsyncSession, organization_id: uuid.UUID, changes: dict[str, Any]) -> None:
@@ -98,6 +112,12 @@ async def update_sla_policy(
     for field in fields:
         setattr(policy, field, changes[field])
     await db.flush()
+    if "targets" in fields:
+        await _refresh_sla(
+            db,
+            principal.organization_id,
+            await timers.inbox_ids_with_policy(db, principal.organization_id, policy_id),
+        )
     await audit.record(
         db,
         principal.organization_id,
@@ -115,11 +135,13 @@ async def delete_sla_policy(
 ) -> None:
     """Delete the policy; the inboxes that used it keep none."""
     await _hold_organization(db, principal)
+    detached = await timers.inbox_ids_with_policy(db, principal.organization_id, policy_id)
     # Inboxes first, then the policy: the order an inbox update takes them, so the two never deadlock.
     await repo.detach_inboxes(db, principal.organization_id, sla_policy_id=policy_id)
     if await repo.one(db, SlaPolicy, principal.organization_id, policy_id, lock=True) is None:
         raise errors.sla_policy_not_found()
     await repo.remove(db, SlaPolicy, principal.organization_id, policy_id)
+    await _refresh_sla(db, principal.organization_id, detached)
     await audit.record(
         db,
         principal.organization_id,
@@ -352,10 +374,16 @@ async def update_inbox(
     if "allowed_origins" in changes and found.kind != "widget" and changes["allowed_origins"]:
         raise errors.origins_for_widgets_only()
     await _check_references(db, organization_id, changes)
+    clock_changed = any(
+        field in changes and changes[field] != getattr(found, field)
+        for field in ("sla_policy_id", "business_hours")
+    )
     for field, value in changes.items():
         setattr(found, field, value)
     found.updated_at = datetime.now(UTC)
     await db.flush()
+    if clock_changed:
+        await _refresh_sla(db, organization_id, [inbox_id])
     await audit.record(
         db,
         organization_id,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import any_, case, func, literal, type_coerce, update
+from sqlalchemy import any_, case, func, literal, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,15 +31,34 @@ from aisupport.organizations import repository as organizations
 
 
 async def ensure(db: AsyncSession, organization_id: uuid.UUID, names: Sequence[str]) -> None:
-    """Add the names the organization has no tag for yet. Called before the conversation is locked, so a
-    rename or deletion of one of these tags (which locks the tag, then conversations) never waits on us
-    while we wait on it."""
-    if not names:
+    """Add the names the organization has no tag for yet, and hold every one (FOR KEY SHARE) until the
+    transaction ends. Called before the conversation is locked: a rename or deletion (which locks the
+    tag, then the conversations) either finishes first, and the names are looked up again (a renamed
+    or deleted one is added anew), or waits for this transaction, and then finds its conversation.
+
+    Each round takes its locks in name order inside a savepoint, and a round that finds a name gone
+    gives back everything it took before the next one, so concurrent taggers never wait in a cycle."""
+    wanted = sorted(set(names))
+    if not wanted:
         return
-    rows = [{"id": uuid.uuid4(), "organization_id": organization_id, "name": name} for name in set(names)]
-    await db.execute(
-        insert(Tag).values(rows).on_conflict_do_nothing(constraint="uq_tags_organization_id_name")
+    rows = [{"organization_id": organization_id, "name": name} for name in wanted]
+    held = (
+        scoped(select(Tag.name), Tag, organization_id)
+        .where(Tag.name.in_(wanted))
+        .order_by(Tag.name)
+        .with_for_update(read=True, key_share=True)
     )
+    for _ in range(3):  # a second round only after a rename or deletion raced this one
+        savepoint = await db.begin_nested()
+        added = [{"id": uuid.uuid4(), **row} for row in rows]
+        await db.execute(
+            insert(Tag).values(added).on_conflict_do_nothing(constraint="uq_tags_organization_id_name")
+        )
+        if list(await db.scalars(held)) == wanted:
+            await savepoint.commit()
+            return
+        await savepoint.rollback()
+    raise errors.tags_changed()
 
 
 async def _hold_organization(db: AsyncSession, principal: Principal) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 7e3a9b1c5d20
 Revises: 5b7e1d9c3a24
-Create Date: 2026-11-29 20:20:00.000000+00:00
+Create Date: 2026-11-29 19:50:00.000000+00:00
 
 Conversations keep carrying tag names in their `tags` array (what lists filter on); this table is the
 vocabulary admins manage (decision 0043). The names already in use become its first rows.

@@ -1,0 +1,127 @@
+"""Jobs of the conversations domain: SLA breaches marked as they happen, snoozes woken at their time,
+Idempotency-Keys purged after 24 hours (every minute, hourly), and SLA clocks recomputed after an
+inbox's policy or hours change (decision 0039).
+
+Row-level security hides every organization from a session without a tenant, so each periodic job
+first asks a SECURITY DEFINER function which organizations have work due (organization ids only, from
+a partial index on the due times), then acts in each inside `tenant_session`, one batch per
+transaction. Every row is locked and checked again before it changes, so a request changing the same
+conversation meanwhile is never overwritten, and a job run twice does the work once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import structlog
+from procrastinate import JobContext
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aisupport.conversations import conversation_service as service
+from aisupport.conversations import idempotency
+from aisupport.conversations import sla_repository as timers
+from aisupport.core.jobs import RETRY, jobs, services_of
+from aisupport.core.tenancy import tenant_session
+
+log = structlog.get_logger("aisupport.conversations")
+
+BATCH = 200  # conversations per transaction
+MAX_BATCHES = 50  # per organization and run; what is left waits for the next minute
+
+
+async def _each_organization(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    organizations: list[uuid.UUID],
+    work: Callable[[AsyncSession, uuid.UUID], Awaitable[int]],
+) -> int:
+    """Run `work` (a batch: how many rows it looked at) in each organization until a batch comes back
+    short; the total looked at."""
+    total = 0
+    for organization_id in organizations:
+        for _ in range(MAX_BATCHES):
+            async with tenant_session(sessionmaker, organization_id=organization_id) as db:
+                done = await work(db, organization_id)
+            total += done
+            if done < BATCH:
+                break
+    return total
+
+
+async def _organizations(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    find: Callable[[AsyncSession, datetime], Awaitable[list[uuid.UUID]]],
+    moment: datetime,
+) -> list[uuid.UUID]:
+    async with sessionmaker() as db:
+        return await find(db, moment)
+
+
+@jobs.periodic(cron="* * * * *", periodic_id="conversations-sla-breaches")
+@jobs.task(
+    name="conversations:mark_sla_breaches", queueing_lock="conversations:mark_sla_breaches", pass_context=True
+)
+async def mark_sla_breaches(context: JobContext, timestamp: int) -> None:
+    """Every minute: mark the SLA clocks that ran out (activity message, audit event)."""
+    sessionmaker = services_of(context).sessionmaker
+    organizations = await _organizations(sessionmaker, timers.organizations_with_sla_due, datetime.now(UTC))
+
+    async def batch(db: AsyncSession, organization_id: uuid.UUID) -> int:
+        return await service.mark_sla_breaches(db, organization_id, limit=BATCH)
+
+    looked_at = await _each_organization(sessionmaker, organizations, batch)
+    if looked_at:
+        log.info("sla_breaches_checked", organizations=len(organizations), conversations=looked_at)
+
+
+@jobs.periodic(cron="* * * * *", periodic_id="conversations-wake-snoozed")
+@jobs.task(name="conversations:wake_snoozed", queueing_lock="conversations:wake_snoozed", pass_context=True)
+async def wake_snoozed(context: JobContext, timestamp: int) -> None:
+    """Every minute: open the snoozed conversations whose time has come."""
+    sessionmaker = services_of(context).sessionmaker
+    organizations = await _organizations(
+        sessionmaker, timers.organizations_with_snoozes_due, datetime.now(UTC)
+    )
+
+    async def batch(db: AsyncSession, organization_id: uuid.UUID) -> int:
+        return await service.wake_snoozed(db, organization_id, limit=BATCH)
+
+    woken = await _each_organization(sessionmaker, organizations, batch)
+    if woken:
+        log.info("snoozed_conversations_woken", organizations=len(organizations), conversations=woken)
+
+
+@jobs.periodic(cron="41 * * * *", periodic_id="conversations-purge-idempotency-keys")
+@jobs.task(
+    name="conversations:purge_idempotency_keys",
+    queueing_lock="conversations:purge_idempotency_keys",
+    pass_context=True,
+)
+async def purge_idempotency_keys(context: JobContext, timestamp: int) -> None:
+    """Hourly: delete the Idempotency-Keys older than 24 hours (they no longer replay)."""
+    sessionmaker = services_of(context).sessionmaker
+    before = datetime.now(UTC) - idempotency.LIFETIME
+    organizations = await _organizations(sessionmaker, idempotency.organizations_with_keys_before, before)
+
+    async def batch(db: AsyncSession, organization_id: uuid.UUID) -> int:
+        return await idempotency.purge(db, organization_id, before, limit=BATCH)
+
+    purged = await _each_organization(sessionmaker, organizations, batch)
+    if purged:
+        log.info("idempotency_keys_purged", organizations=len(organizations), keys=purged)
+
+
+@jobs.task(name="conversations:refresh_sla", retry=RETRY, pass_context=True)
+async def refresh_sla(context: JobContext, organization_id: str, inbox_ids: list[str]) -> None:
+    """Recompute the running SLA clocks of the inboxes' open conversations (deferred by a change of an
+    inbox's policy or hours, or of a policy's targets)."""
+    sessionmaker = services_of(context).sessionmaker
+    organization = uuid.UUID(organization_id)
+    inboxes = [uuid.UUID(inbox_id) for inbox_id in inbox_ids]
+    after: uuid.UUID | None = None
+    while True:
+        async with tenant_session(sessionmaker, organization_id=organization) as db:
+            after = await service.refresh_sla(db, organization, inboxes, after=after, limit=BATCH)
+        if after is None:
+            return
