@@ -15,6 +15,7 @@ reopens it (`open`, `reopened_count` + 1, an activity message). An outgoing mess
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,10 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aisupport.access.principal import Principal
 from aisupport.contacts import service as contacts
 from aisupport.contacts.models import Contact
+from aisupport.conversations import attachment_service as attachments
 from aisupport.conversations import conversation_repository as repo
 from aisupport.conversations import errors
+from aisupport.conversations.authors import author_of
 from aisupport.conversations.conversation_repository import ConversationFilters
-from aisupport.conversations.models import Conversation, Message
+from aisupport.conversations.models import Conversation, Message, MessageAttachment
 from aisupport.core.db import rows_of
 
 TRACKED = ("status", "priority", "assignee_id", "team_id", "tags")
@@ -34,12 +37,7 @@ CHANGEABLE = (*TRACKED, "snoozed_until", "subject", "custom_attributes")
 PRIVATE_KINDS = ("note", "activity")
 
 
-def _author(principal: Principal) -> tuple[str, uuid.UUID | None]:
-    if principal.kind == "member":
-        return "member", principal.user_id
-    if principal.kind == "api_key":
-        return "api_key", principal.api_key_id
-    return str(principal.kind), None
+_author = author_of
 
 
 def _who(principal: Principal) -> str:
@@ -199,10 +197,20 @@ def _set_status(conversation: Conversation, status: str, now: datetime) -> None:
 
 
 async def post_message(
-    db: AsyncSession, principal: Principal, conversation_id: uuid.UUID, kind: str, body: str
-) -> Message:
+    db: AsyncSession,
+    principal: Principal,
+    conversation_id: uuid.UUID,
+    kind: str,
+    body: str,
+    attachment_ids: Sequence[uuid.UUID] = (),
+) -> tuple[Message, list[MessageAttachment]]:
+    """Add a message, with uploads of the conversation attached to it in the order given (422 if one is
+    not an upload of this conversation or is attached already)."""
     conversation = await _locked(db, principal, conversation_id, None)
-    return await _post(db, principal, conversation, kind, body)
+    uploads = await attachments.lock_uploads(db, principal.organization_id, conversation, attachment_ids)
+    message = await _post(db, principal, conversation, kind, body)
+    await attachments.attach(db, message, uploads)
+    return message, uploads
 
 
 async def _post(
@@ -240,6 +248,13 @@ async def list_messages(
 ) -> list[Message]:
     await get_conversation(db, principal, conversation_id)
     return await repo.messages(db, principal.organization_id, conversation_id, before=before, limit=limit)
+
+
+async def attachments_of(
+    db: AsyncSession, principal: Principal, messages: Sequence[Message]
+) -> dict[uuid.UUID, list[MessageAttachment]]:
+    """The attachments of these messages by message id, in one query."""
+    return await attachments.of_messages(db, principal.organization_id, [message.id for message in messages])
 
 
 # --- What a contact's merge or erasure does to conversations (hooks run in its transaction) -------------
