@@ -72,7 +72,9 @@ def upgrade() -> None:
         "ix_message_attachments_organization_id_message_id", TABLE, ["organization_id", "message_id"]
     )
     op.create_index(
-        "ix_message_attachments_organization_id_conversation_id", TABLE, ["organization_id", "conversation_id"]
+        "ix_message_attachments_organization_id_conversation_id",
+        TABLE,
+        ["organization_id", "conversation_id"],
     )
     op.create_index(
         "ix_message_attachments_unattached_organization_id_created_at",
@@ -88,12 +90,15 @@ def upgrade() -> None:
         CREATE POLICY current_update ON {TABLE} FOR UPDATE
             USING (organization_id = app_current_org()) WITH CHECK (organization_id = app_current_org());
         CREATE POLICY current_delete ON {TABLE} FOR DELETE USING (organization_id = app_current_org());
-
+        """
+    )
+    op.execute(
+        """
         -- The purge job's one look across organizations: which have uploads never attached, made before
         -- the cutoff. Only organization ids come back; the job then works in each one's own tenant.
         CREATE FUNCTION app_orgs_with_stale_uploads(timestamptz) RETURNS SETOF uuid
             LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
-            AS $$ SELECT DISTINCT organization_id FROM public.{TABLE}
+            AS $$ SELECT DISTINCT organization_id FROM public.message_attachments
                    WHERE message_id IS NULL AND created_at < $1 $$;
         -- The service role is granted it by `aisupport migrate` (core/tenancy.py); nobody else.
         REVOKE EXECUTE ON FUNCTION app_orgs_with_stale_uploads(timestamptz) FROM PUBLIC;

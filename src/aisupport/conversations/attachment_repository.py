@@ -103,4 +103,3 @@ async def delete_stale_uploads(
         .returning(MessageAttachment.storage_key)
     )
     return list((await db.execute(statement)).scalars())
-

@@ -106,11 +106,15 @@ def bad_assignee() -> AppError:
 
 # --- Attachments ------------------------------------------------------------------------------------------
 
-ATTACHMENT_TOO_LARGE = ProblemAnswer(413, "the file is larger than `ATTACHMENT_MAX_BYTES`; nothing was stored")
+ATTACHMENT_TOO_LARGE = ProblemAnswer(
+    413, "the file is larger than `ATTACHMENT_MAX_BYTES`; nothing was stored"
+)
 MULTIPART_REQUIRED = ProblemAnswer(415, "the body is not `multipart/form-data`")
 MALFORMED_MULTIPART = ProblemAnswer(400, "the multipart body cannot be read")
 BAD_UPLOAD = ProblemAnswer(
-    422, "no `file` part with a file name (`file_missing`), another part (`unexpected_part`), or an empty file"
+    422,
+    "no `file` part with a file name (`file_missing`), another part (`unexpected_part`), or an empty "
+    "file (`empty_file`)",
 )
 UNUSABLE_ATTACHMENT = ProblemAnswer(
     422,

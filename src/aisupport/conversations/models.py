@@ -313,9 +313,7 @@ class MessageAttachment(TenantOwned, Timestamped, Base):
         # A page of messages loads its attachments in one query.
         Index("ix_message_attachments_organization_id_message_id", "organization_id", "message_id"),
         # A contact's erasure finds its conversations' attachments.
-        Index(
-            "ix_message_attachments_organization_id_conversation_id", "organization_id", "conversation_id"
-        ),
+        Index("ix_message_attachments_organization_id_conversation_id", "organization_id", "conversation_id"),
         # The purge of uploads never attached: only those rows are in this index.
         Index(
             "ix_message_attachments_unattached_organization_id_created_at",

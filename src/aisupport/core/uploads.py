@@ -131,7 +131,7 @@ class MultipartFile:
             raise FileMissing
         headers: dict[bytes, bytes] = {}
         while (event := await self._next()) is not None and event[0] == "header":
-            name, value = event[1]  # type: ignore[misc]
+            name, value = event[1]
             headers.setdefault(name, value)
         if event is None or event[0] != "headers_done":
             raise MalformedMultipart
@@ -148,7 +148,7 @@ class MultipartFile:
         """The file's bytes as they arrive (after `open`)."""
         size = 0
         while (event := await self._next()) is not None and event[0] == "data":
-            chunk: bytes = event[1]  # type: ignore[assignment]
+            chunk: bytes = event[1]
             size += len(chunk)
             if size > self.max_bytes:
                 raise FileTooLarge(self.max_bytes)
@@ -192,7 +192,8 @@ def content_disposition(filename: str) -> str:
         for char in unicodedata.normalize("NFKD", filename)
         if not unicodedata.combining(char)
     )
-    return f"attachment; filename=\"{fallback or DEFAULT_FILENAME}\"; filename*=UTF-8''{quote(filename, safe='')}"
+    encoded = quote(filename, safe="")
+    return f"attachment; filename=\"{fallback or DEFAULT_FILENAME}\"; filename*=UTF-8''{encoded}"
 
 
 # What a file is sent back as. Types a browser shows inline without running anything keep their type;
