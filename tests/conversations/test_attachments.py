@@ -177,7 +177,8 @@ async def test_upload_attach_list_and_download_round_trip(files: Files) -> None:
     assert first["size"] == LIMIT
     assert first["sha256"] == hashlib.sha256(content).hexdigest()
     assert first["message_id"] is None
-    assert first["uploaded_by_type"] == "member" and first["uploaded_by_id"] == owner.user_id
+    assert first["uploaded_by_type"] == "member"
+    assert first["uploaded_by_id"] == owner.user_id
     second = await _uploaded(client, owner, conversation_id, filename="b.txt")
     assert len(await files.keys()) == 2
 
@@ -234,7 +235,8 @@ async def test_active_content_is_sent_as_octet_stream_and_names_are_made_safe(lo
     dots = await _uploaded(client, owner, conversation_id, filename="...")
     assert dots["filename"] == "file"
     long = await _uploaded(client, owner, conversation_id, filename="a" * 400 + ".pdf")
-    assert len(long["filename"]) == 255 and long["filename"].endswith(".pdf")
+    assert len(long["filename"]) == 255
+    assert long["filename"].endswith(".pdf")
     quoted = await _raw_upload(client, owner, conversation_id, 'say \\"hi\\";.txt')
     assert quoted["filename"] == 'say "hi";.txt'
     download = await client.get(
@@ -359,9 +361,11 @@ async def test_attaching_rules(local: Files) -> None:
     unknown = await _post(client, owner, conversation_id, [str(uuid.uuid4())])
     assert unknown.json()["code"] == "unknown_attachment"
     twice = await _post(client, owner, conversation_id, [mine["id"], mine["id"]])
-    assert twice.status_code == 422 and twice.json()["code"] == "validation_error"
+    assert twice.status_code == 422
+    assert twice.json()["code"] == "validation_error"
     too_many = await _post(client, owner, conversation_id, [str(uuid.uuid4()) for _ in range(11)])
-    assert too_many.status_code == 422 and too_many.json()["code"] == "validation_error"
+    assert too_many.status_code == 422
+    assert too_many.json()["code"] == "validation_error"
     # Nothing of the refused messages was kept: the upload is still free.
     attached = await _post(client, owner, conversation_id, [mine["id"]])
     assert attached.status_code == 201, attached.text

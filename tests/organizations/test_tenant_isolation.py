@@ -108,6 +108,7 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
         },
         headers={**owner.headers, "Idempotency-Key": "b"},
     )
+    attachment = await _upload(client, owner, conversation.json()["id"])
     return owner, {
         **conversations,
         "org_id": owner.organization_id,
@@ -117,7 +118,20 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
         "session_id": sessions.json()["items"][0]["id"],
         "contact_id": contact.json()["id"],
         "conversation_id": conversation.json()["id"],
+        "attachment_id": attachment["id"],
     }
+
+
+async def _upload(client: AsyncClient, person: Person, conversation_id: str) -> dict[str, str]:
+    """An upload to the conversation (a row of message_attachments), not attached to a message."""
+    answer = await client.post(
+        f"/orgs/{person.organization_id}/conversations/{conversation_id}/attachments",
+        files={"file": ("a.txt", b"a file", "text/plain")},
+        headers=person.headers,
+    )
+    assert answer.status_code == 201, answer.text
+    body: dict[str, str] = answer.json()
+    return body
 
 
 async def test_a_member_of_a_gets_404_for_every_id_of_b_on_every_route(
@@ -171,7 +185,8 @@ async def test_an_unscoped_select_sees_only_the_current_tenant(
     inbox_id = (await configure(client, a))["inbox_id"]
     conversation = {"inbox_id": inbox_id, "contact_id": contact.json()["id"], "message": {"body": "hi"}}
     keyed = {**a.headers, "Idempotency-Key": "a"}
-    await client.post(f"/orgs/{a.organization_id}/conversations", json=conversation, headers=keyed)
+    opened = await client.post(f"/orgs/{a.organization_id}/conversations", json=conversation, headers=keyed)
+    await _upload(client, a, opened.json()["id"])
     owner_b, _ = await _tenant_b(client, mailbox)
     owner_url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(owner_url) as conn:  # the owner, not bound by row-level security

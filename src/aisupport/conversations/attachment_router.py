@@ -113,7 +113,7 @@ async def upload_attachment(
     responses={
         200: {
             "description": "The file, as an attachment (never shown inline).",
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
         },
         **problem_responses(errors.STORAGE_UNAVAILABLE),
     },
