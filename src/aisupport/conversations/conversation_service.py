@@ -37,11 +37,8 @@ CHANGEABLE = (*TRACKED, "snoozed_until", "subject", "custom_attributes")
 PRIVATE_KINDS = ("note", "activity")
 
 
-_author = author_of
-
-
 def _who(principal: Principal) -> str:
-    kind, identity = _author(principal)
+    kind, identity = author_of(principal)
     return f"{kind} {identity}" if identity is not None else kind
 
 
@@ -61,7 +58,7 @@ def _message(
 
 
 async def _activity(db: AsyncSession, principal: Principal, conversation: Conversation, text: str) -> None:
-    await repo.add(db, _message(conversation, "activity", f"{_who(principal)} {text}", _author(principal)))
+    await repo.add(db, _message(conversation, "activity", f"{_who(principal)} {text}", author_of(principal)))
 
 
 async def create_conversation(
@@ -218,7 +215,7 @@ async def _post(
 ) -> Message:
     """Add a message to a conversation locked (or created) in this transaction, with its effects."""
     now = datetime.now(UTC)
-    message = _message(conversation, kind, body, _author(principal))
+    message = _message(conversation, kind, body, author_of(principal))
     await repo.add(db, message)
     reopened = kind == "incoming" and conversation.status in ("snoozed", "resolved")
     if reopened:
