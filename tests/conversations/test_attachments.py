@@ -25,7 +25,7 @@ from aisupport.core.config import Settings
 from aisupport.core.jobs import defer
 from aisupport.core.tenancy import tenant_session
 from tests.conftest import run_jobs, serve
-from tests.contacts.helpers import create_contact, unique_email
+from tests.contacts.helpers import api_key, create_contact, unique_email
 from tests.conversations.helpers import created
 from tests.organizations.helpers import Person, new_owner
 from tests.storage.conftest import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, make_bucket
@@ -338,13 +338,33 @@ async def test_bad_uploads_are_clear_4xx_and_store_nothing(local: Files) -> None
         assert answer.headers["content-type"] == "application/problem+json"
         assert answer.json()["code"] == code, (request, answer.text)
     assert await local.keys() == set()
-    # A viewer may read but not upload; an unknown conversation is 404 whatever the body.
+    # An unknown conversation is 404 whatever the body.
     missing = await _upload(client, owner, str(uuid.uuid4()))
     assert missing.status_code == 404
     assert (
         await client.post(_url(owner, str(uuid.uuid4()), "attachments"), headers=owner.headers)
     ).status_code == 404
     assert await local.keys() == set()
+
+
+async def test_who_may_upload_and_download(local: Files) -> None:
+    client = local.client
+    owner = await new_owner(client)
+    conversation_id, _ = await _conversation(client, owner)
+    viewer, agent = await api_key(client, owner, "viewer"), await api_key(client, owner, "agent")
+    url = _url(owner, conversation_id, "attachments")
+    file = {"file": ("a.txt", b"hello", "text/plain")}
+    refused = await client.post(url, files=file, headers=viewer)
+    assert refused.status_code == 403
+    assert await local.keys() == set()
+    uploaded = await client.post(url, files=file, headers=agent)
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["uploaded_by_type"] == "api_key"
+    read = await client.get(f"{url}/{uploaded.json()['id']}", headers=viewer)
+    assert read.status_code == 200
+    assert read.content == b"hello"
+    anonymous = await client.get(f"{url}/{uploaded.json()['id']}")
+    assert anonymous.status_code == 401
 
 
 async def test_attaching_rules(local: Files) -> None:
