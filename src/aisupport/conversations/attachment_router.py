@@ -112,8 +112,9 @@ async def upload_attachment(
     response_class=StreamingResponse,
     responses={
         200: {
-            "description": "The file, as an attachment (never shown inline).",
-            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The file, as an attachment (never shown inline), with its stored type if "
+            "that type is inert (images, audio, video, plain text...), else `application/octet-stream`.",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         },
         **problem_responses(errors.STORAGE_UNAVAILABLE),
     },
