@@ -534,3 +534,22 @@ async def test_attachments_of_another_conversation_or_organization_are_404(local
     upload_to_b = await _upload(client, a, b_conversation)
     assert upload_to_b.status_code == 404
     assert len(await local.keys()) == 2
+
+
+async def test_storage_that_cannot_write_is_503_and_writes_nothing(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the storage folder should be")
+    async with serve(make_settings(STORAGE_LOCAL_PATH=blocked)) as client:
+        owner = await new_owner(client)
+        conversation_id, _ = await _conversation(client, owner)
+        answer = await _upload(client, owner, conversation_id)
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["code"] == "storage_unavailable"
+        assert str(tmp_path) not in answer.text
+        async with tenant_session(
+            client.app.state.sessionmaker,  # type: ignore[attr-defined]
+            organization_id=uuid.UUID(owner.organization_id),
+        ) as db:
+            assert (await db.execute(text("SELECT count(*) FROM message_attachments"))).scalar_one() == 0

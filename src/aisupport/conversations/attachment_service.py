@@ -65,7 +65,7 @@ async def upload(
         raise _refusal(error, max_bytes) from None
     except ObjectTooLargeError:
         raise errors.attachment_too_large(max_bytes) from None
-    except StorageError:
+    except (StorageError, OSError):  # a server out of reach, or a folder full or not writable
         raise errors.storage_unavailable() from None
     try:
         if stored.size == 0:
@@ -93,7 +93,7 @@ async def upload(
     except BaseException:
         # No row refers to the file: it goes at once. (Only a failed commit after this point leaves a
         # file no row names: decision 0038.)
-        with contextlib.suppress(StorageError):
+        with contextlib.suppress(StorageError, OSError):
             await storage.delete(key)
         raise
     return attachment
@@ -139,7 +139,7 @@ async def download(
         first = await anext(chunks, b"")
     except ObjectNotFoundError:
         raise errors.attachment_not_found() from None
-    except StorageError:
+    except (StorageError, OSError):
         raise errors.storage_unavailable() from None
     return Download(
         attachment=attachment,
