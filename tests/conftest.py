@@ -194,8 +194,12 @@ async def run_jobs(client: AsyncClient) -> None:
 
 
 @pytest.fixture(scope="session")
-def make_settings(database_url: str, redis_url: str | None, mailbox: Mailbox) -> Callable[..., Settings]:
-    """Settings for a test app: real database and Redis, cheap argon2, limits out of the way."""
+def make_settings(
+    database_url: str, redis_url: str | None, mailbox: Mailbox, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Settings]:
+    """Settings for a test app: real database and Redis, cheap argon2, limits out of the way, files in
+    a folder of the test session."""
+    storage = tmp_path_factory.mktemp("storage")
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -212,6 +216,7 @@ def make_settings(database_url: str, redis_url: str | None, mailbox: Mailbox) ->
             "SMTP_PORT": mailbox.port,
             "SMTP_TLS": "none",
             "WORKER_STALLED_AFTER_SECONDS": 2,
+            "STORAGE_LOCAL_PATH": storage,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -53,6 +53,8 @@ RULES_BEYOND_THE_SCHEMA = [
     "merge_contacts",
     "create_conversation",  # inbox_id and contact_id must name rows of the organization
     "update_conversation",  # the assignee an agent, the team existing, a snooze in the future
+    "post_message",  # attachment_ids must be this conversation's uploads, not yet attached
+    "upload_attachment",  # the file part must have a file name and not be empty
 ]
 
 

@@ -2,7 +2,7 @@
 cross-organization discovery
 
 Revision ID: a7c3e9f1b2d4
-Revises: 5b7e1d9c3a24
+Revises: 7e3a9b1c5d20
 Create Date: 2026-11-29 20:05:00.000000+00:00
 
 Each conversation keeps its SLA clocks (decision 0039): when each started, when it is due, when it

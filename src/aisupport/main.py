@@ -12,6 +12,7 @@ from pathlib import Path
 
 import structlog
 from fastapi import FastAPI
+from starlette.routing import compile_path
 
 from aisupport.access.cache import PRINCIPALS, PrincipalCache, Principals
 from aisupport.auth.account_router import router as account_router
@@ -19,6 +20,8 @@ from aisupport.auth.router import AUTH_MAX_BODY_BYTES, invitations_router
 from aisupport.auth.router import router as auth_router
 from aisupport.auth.service import AuthComponents
 from aisupport.contacts.router import router as contacts_router
+from aisupport.conversations.attachment_router import MULTIPART_OVERHEAD_BYTES, UPLOAD_PATH
+from aisupport.conversations.attachment_router import router as attachment_router
 from aisupport.conversations.conversation_router import router as conversation_router
 from aisupport.conversations.router import router as conversations_router
 from aisupport.conversations.tag_router import router as tag_router
@@ -40,6 +43,7 @@ from aisupport.health.router import router as health_router
 from aisupport.mail.delivery import worker_context
 from aisupport.openapi import install_problem_documentation, operation_id
 from aisupport.organizations.router import router as organizations_router
+from aisupport.storage import create_storage
 
 log = structlog.get_logger("aisupport")
 
@@ -59,6 +63,7 @@ ROUTERS = (
     contacts_router,
     conversation_router,
     tag_router,
+    attachment_router,
 )
 
 
@@ -102,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine, info={PRINCIPALS: principals})
         app.state.redis = redis
+        app.state.storage = create_storage(settings)
         passwords = PasswordHasher(settings)
         app.state.auth = AuthComponents(
             settings=settings,
@@ -130,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
             await principals.stop(listener)
+            await app.state.storage.aclose()
             passwords.close()
             tracing.flush()
             for client in (redis, subscriber):
@@ -175,6 +182,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_body_limit=settings.MAX_BODY_BYTES,
         body_limits={"/auth/": AUTH_MAX_BODY_BYTES},
         max_json_depth=settings.MAX_JSON_DEPTH,
+        route_body_limits=[
+            (compile_path(UPLOAD_PATH)[0], settings.ATTACHMENT_MAX_BYTES + MULTIPART_OVERHEAD_BYTES)
+        ],
         json_routes=json_body_routes(route for router in ROUTERS for route in router.routes),
     )
     return app

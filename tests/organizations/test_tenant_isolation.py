@@ -111,6 +111,7 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
         headers={**owner.headers, "Idempotency-Key": "b"},
     )
     tags = await client.get(f"/orgs/{owner.organization_id}/tags", headers=owner.headers)
+    attachment = await _upload(client, owner, conversation.json()["id"])
     return owner, {
         **conversations,
         "org_id": owner.organization_id,
@@ -121,7 +122,20 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
         "contact_id": contact.json()["id"],
         "conversation_id": conversation.json()["id"],
         "tag_id": tags.json()["items"][0]["id"],
+        "attachment_id": attachment["id"],
     }
+
+
+async def _upload(client: AsyncClient, person: Person, conversation_id: str) -> dict[str, str]:
+    """An upload to the conversation (a row of message_attachments), not attached to a message."""
+    answer = await client.post(
+        f"/orgs/{person.organization_id}/conversations/{conversation_id}/attachments",
+        files={"file": ("a.txt", b"a file", "text/plain")},
+        headers=person.headers,
+    )
+    assert answer.status_code == 201, answer.text
+    body: dict[str, str] = answer.json()
+    return body
 
 
 async def test_a_member_of_a_gets_404_for_every_id_of_b_on_every_route(
@@ -180,7 +194,8 @@ async def test_an_unscoped_select_sees_only_the_current_tenant(
         "tags": ["a"],
     }
     keyed = {**a.headers, "Idempotency-Key": "a"}
-    await client.post(f"/orgs/{a.organization_id}/conversations", json=conversation, headers=keyed)
+    opened = await client.post(f"/orgs/{a.organization_id}/conversations", json=conversation, headers=keyed)
+    await _upload(client, a, opened.json()["id"])
     owner_b, _ = await _tenant_b(client, mailbox)
     owner_url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(owner_url) as conn:  # the owner, not bound by row-level security

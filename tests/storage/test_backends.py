@@ -131,8 +131,16 @@ async def test_s3_settings_make_an_s3_storage_that_works(s3_endpoint: str) -> No
         ),
         ({"STORAGE_MAX_OBJECT_BYTES": 0}, "STORAGE_MAX_OBJECT_BYTES"),
         ({"STORAGE_BACKEND": "ftp"}, "STORAGE_BACKEND"),
+        ({"STORAGE_MAX_OBJECT_BYTES": 1000, "ATTACHMENT_MAX_BYTES": 1001}, "must not exceed"),
+        ({"ATTACHMENT_MAX_BYTES": 0}, "ATTACHMENT_MAX_BYTES"),
     ],
 )
 def test_unusable_storage_settings_refuse_to_start(values: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         settings(**values)
+
+
+def test_the_attachment_limit_defaults_to_25_mib_or_the_storage_limit_if_smaller() -> None:
+    assert settings().ATTACHMENT_MAX_BYTES == 25 * 1024 * 1024
+    assert settings(STORAGE_MAX_OBJECT_BYTES=1000).ATTACHMENT_MAX_BYTES == 1000
+    assert settings(STORAGE_MAX_OBJECT_BYTES=1000, ATTACHMENT_MAX_BYTES=500).ATTACHMENT_MAX_BYTES == 500

@@ -17,6 +17,7 @@ from aisupport.conversations import conversation_service as service
 from aisupport.conversations import errors, idempotency
 from aisupport.conversations.conversation_repository import ConversationFilters
 from aisupport.conversations.conversation_schemas import (
+    AttachmentOut,
     ConversationCreate,
     ConversationOut,
     ConversationUpdate,
@@ -25,7 +26,7 @@ from aisupport.conversations.conversation_schemas import (
     Status,
 )
 from aisupport.conversations.idempotency import KeyHeader, Stored
-from aisupport.conversations.models import Conversation
+from aisupport.conversations.models import Conversation, Message, MessageAttachment
 from aisupport.core.db import DbSession
 from aisupport.core.errors import problem_responses
 from aisupport.core.pagination import Page, Paging
@@ -202,7 +203,7 @@ async def update_conversation(
     "/orgs/{org_id}/conversations/{conversation_id}/messages",
     status_code=status.HTTP_201_CREATED,
     response_model=MessageOut,
-    responses=problem_responses(errors.IDEMPOTENCY_KEY_REUSED),
+    responses=problem_responses(errors.IDEMPOTENCY_KEY_REUSED, errors.UNUSABLE_ATTACHMENT),
 )
 async def post_message(
     org_id: uuid.UUID,
@@ -214,13 +215,15 @@ async def post_message(
     idempotency_key: KeyHeader = None,
 ) -> MessageOut | JSONResponse:
     """Add a message: `incoming` (from the contact; reopens a snoozed or resolved conversation),
-    `outgoing` (to the contact; the first one sets first_response_at) or `note` (members only).
-    Honours `Idempotency-Key`."""
+    `outgoing` (to the contact; the first one sets first_response_at) or `note` (members only), with
+    the conversation's uploads in `attachment_ids` attached to it. Honours `Idempotency-Key`."""
     replay = await _claim(db, principal, request, payload.model_dump(mode="json"), idempotency_key)
     if replay is not None:
         return _replayed(replay)
-    message = await service.post_message(db, principal, conversation_id, payload.kind, payload.body)
-    answer = MessageOut.model_validate(message)
+    message, attachments = await service.post_message(
+        db, principal, conversation_id, payload.kind, payload.body, payload.attachment_ids
+    )
+    answer = _message_out(message, attachments)
     await _store(db, principal, idempotency_key, answer)
     return answer
 
@@ -233,4 +236,15 @@ async def list_messages(
     rows = await service.list_messages(
         db, principal, conversation_id, before=_after(paging), limit=paging.fetch
     )
-    return paging.page(rows, lambda row: (row.created_at, row.id), MessageOut.model_validate)
+    attachments = await service.attachments_of(db, principal, rows)
+    return paging.page(
+        rows,
+        lambda row: (row.created_at, row.id),
+        lambda row: _message_out(row, attachments.get(row.id, [])),
+    )
+
+
+def _message_out(message: Message, attachments: list[MessageAttachment]) -> MessageOut:
+    answer = MessageOut.model_validate(message)
+    answer.attachments = [AttachmentOut.model_validate(attachment) for attachment in attachments]
+    return answer

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from aisupport.conversations import sla
 from aisupport.conversations.schemas import Priority
@@ -119,9 +119,42 @@ class ConversationOut(BaseModel):
     sla: SlaOut
 
 
+ATTACHMENTS_MAX = 10
+
+
 class MessageCreate(RequestModel):
     kind: PostedKind
     body: Body
+    attachment_ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=ATTACHMENTS_MAX,
+        description=f"At most {ATTACHMENTS_MAX} uploads of this conversation not yet attached to a message "
+        "(POST .../attachments), attached in this order.",
+    )
+
+    @field_validator("attachment_ids")
+    @classmethod
+    def _distinct(cls, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        if len(set(ids)) != len(ids):
+            raise ValueError("names an attachment twice")
+        return ids
+
+
+class AttachmentOut(BaseModel):
+    """A file uploaded to a conversation; `message_id` is null until a message names it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    message_id: uuid.UUID | None
+    filename: str = Field(description="The uploaded name, made safe: no path, no control characters.")
+    content_type: str = Field(description="As uploaded (`application/octet-stream` if none or unreadable).")
+    size: int = Field(description="In bytes.")
+    sha256: str = Field(description="Hex digest of the content.")
+    uploaded_by_type: str
+    uploaded_by_id: uuid.UUID | None
+    created_at: datetime
 
 
 class MessageOut(BaseModel):
@@ -135,6 +168,7 @@ class MessageOut(BaseModel):
     author_type: str
     author_id: uuid.UUID | None
     created_at: datetime
+    attachments: list[AttachmentOut] = Field(default_factory=list, description="In the order attached.")
 
 
 # --- Tags -----------------------------------------------------------------------------------------------

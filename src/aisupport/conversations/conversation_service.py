@@ -20,6 +20,7 @@ an audit event `conversation.sla_breached`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,11 +31,13 @@ from aisupport.audit import service as audit
 from aisupport.audit.service import Actor
 from aisupport.contacts import service as contacts
 from aisupport.contacts.models import Contact
+from aisupport.conversations import attachment_service as attachments
 from aisupport.conversations import conversation_repository as repo
 from aisupport.conversations import errors, sla, tag_service
 from aisupport.conversations import sla_repository as timers
+from aisupport.conversations.authors import author_of
 from aisupport.conversations.conversation_repository import ConversationFilters
-from aisupport.conversations.models import Conversation, Message
+from aisupport.conversations.models import Conversation, Message, MessageAttachment
 from aisupport.conversations.sla import Setting
 from aisupport.core.db import rows_of
 
@@ -44,16 +47,8 @@ PRIVATE_KINDS = ("note", "activity")
 SYSTEM: tuple[str, uuid.UUID | None] = ("system", None)
 
 
-def _author(principal: Principal) -> tuple[str, uuid.UUID | None]:
-    if principal.kind == "member":
-        return "member", principal.user_id
-    if principal.kind == "api_key":
-        return "api_key", principal.api_key_id
-    return str(principal.kind), None
-
-
 def _who(principal: Principal) -> str:
-    kind, identity = _author(principal)
+    kind, identity = author_of(principal)
     return f"{kind} {identity}" if identity is not None else kind
 
 
@@ -73,7 +68,7 @@ def _message(
 
 
 async def _activity(db: AsyncSession, principal: Principal, conversation: Conversation, text: str) -> None:
-    await repo.add(db, _message(conversation, "activity", f"{_who(principal)} {text}", _author(principal)))
+    await repo.add(db, _message(conversation, "activity", f"{_who(principal)} {text}", author_of(principal)))
 
 
 async def create_conversation(
@@ -221,10 +216,20 @@ def _set_status(conversation: Conversation, status: str, now: datetime) -> None:
 
 
 async def post_message(
-    db: AsyncSession, principal: Principal, conversation_id: uuid.UUID, kind: str, body: str
-) -> Message:
+    db: AsyncSession,
+    principal: Principal,
+    conversation_id: uuid.UUID,
+    kind: str,
+    body: str,
+    attachment_ids: Sequence[uuid.UUID] = (),
+) -> tuple[Message, list[MessageAttachment]]:
+    """Add a message, with uploads of the conversation attached to it in the order given (422 if one is
+    not an upload of this conversation or is attached already)."""
     conversation = await _locked(db, principal, conversation_id, None)
-    return await _post(db, principal, conversation, kind, body)
+    uploads = await attachments.lock_uploads(db, principal.organization_id, conversation, attachment_ids)
+    message = await _post(db, principal, conversation, kind, body)
+    await attachments.attach(db, message, uploads)
+    return message, uploads
 
 
 async def _post(
@@ -232,7 +237,7 @@ async def _post(
 ) -> Message:
     """Add a message to a conversation locked (or created) in this transaction, with its effects."""
     now = datetime.now(UTC)
-    message = _message(conversation, kind, body, _author(principal))
+    message = _message(conversation, kind, body, author_of(principal))
     await repo.add(db, message)
     if kind == "outgoing":
         await _mark_breaches(db, conversation, now)  # a reply after the due time meets it late
@@ -376,6 +381,13 @@ async def list_messages(
 ) -> list[Message]:
     await get_conversation(db, principal, conversation_id)
     return await repo.messages(db, principal.organization_id, conversation_id, before=before, limit=limit)
+
+
+async def attachments_of(
+    db: AsyncSession, principal: Principal, messages: Sequence[Message]
+) -> dict[uuid.UUID, list[MessageAttachment]]:
+    """The attachments of these messages by message id, in one query."""
+    return await attachments.of_messages(db, principal.organization_id, [message.id for message in messages])
 
 
 # --- What a contact's merge or erasure does to conversations (hooks run in its transaction) -------------

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -343,6 +344,7 @@ class Message(TenantOwned, Timestamped, Base):
             name="fk_messages_conversation_same_org",
             ondelete="CASCADE",
         ),
+        UniqueConstraint("organization_id", "id", name="uq_messages_organization_id_id"),
         Index(
             "ix_messages_organization_id_conversation_id_created_at_id",
             "organization_id",
@@ -359,6 +361,58 @@ class Message(TenantOwned, Timestamped, Base):
     body: Mapped[str] = mapped_column(Text)
     author_type: Mapped[str] = mapped_column(String(20))
     author_id: Mapped[uuid.UUID | None] = mapped_column()
+
+
+ATTACHMENT_FILENAME_MAX = 255
+
+
+class MessageAttachment(TenantOwned, Timestamped, Base):
+    """A file uploaded to a conversation, kept in object storage under `storage_key`; attached to one
+    message (`message_id`, in `position` order) when a message names it, purged if none does within a
+    day (conversations/tasks.py). `uploaded_by_type`/`_id` say who uploaded it, as messages' authors."""
+
+    __tablename__ = "message_attachments"
+    __table_args__ = (
+        CheckConstraint("size > 0", name="size_positive"),
+        CheckConstraint("(message_id IS NULL) = (position IS NULL)", name="position_when_attached"),
+        UniqueConstraint("organization_id", "id", name="uq_message_attachments_organization_id_id"),
+        UniqueConstraint("storage_key", name="uq_message_attachments_storage_key"),
+        ForeignKeyConstraint(
+            ["organization_id", "conversation_id"],
+            ["conversations.organization_id", "conversations.id"],
+            name="fk_message_attachments_conversation_same_org",
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "message_id"],
+            ["messages.organization_id", "messages.id"],
+            name="fk_message_attachments_message_same_org",
+            ondelete="CASCADE",
+        ),
+        # A page of messages loads its attachments in one query.
+        Index("ix_message_attachments_organization_id_message_id", "organization_id", "message_id"),
+        # A contact's erasure finds its conversations' attachments.
+        Index("ix_message_attachments_organization_id_conversation_id", "organization_id", "conversation_id"),
+        # The purge of uploads never attached: only those rows are in this index.
+        Index(
+            "ix_message_attachments_unattached_organization_id_created_at",
+            "organization_id",
+            "created_at",
+            postgresql_where=text("message_id IS NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    conversation_id: Mapped[uuid.UUID] = mapped_column()
+    message_id: Mapped[uuid.UUID | None] = mapped_column()
+    position: Mapped[int | None] = mapped_column(Integer)
+    filename: Mapped[str] = mapped_column(String(ATTACHMENT_FILENAME_MAX))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(512))
+    uploaded_by_type: Mapped[str] = mapped_column(String(20))
+    uploaded_by_id: Mapped[uuid.UUID | None] = mapped_column()
 
 
 class IdempotencyKey(TenantOwned, Timestamped, Base):

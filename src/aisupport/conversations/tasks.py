@@ -1,34 +1,43 @@
 """Jobs of the conversations domain: SLA breaches marked as they happen, snoozes woken at their time,
 Idempotency-Keys purged after 24 hours (every minute, hourly), and SLA clocks recomputed after an
-inbox's policy or hours change (decision 0039).
+inbox's policy or hours change (decision 0039); attachment files deleted after their rows, and uploads
+never attached purged after 24 hours (decision 0038).
 
 Row-level security hides every organization from a session without a tenant, so each periodic job
 first asks a SECURITY DEFINER function which organizations have work due (organization ids only, from
 a partial index on the due times), then acts in each inside `tenant_session`, one batch per
 transaction. Every row is locked and checked again before it changes, so a request changing the same
 conversation meanwhile is never overwritten, and a job run twice does the work once.
+
+A file is deleted only after the row that referred to it: the row's deletion and the job that deletes
+the file commit together (`defer` in the same transaction), so a rollback keeps both, and a commit
+always brings the file's deletion, retried until the storage answers.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from procrastinate import JobContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from aisupport.conversations import attachment_repository as attachments
 from aisupport.conversations import conversation_service as service
 from aisupport.conversations import idempotency
 from aisupport.conversations import sla_repository as timers
-from aisupport.core.jobs import RETRY, jobs, services_of
+from aisupport.core.jobs import RETRY, defer, jobs, services_of
 from aisupport.core.tenancy import tenant_session
+from aisupport.storage import create_storage, validate_key
 
 log = structlog.get_logger("aisupport.conversations")
 
 BATCH = 200  # conversations per transaction
 MAX_BATCHES = 50  # per organization and run; what is left waits for the next minute
+UNATTACHED_UPLOAD_TTL = timedelta(hours=24)
+KEYS_PER_JOB = 500  # files one deletion job deletes
 
 
 async def _each_organization(
@@ -125,3 +134,52 @@ async def refresh_sla(context: JobContext, organization_id: str, inbox_ids: list
             after = await service.refresh_sla(db, organization, inboxes, after=after, limit=BATCH)
         if after is None:
             return
+
+
+# --- Attachment files -----------------------------------------------------------------------------------
+
+
+async def delete_files_later(db: AsyncSession, organization_id: uuid.UUID, keys: Sequence[str]) -> None:
+    """Queue the deletion of these stored files in the caller's transaction (their rows are gone in
+    it): nothing is deleted if it rolls back."""
+    for start in range(0, len(keys), KEYS_PER_JOB):
+        batch = list(keys[start : start + KEYS_PER_JOB])
+        await defer(db, "conversations:delete_files", organization_id=str(organization_id), keys=batch)
+
+
+@jobs.task(name="conversations:delete_files", retry=RETRY, pass_context=True)
+async def delete_files(context: JobContext, organization_id: str, keys: list[str]) -> None:
+    """Delete stored files whose rows were deleted (deleting a missing file is not an error, so a retry
+    redoes what is left)."""
+    prefix = f"{uuid.UUID(organization_id)}/"
+    storage = create_storage(services_of(context).settings)
+    try:
+        for key in keys:
+            if not validate_key(key).startswith(prefix):
+                raise ValueError("a key outside the organization's files")
+            await storage.delete(key)
+    finally:
+        await storage.aclose()
+    log.info("attachment_files_deleted", organization_id=organization_id, files=len(keys))
+
+
+@jobs.periodic(cron="23 * * * *", periodic_id="purge-stale-uploads")
+@jobs.task(
+    name="conversations:purge_stale_uploads",
+    queueing_lock="conversations:purge_stale_uploads",
+    pass_context=True,
+)
+async def purge_stale_uploads(context: JobContext, timestamp: int) -> None:
+    """Hourly: delete the uploads no message named within UNATTACHED_UPLOAD_TTL, and queue the deletion
+    of their files in the same transaction."""
+    sessionmaker = services_of(context).sessionmaker
+    before = datetime.now(UTC) - UNATTACHED_UPLOAD_TTL
+    organizations = await _organizations(sessionmaker, attachments.organizations_with_stale_uploads, before)
+
+    async def batch(db: AsyncSession, organization_id: uuid.UUID) -> int:
+        keys = await attachments.delete_stale_uploads(db, organization_id, before, limit=BATCH)
+        await delete_files_later(db, organization_id, keys)
+        return len(keys)
+
+    purged = await _each_organization(sessionmaker, organizations, batch)
+    log.info("stale_uploads_purged", organizations=len(organizations), uploads=purged)

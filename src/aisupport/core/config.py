@@ -183,6 +183,9 @@ class Settings(BaseSettings):
     STORAGE_S3_REGION: str | None = None
     STORAGE_S3_ACCESS_KEY_ID: str | None = None
     STORAGE_S3_SECRET_ACCESS_KEY: SecretStr | None = None
+    # One message attachment's largest size (an upload past it answers 413 and stores nothing); at most
+    # STORAGE_MAX_OBJECT_BYTES (unset: 25 MiB, or STORAGE_MAX_OBJECT_BYTES if that is smaller).
+    ATTACHMENT_MAX_BYTES: int = Field(default=25 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024)
 
     @field_validator("CORS_ORIGINS", "FORWARDED_ALLOW_IPS", mode="before")
     @classmethod
@@ -219,6 +222,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _storage(self) -> Settings:
         # Refused in every environment: such a storage cannot work, better to know at start-up.
+        if "ATTACHMENT_MAX_BYTES" not in self.model_fields_set:  # the default follows a smaller storage
+            self.ATTACHMENT_MAX_BYTES = min(self.ATTACHMENT_MAX_BYTES, self.STORAGE_MAX_OBJECT_BYTES)
+        elif self.ATTACHMENT_MAX_BYTES > self.STORAGE_MAX_OBJECT_BYTES:
+            raise ValueError("ATTACHMENT_MAX_BYTES must not exceed STORAGE_MAX_OBJECT_BYTES")
         if self.STORAGE_BACKEND == "s3" and not self.STORAGE_S3_BUCKET:
             raise ValueError("STORAGE_S3_BUCKET must be set when STORAGE_BACKEND=s3")
         if self.STORAGE_BACKEND == "local" and self.STORAGE_S3_BUCKET:

@@ -50,6 +50,7 @@ class ServiceMiddleware:
         default_body_limit: int,
         body_limits: dict[str, int],
         max_json_depth: int,
+        route_body_limits: Sequence[tuple[re.Pattern[str], int]] = (),
         json_routes: list[tuple[frozenset[str], re.Pattern[str]]],
     ) -> None:
         self.app = app
@@ -59,6 +60,8 @@ class ServiceMiddleware:
         self.proxy: Any = ProxyHeadersMiddleware(cast(Any, _nothing), trusted_hosts=list(trusted_proxies))
         self.default_body_limit = default_body_limit
         self.body_limits = sorted(body_limits.items(), key=lambda item: len(item[0]), reverse=True)
+        # Routes whose bodies are files (their own, larger limit), matched before the prefixes.
+        self.route_body_limits = list(route_body_limits)
         self.max_json_depth = max_json_depth
         self.log = structlog.get_logger("aisupport.request")
         # Decided once: building a line that the level then drops costs every request.
@@ -187,6 +190,9 @@ class ServiceMiddleware:
         await app(scope, replay, send)
 
     def _limit_for(self, path: str) -> int:
+        for pattern, limit in self.route_body_limits:
+            if pattern.match(path):
+                return limit
         limits = (limit for prefix, limit in self.body_limits if path.startswith(prefix))
         return next(limits, self.default_body_limit)
 
