@@ -1029,9 +1029,12 @@ machine column) takes the CPU from the server's hashing first.
 """
 
 
-# bench/load.py writes its figures between these markers in the same file; each tool keeps the other's.
+# bench/load.py and bench/inbox.py write their figures between these markers in the same file; each tool
+# keeps the others'.
 LOAD_START = "<!-- load:start -->"
 LOAD_END = "<!-- load:end -->"
+INBOX_START = "<!-- inbox:start -->"
+INBOX_END = "<!-- inbox:end -->"
 
 
 def section_of(text: str, start: str = LOAD_START, end: str = LOAD_END) -> str | None:
@@ -1240,8 +1243,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.output != "-":
         output = Path(args.output)
         previous = output.read_text() if output.exists() else ""
-        # bench/load.py's section is another command's figures: carry it over unchanged.
-        output.write_text(with_section(text, section_of(previous)))
+        # bench/load.py's and bench/inbox.py's sections are other commands' figures: carried over unchanged.
+        for start, end in ((LOAD_START, LOAD_END), (INBOX_START, INBOX_END)):
+            text = with_section(text, section_of(previous, start, end), start, end)
+        output.write_text(text)
         print(f"\nwrote {args.output}")
     return 0
 
