@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 import httpx
 
@@ -567,32 +567,33 @@ LIST_OPERATION = ("get", "/orgs/{org_id}/conversations")
 
 def requests(seeded: Seeded, conversations: list[uuid.UUID], long: list[uuid.UUID]) -> list[Request]:
     """The phases, in order. To measure another request, add a line here (e.g. another search)."""
-    inbox, team = str(seeded.inboxes[0]), str(seeded.teams[0])
     org = seeded.organization_id
     one = f"{LIST}/{{id}}".replace("{org}", str(org))
+    # (key, what, query): "{inbox}", "{team}" stand for the measured organization's first inbox and team.
     lists: list[tuple[str, str, dict[str, str]]] = [
         ("list_mine", "the agent's default list", {"status": "open", "assignee": "me"}),
-        ("list_inbox", "an inbox's open conversations", {"inbox_id": inbox, "status": "open"}),
+        ("list_inbox", "an inbox, open", {"inbox_id": "{inbox}", "status": "open"}),
         (
             "list_inbox_priority",
-            "an inbox's open urgent conversations",
-            {"inbox_id": inbox, "status": "open", "priority": "urgent"},
+            "an inbox, open, urgent",
+            {"inbox_id": "{inbox}", "status": "open", "priority": "urgent"},
         ),
-        ("list_team", "a team's open conversations", {"team_id": team, "status": "open"}),
-        ("list_tag", "open conversations tagged billing", {"tag": "billing", "status": "open"}),
-        ("list_unassigned", "open unassigned conversations", {"status": "open", "assignee": "unassigned"}),
-        ("search_refund", "search: refund", {"q": "refund", "sort": "relevance"}),
-        ("search_two", "search: invoice charged twice", {"q": "invoice charged twice", "sort": "relevance"}),
+        ("list_team", "a team, open", {"team_id": "{team}", "status": "open"}),
+        ("list_tag", "a tag, open", {"tag": "billing", "status": "open"}),
+        ("list_unassigned", "unassigned, open", {"status": "open", "assignee": "unassigned"}),
+        ("search_refund", "search, one word", {"q": "refund", "sort": "relevance"}),
+        ("search_words", "search, three words", {"q": "invoice charged twice", "sort": "relevance"}),
     ]
+    ids = {"inbox": str(seeded.inboxes[0]), "team": str(seeded.teams[0])}
     phases = [
         Request("live", "GET /health/live", path="/health/live", baseline=True, read=False),
         Request("me", "GET /auth/me", path="/auth/me", reference=True, read=False),
         *(
             Request(
                 key,
-                f"GET {LIST}?{urlencode(params)} ({what})",
+                f"GET {LIST}?{unquote(urlencode(params))} ({what})",
                 path=LIST,
-                params=params,
+                params={name: value.format(**ids) for name, value in params.items()},
                 operation=LIST_OPERATION,
             )
             for key, what, params in lists
@@ -803,6 +804,125 @@ def measure_floor(
     return Floor(result["requests"], result["seconds"], result["latency"], cpu, connections)
 
 
+# --- where the time goes: the repository's own queries under EXPLAIN ANALYZE ---------------------------
+
+
+class _Captured(Exception):
+    """Not an error: how the statement comes back."""
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+
+
+class _Capture:
+    """Stands for the session: hands back the first statement a repository function runs."""
+
+    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        raise _Captured(statement)
+
+    scalar = scalars = execute
+
+
+async def _statement(call: Any) -> Any:
+    try:
+        await call(_Capture())
+    except _Captured as captured:
+        return captured.statement
+    raise RuntimeError("the repository function ran no statement")
+
+
+def list_filters(params: dict[str, str], agent: uuid.UUID) -> tuple[dict[str, Any], list[str]]:
+    """ConversationFilters' arguments for a list's query parameters; the parameters it has no field for."""
+    from dataclasses import fields
+
+    from aisupport.conversations.conversation_repository import ConversationFilters
+
+    names = {f.name for f in fields(ConversationFilters)}
+    found: dict[str, Any] = {}
+    left = []
+    for name, value in params.items():
+        if name == "assignee":
+            found.update(unassigned=True) if value == "unassigned" else found.update(assignee_id=agent)
+        elif name in names:
+            found[name] = uuid.UUID(value) if name.endswith("_id") else value
+        else:
+            left.append(name)
+    return found, left
+
+
+async def statement_of(key: str, params: dict[str, str], seeded: Seeded, conversation: uuid.UUID) -> Any:
+    """The statement the server's repository runs for this request (its main query)."""
+    from aisupport.conversations import conversation_repository as repo
+
+    org = seeded.organization_id
+    if key == "conversation":
+        return await _statement(lambda db: repo.conversation(db, org, conversation))
+    if key == "messages":
+        return await _statement(lambda db: repo.messages(db, org, conversation, before=None, limit=51))
+    found, left = list_filters(params, seeded.agent_id)
+    if left:
+        raise LookupError(f"ConversationFilters has no field for {', '.join(left)}")
+    filters = repo.ConversationFilters(**found)
+    return await _statement(lambda db: repo.conversations(db, org, filters, before=None, limit=51))
+
+
+@dataclass
+class Plan:
+    key: str
+    planning_ms: float = math.nan
+    execution_ms: float = math.nan
+    text: str = ""
+
+
+def _milliseconds(plan: str, label: str) -> float:
+    for line in plan.splitlines():
+        if line.strip().startswith(f"{label}:"):
+            return float(line.split(":")[1].split()[0])
+    return math.nan
+
+
+async def explain_all(
+    url: str, overrides: dict[str, str], seeded: Seeded, requests: list[Request], conversation: uuid.UUID
+) -> list[Plan]:
+    """EXPLAIN (ANALYZE, BUFFERS) of each read's query, as the app role with the tenant set (row-level
+    security applies, as for the server), five times: the median of the times, the last plan."""
+    from sqlalchemy.dialects import postgresql
+
+    from aisupport.core.db import engine_for
+    from aisupport.core.tenancy import _APPLY_TENANT
+
+    engine = engine_for(server_settings(overrides), url, pool_size=1)
+    tenant = {"organization_id": str(seeded.organization_id), "user_id": str(seeded.agent_id)}
+    plans = []
+    try:
+        for request in requests:
+            plan = Plan(request.key)
+            plans.append(plan)
+            try:
+                statement = await statement_of(request.key, request.params, seeded, conversation)
+            except (LookupError, RuntimeError, TypeError) as error:
+                plan.text = f"not explained: {error}"
+                continue
+            compiled = statement.compile(dialect=postgresql.psycopg.dialect())
+            times = []
+            for _ in range(5):
+                async with engine.begin() as conn:
+                    await conn.execute(_APPLY_TENANT, tenant)
+                    result = await conn.exec_driver_sql(
+                        "EXPLAIN (ANALYZE, BUFFERS) " + compiled.string, compiled.params
+                    )
+                    plan.text = "\n".join(str(row[0]) for row in result)
+                times.append(
+                    (_milliseconds(plan.text, "Planning Time"), _milliseconds(plan.text, "Execution Time"))
+                )
+            times.sort(key=lambda pair: pair[1])
+            plan.planning_ms, plan.execution_ms = times[len(times) // 2]
+            plan.text = compiled.string + "\n" + plan.text
+    finally:
+        await engine.dispose()
+    return plans
+
+
 # --- the run -------------------------------------------------------------------------------------------
 
 
@@ -844,10 +964,12 @@ class Outcome:
     floor: Floor | None
     sizes: Sizes
     other: Sizes
+    plans: list[Plan] = field(default_factory=list)
 
 
 @dataclass
 class Target:
+    key: str
     what: str
     figure: str
     value: float
@@ -866,6 +988,7 @@ def targets(outcome: Outcome) -> list[Target]:
             value = ratio(m.phase.run.latency["p99"], me_p99)
             found.append(
                 Target(
+                    m.request.key,
                     f"{m.request.what}: p99 ÷ GET /auth/me p99",
                     f"{ms(m.phase.run.latency['p99'])} ÷ {ms(me_p99)} ms",
                     value,
@@ -878,6 +1001,7 @@ def targets(outcome: Outcome) -> list[Target]:
         value = ratio(post.rate, outcome.floor.rate)
         found.append(
             Target(
+                "post",
                 "POST .../messages ÷ bare INSERT + COMMIT, per s",
                 f"{post.rate:.0f} ÷ {outcome.floor.rate:.0f}",
                 value,
@@ -951,6 +1075,32 @@ def rows(outcome: Outcome) -> list[tuple[str, ...]]:
             )
         )
     return found
+
+
+PLAN_HEADER = ("request", "planning ms", "execution ms", "server CPU µs per 2xx", "plan")
+
+
+def plan_rows(outcome: Outcome) -> list[tuple[str, ...]]:
+    phases = {m.request.key: m for m in outcome.measured}
+    found = []
+    for plan in outcome.plans:
+        m = phases[plan.key]
+        lines = [line for line in plan.text.splitlines() if "->" in line or "(cost=" in line]
+        top = " / ".join(line.strip().removeprefix("->").split("  (")[0].strip() for line in lines[:3])
+        cpu = f"{m.phase.cpu_per_answer * 1e6:.0f}" if m.phase else ""
+        shown = top if lines else plan.text.splitlines()[0] if plan.text else ""
+        found.append((m.request.what, f"{plan.planning_ms:.2f}", f"{plan.execution_ms:.2f}", cpu, shown))
+    return found
+
+
+def plan_details(outcome: Outcome) -> str:
+    """The plans of the reads that missed the p99 target."""
+    missed = {t.key for t in targets(outcome) if not t.passed}
+    parts = []
+    for plan in outcome.plans:
+        if plan.key in missed and plan.text:
+            parts.append(f"<details><summary>{plan.key}</summary>\n\n```\n{plan.text}\n```\n\n</details>\n")
+    return "\n".join(parts)
 
 
 def seed_rows(outcome: Outcome) -> list[tuple[str, str, str]]:
@@ -1027,6 +1177,16 @@ and commits, nothing else: through `core.db.engine_for` (psycopg 3, the server's
 role, with the tenant set by the server's own statement, {context.connections} concurrent tasks.
 
 {markdown_table(HEADER, rows(outcome))}
+
+### Where the time goes
+
+Each read's main query, as the server's repository builds it (`conversation_repository`, the first page
+of 51 rows), run under `EXPLAIN (ANALYZE, BUFFERS)` five times after the phases, as the app role with the
+tenant set (row-level security applies), on a warm cache; the median. Set against the server's CPU per
+answer above: what is not the database is Python (routing, the principal, ORM loading, serialisation).
+
+{markdown_table(PLAN_HEADER, plan_rows(outcome))}
+{plan_details(outcome)}
 {INBOX_END}"""
 
 
@@ -1137,6 +1297,7 @@ def main(argv: list[str] | None = None) -> int:
     load_average = " / ".join(f"{n:.2f}" for n in os.getloadavg()) + " (1 / 5 / 15 min)"
     measured: list[Measured] = []
     floor: Floor | None = None
+    plans: list[Plan] = []
     with redis_prefix(args.redis_url) as prefix:
         overrides.setdefault("RATE_LIMIT_KEY_PREFIX", prefix)
         step("starting the server")
@@ -1179,9 +1340,15 @@ def main(argv: list[str] | None = None) -> int:
             floor = measure_floor(
                 server, overrides, seeded, conversations, args.connections, args.duration, args.warmup
             )
+            step("EXPLAIN ANALYZE of the reads' queries")
+            reads = [m.request for m in measured if m.request.read and m.phase is not None]
+            plans = asyncio.run(explain_all(app_url(server, overrides), overrides, seeded, reads, long[0]))
         step("server stopped")
 
-    outcome = Outcome(seeded, measured, floor, sizes, other)
+    outcome = Outcome(seeded, measured, floor, sizes, other, plans)
+    (RESULTS / "inbox-explain.txt").write_text(
+        "\n\n".join(f"== {plan.key}\n{plan.text}" for plan in plans) + "\n"
+    )
     command = (
         "python bench/inbox.py" + "".join(" " + shlex.quote(arg) for arg in argv)
         if argv
