@@ -76,8 +76,8 @@ from run import (
     ms,
     percent,
     ratio,
-    require_loopback,
     running_server,
+    server_overrides,
     server_settings,
     step,
     text_table,
@@ -746,7 +746,7 @@ def app_url(server: Server, overrides: dict[str, str]) -> str:
 
     info = owner_conninfo(server)
     owner = f"postgresql+psycopg://{info['user']}@/{info['dbname']}?host={info['host']}&port={info['port']}"
-    return app_database_url(server_settings(overrides), owner)
+    return str(app_database_url(server_settings(overrides), owner))
 
 
 def measure_floor(
@@ -886,8 +886,6 @@ async def explain_all(
 ) -> list[Plan]:
     """EXPLAIN (ANALYZE, BUFFERS) of each read's query, as the app role with the tenant set (row-level
     security applies, as for the server), five times: the median of the times, the last plan."""
-    from sqlalchemy.dialects import postgresql
-
     from aisupport.core.db import engine_for
     from aisupport.core.tenancy import _APPLY_TENANT
 
@@ -903,7 +901,7 @@ async def explain_all(
             except (LookupError, RuntimeError, TypeError) as error:
                 plan.text = f"not explained: {error}"
                 continue
-            compiled = statement.compile(dialect=postgresql.psycopg.dialect())
+            compiled = statement.compile(dialect=engine.dialect)
             times = []
             for _ in range(5):
                 async with engine.begin() as conn:
@@ -978,7 +976,7 @@ class Target:
 
 
 def targets(outcome: Outcome) -> list[Target]:
-    found = []
+    found: list[Target] = []
     reference = next((m.phase for m in outcome.measured if m.request.reference and m.phase), None)
     if reference is None:
         return found
@@ -1024,6 +1022,7 @@ HEADER = (
     "API CPU",
     "PostgreSQL CPU",
     "server CPU µs per 2xx",
+    "÷ /auth/me's",
     "wrk CPU",
     "rest of machine",
 )
@@ -1032,6 +1031,7 @@ HEADER = (
 def rows(outcome: Outcome) -> list[tuple[str, ...]]:
     reference = next((m.phase for m in outcome.measured if m.request.reference and m.phase), None)
     me_p99 = reference.run.latency["p99"] if reference else math.nan
+    me_cpu = reference.cpu_per_answer if reference else math.nan
     found: list[tuple[str, ...]] = []
     for m in outcome.measured:
         if m.phase is None:
@@ -1051,6 +1051,7 @@ def rows(outcome: Outcome) -> list[tuple[str, ...]]:
                 percent(cpu.api),
                 percent(cpu.postgres),
                 f"{m.phase.cpu_per_answer * 1e6:.0f}",
+                f"{ratio(m.phase.cpu_per_answer, me_cpu):.1f}",
                 percent(run.cpu_share),
                 percent(cpu.rest),
             )
@@ -1071,10 +1072,38 @@ def rows(outcome: Outcome) -> list[tuple[str, ...]]:
                 percent(floor.cpu.postgres),
                 f"{ratio(floor.cpu.api + floor.cpu.postgres, floor.rate) * 1e6:.0f}",
                 "",
+                "",
                 percent(floor.cpu.rest),
             )
         )
     return found
+
+
+def steadier(outcome: Outcome) -> str:
+    """The CPU figures behind the targets: steadier than rates and latencies on a busy machine."""
+    phases = {m.request.key: m.phase for m in outcome.measured if m.phase is not None}
+    me, post, floor = phases.get("me"), phases.get("post"), outcome.floor
+    if me is None:
+        return ""
+    reads = ", ".join(
+        f"{m.request.key} {ratio(m.phase.cpu_per_answer, me.cpu_per_answer):.1f}x"
+        for m in outcome.measured
+        if m.request.read and m.phase is not None
+    )
+    text = (
+        "With every connection sending back to back, a p99 is mostly the queue ahead of the request, so "
+        "the p99 ratios follow the ratios of the server's CPU per answer (API process and PostgreSQL), the "
+        f"steadier figure when the machine is busy: GET /auth/me {me.cpu_per_answer * 1e6:.0f} µs, "
+        f"and each read {reads}"
+    )
+    if post is not None and floor is not None:
+        floor_cpu = ratio(floor.cpu.api + floor.cpu.postgres, floor.rate)
+        text += (
+            f"; POST .../messages {post.cpu_per_answer * 1e6:.0f} µs against the floor's "
+            f"{floor_cpu * 1e6:.0f} µs (its process and PostgreSQL; floor ÷ POST "
+            f"{ratio(floor_cpu, post.cpu_per_answer):.2f})"
+        )
+    return text + "."
 
 
 PLAN_HEADER = ("request", "planning ms", "execution ms", "server CPU µs per 2xx", "plan")
@@ -1082,7 +1111,7 @@ PLAN_HEADER = ("request", "planning ms", "execution ms", "server CPU µs per 2xx
 
 def plan_rows(outcome: Outcome) -> list[tuple[str, ...]]:
     phases = {m.request.key: m for m in outcome.measured}
-    found = []
+    found: list[tuple[str, ...]] = []
     for plan in outcome.plans:
         m = phases[plan.key]
         lines = [line for line in plan.text.splitlines() if "->" in line or "(cost=" in line]
@@ -1165,6 +1194,8 @@ API, an `agent` member of the organization) sends every request with its Bearer 
 | target | figures | ratio | goal | result |
 |---|---|---|---|---|
 {chr(10).join("| " + " | ".join(row) + " |" for row in target_rows)}
+
+{steadier(outcome)}
 
 ### Requests
 
@@ -1276,16 +1307,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--floor"]:
         return floor_main(argv[1])
     args = parse_args(argv)
-    require_loopback(args.redis_url)
-    overrides = {}
-    for item in args.env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"inbox: --env takes KEY=VALUE, not {item!r}")
-        overrides[key] = value
-    for name in ("DATABASE_URL", "REDIS_URL", "APP_DATABASE_URL"):
-        if overrides.get(name):
-            require_loopback(overrides[name])
+    overrides = server_overrides(args.env, args.redis_url, "inbox")
     RESULTS.mkdir(parents=True, exist_ok=True)
     wrk = Wrk(ensure_wrk(), None)
     sizes = Sizes(args.conversations, args.messages, args.contacts, args.agents, teams=5, inboxes=10)
