@@ -7,7 +7,7 @@ PYTHON ?= python3
 # (PYTHONDONTWRITEBYTECODE=1, common in CI and containers) does not compile them again at each start.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install run test test-fast test-system lint format bench load clean
+.PHONY: install run test test-fast test-system lint format bench bench-inbox load clean
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
@@ -46,6 +46,11 @@ bench: install
 
 load: install
 	$(UV) run --frozen python bench/load.py
+
+# One organization of 200,000 conversations and 2,000,000 messages seeded in SQL, then its requests
+# (bench/README.md); writes its own section of docs/benchmarks.md.
+bench-inbox: install
+	$(UV) run --frozen python bench/inbox.py
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

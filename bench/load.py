@@ -63,8 +63,8 @@ from run import (
     markdown_table,
     ms,
     percent,
-    require_loopback,
     running_server,
+    server_overrides,
     server_settings,
     step,
     text_table,
@@ -955,21 +955,9 @@ def main(argv: list[str] | None = None) -> int:
     mail_dir = Path(tempfile.mkdtemp(prefix="aisupport-load-mail-"))
     overrides = {name: HUGE_LIMIT for name in RATE_LIMIT_SETTINGS}  # measure endpoints, not limits
     overrides.update(RATE_LIMIT_KEY_PREFIX=prefix, EMAIL_DEV_DIR=str(mail_dir))
-    user_overrides = {}
-    for item in args.env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"load: --env takes KEY=VALUE, not {item!r}")
-        user_overrides[key] = value
-    overrides.update(user_overrides)
     redis_url = None if args.no_redis else args.redis_url
-    if redis_url:
-        require_loopback(redis_url)
-    for name in ("DATABASE_URL", "REDIS_URL"):
-        if overrides.get(name):
-            require_loopback(overrides[name])
-    if "API_HOST" in overrides:
-        require_loopback(f"http://{overrides['API_HOST']}")
+    user_overrides = server_overrides(args.env, redis_url, "load")
+    overrides.update(user_overrides)
 
     settings = server_settings(overrides)
     concurrency = settings.PASSWORD_HASH_CONCURRENCY or os.cpu_count() or 1

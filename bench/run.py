@@ -415,6 +415,24 @@ def require_loopback(url: str) -> None:
         raise SystemExit(f"bench: {url!r} is not a loopback address; the benchmark only loads loopback")
 
 
+def server_overrides(items: list[str], redis_url: str | None, program: str) -> dict[str, str]:
+    """The `--env KEY=VALUE` settings; stops unless every address in them (and `redis_url`) is loopback."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{program}: --env takes KEY=VALUE, not {item!r}")
+        overrides[key] = value
+    if redis_url:
+        require_loopback(redis_url)
+    for name in ("DATABASE_URL", "REDIS_URL", "APP_DATABASE_URL"):
+        if overrides.get(name):
+            require_loopback(overrides[name])
+    if "API_HOST" in overrides:
+        require_loopback(f"http://{overrides['API_HOST']}")
+    return overrides
+
+
 @dataclass
 class Server:
     base_url: str
@@ -1029,9 +1047,12 @@ machine column) takes the CPU from the server's hashing first.
 """
 
 
-# bench/load.py writes its figures between these markers in the same file; each tool keeps the other's.
+# bench/load.py and bench/inbox.py write their figures between these markers in the same file; each tool
+# keeps the others'.
 LOAD_START = "<!-- load:start -->"
 LOAD_END = "<!-- load:end -->"
+INBOX_START = "<!-- inbox:start -->"
+INBOX_END = "<!-- inbox:end -->"
 
 
 def section_of(text: str, start: str = LOAD_START, end: str = LOAD_END) -> str | None:
@@ -1123,20 +1144,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    overrides = {}
-    for item in args.env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"bench: --env takes KEY=VALUE, not {item!r}")
-        overrides[key] = value
     redis_url = None if args.no_redis else args.redis_url
-    if redis_url:
-        require_loopback(redis_url)
-    for name in ("DATABASE_URL", "REDIS_URL"):
-        if overrides.get(name):
-            require_loopback(overrides[name])
-    if "API_HOST" in overrides:
-        require_loopback(f"http://{overrides['API_HOST']}")
+    overrides = server_overrides(args.env, redis_url, "bench")
     RESULTS.mkdir(parents=True, exist_ok=True)
     wrk = Wrk(ensure_wrk(), shutil.which("taskset"))
     options = Options(
@@ -1240,8 +1249,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.output != "-":
         output = Path(args.output)
         previous = output.read_text() if output.exists() else ""
-        # bench/load.py's section is another command's figures: carry it over unchanged.
-        output.write_text(with_section(text, section_of(previous)))
+        # bench/load.py's and bench/inbox.py's sections are other commands' figures: carried over unchanged.
+        for start, end in ((LOAD_START, LOAD_END), (INBOX_START, INBOX_END)):
+            text = with_section(text, section_of(previous, start, end), start, end)
+        output.write_text(text)
         print(f"\nwrote {args.output}")
     return 0
 
