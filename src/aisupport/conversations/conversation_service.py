@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aisupport.access.principal import Principal
 from aisupport.contacts import service as contacts
 from aisupport.contacts.models import Contact
+from aisupport.conversations import assignment, errors
 from aisupport.conversations import conversation_repository as repo
-from aisupport.conversations import errors
 from aisupport.conversations.conversation_repository import ConversationFilters
 from aisupport.conversations.models import Conversation, Message
 from aisupport.core.db import rows_of
@@ -71,17 +71,23 @@ async def create_conversation(
 ) -> Conversation:
     """Create a conversation numbered next in its organization, with an optional first message."""
     organization_id = principal.organization_id
-    if not await repo.inbox_exists(db, organization_id, fields["inbox_id"]):
+    inbox = await repo.inbox(db, organization_id, fields["inbox_id"])
+    if inbox is None:
         raise errors.unknown_reference("inbox_id")
     contact = await db.scalar(rows_of(Contact, organization_id).where(Contact.id == fields["contact_id"]))
     if contact is None:
         raise errors.unknown_reference("contact_id")
     if contact.erased_at is not None:
         raise errors.contact_erased()
+    number = await repo.next_number(db, organization_id)
+    team_id = inbox.team_id  # the team that works the inbox
+    assignee_id = await assignment.pick_for_new(db, inbox, team_id)
     now = datetime.now(UTC)
     conversation = Conversation(
         organization_id=organization_id,
-        number=await repo.next_number(db, organization_id),
+        number=number,
+        team_id=team_id,
+        assignee_id=assignee_id,
         status="open",
         reopened_count=0,
         version=1,
@@ -92,6 +98,8 @@ async def create_conversation(
     await repo.add(db, conversation)
     if first is not None:
         await _post(db, principal, conversation, first["kind"], first["body"])
+    if assignee_id is not None:
+        await assignment.record_auto_assignment(db, conversation)
     return conversation
 
 
@@ -169,6 +177,7 @@ async def update_conversation(
     if not changes:
         return conversation
     before = {name: getattr(conversation, name) for name in TRACKED}
+    reopened = "status" in changes and conversation.status == "resolved"
     if "status" in changes:
         _set_status(conversation, status, now)
     for name, value in changes.items():
@@ -186,6 +195,8 @@ async def update_conversation(
                 conversation,
                 f"changed {label} from {_shown(before[name])} to {_shown(changes[name])}",
             )
+    if reopened and "assignee_id" not in changes:
+        await assignment.after_reopening(db, conversation)
     return conversation
 
 
@@ -227,6 +238,7 @@ async def _post(
     await db.flush()
     if reopened:
         await _activity(db, principal, conversation, f"reopened by an incoming message (was {previous})")
+        await assignment.after_reopening(db, conversation)
     return message
 
 
