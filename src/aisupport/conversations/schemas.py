@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from aisupport.core.schemas import RequestModel
 
@@ -234,7 +234,7 @@ Origins = Annotated[list[Origin], Field(max_length=MAX_ORIGINS), AfterValidator(
 
 MAX_AUTO_ASSIGNMENT_LIMIT = 1000
 AutoAssignmentLimit = Annotated[
-    int,
+    StrictInt,
     Field(
         ge=1,
         le=MAX_AUTO_ASSIGNMENT_LIMIT,
