@@ -13,9 +13,11 @@
 Concurrency. Everything that picks an assignee or takes one away here holds the organization's
 assignment lock (a transaction-level advisory lock) from before it reads until it commits: two
 auto-assignments never see the same counts, and a member being removed is never picked. Every holder
-takes it before locking any conversation, team member or membership row (a creation holds only its
-counter row and its own, still invisible, conversation), so no transaction holding such a row ever
-waits for the lock while the lock's holder waits for that row: no deadlock.
+takes it before locking any conversation, team member or membership row it changes (a creation holds
+only its counter row and idempotency key by then), so no transaction holding such a row waits for the
+lock while the lock's holder waits for that row: no deadlock (decision 0040 gives the order). A manual
+assignment takes no lock: it ignores the cap, and holds the membership it names (FOR KEY SHARE), which
+a removal locks before unassigning.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aisupport.access.principal import Principal
 from aisupport.conversations import assignment_repository as repo
 from aisupport.conversations import conversation_repository
-from aisupport.conversations.models import Conversation, Inbox, Message
+from aisupport.conversations.models import Conversation, Inbox
 from aisupport.core.db import row_of
 from aisupport.core.jobs import defer
 from aisupport.organizations import service as organizations
@@ -85,17 +87,10 @@ async def record_auto_assignment(db: AsyncSession, conversation: Conversation) -
     assert conversation.assignee_id is not None
     now = datetime.now(UTC)
     await repo.mark_assigned(db, conversation.organization_id, conversation.assignee_id, now)
-    db.add(
-        Message(
-            **_activity(
-                conversation.id,
-                conversation.organization_id,
-                f"assigned to {conversation.assignee_id} by auto-assignment",
-                now,
-            )
-        )
+    body = f"assigned to {conversation.assignee_id} by auto-assignment"
+    await conversation_repository.add_messages(
+        db, [_activity(conversation.id, conversation.organization_id, body, now)]
     )
-    await db.flush()
 
 
 async def after_reopening(db: AsyncSession, conversation: Conversation) -> None:
