@@ -46,7 +46,7 @@ log = structlog.get_logger("aisupport")
 TASK_MODULES = (
     "aisupport.auth.tasks",
     "aisupport.organizations.tasks",
-    "aisupport.conversations.assignment_tasks",
+    "aisupport.conversations.tasks",
 )
 jobs.import_paths = list(TASK_MODULES)
 

@@ -1,4 +1,5 @@
-"""Jobs of assignment: offering a reopened, unassigned conversation to its team (assignment.py)."""
+"""Jobs of the conversations domain: offering a reopened, unassigned conversation to its team
+(assignment.py)."""
 
 from __future__ import annotations
 
