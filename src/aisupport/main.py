@@ -48,7 +48,11 @@ from aisupport.storage import create_storage
 log = structlog.get_logger("aisupport")
 
 # The modules whose tasks the job queue runs (procrastinate imports them in every worker).
-TASK_MODULES = ("aisupport.auth.tasks", "aisupport.organizations.tasks", "aisupport.conversations.tasks")
+TASK_MODULES = (
+    "aisupport.auth.tasks",
+    "aisupport.organizations.tasks",
+    "aisupport.conversations.tasks",
+)
 jobs.import_paths = list(TASK_MODULES)
 
 # Every route of the API comes from one of these (a test checks each declares its access).

@@ -49,8 +49,8 @@ async def next_number(db: AsyncSession, organization_id: uuid.UUID) -> int:
     return number
 
 
-async def inbox_exists(db: AsyncSession, organization_id: uuid.UUID, inbox_id: uuid.UUID) -> bool:
-    return await db.scalar(rows_of(Inbox, organization_id).where(Inbox.id == inbox_id)) is not None
+async def inbox(db: AsyncSession, organization_id: uuid.UUID, inbox_id: uuid.UUID) -> Inbox | None:
+    return await db.scalar(rows_of(Inbox, organization_id).where(Inbox.id == inbox_id))
 
 
 async def team_exists(db: AsyncSession, organization_id: uuid.UUID, team_id: uuid.UUID) -> bool:
@@ -58,13 +58,15 @@ async def team_exists(db: AsyncSession, organization_id: uuid.UUID, team_id: uui
 
 
 async def is_agent(db: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-    """Whether `user_id` is a member of the organization with the agent role or above."""
+    """Whether `user_id` is a member of the organization with the agent role or above, held (FOR KEY
+    SHARE) until the transaction ends: a removal of the member waits for this assignment, then
+    unassigns it with the rest (conversations/assignment.py)."""
     query = scoped(
         select(Membership.user_id).where(Membership.user_id == user_id, Membership.role.in_(AGENT_ROLES)),
         Membership,
         organization_id,
     )
-    return await db.scalar(query) is not None
+    return await db.scalar(query.with_for_update(read=True, key_share=True)) is not None
 
 
 async def add(db: AsyncSession, row: Conversation | Message) -> None:

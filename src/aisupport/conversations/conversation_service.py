@@ -31,9 +31,9 @@ from aisupport.audit import service as audit
 from aisupport.audit.service import Actor
 from aisupport.contacts import service as contacts
 from aisupport.contacts.models import Contact
+from aisupport.conversations import assignment, errors, sla, tag_service
 from aisupport.conversations import attachment_service as attachments
 from aisupport.conversations import conversation_repository as repo
-from aisupport.conversations import errors, sla, tag_service
 from aisupport.conversations import sla_repository as timers
 from aisupport.conversations.authors import author_of
 from aisupport.conversations.conversation_repository import ConversationFilters
@@ -76,7 +76,8 @@ async def create_conversation(
 ) -> Conversation:
     """Create a conversation numbered next in its organization, with an optional first message."""
     organization_id = principal.organization_id
-    if not await repo.inbox_exists(db, organization_id, fields["inbox_id"]):
+    inbox = await repo.inbox(db, organization_id, fields["inbox_id"])
+    if inbox is None:
         raise errors.unknown_reference("inbox_id")
     contact = await db.scalar(rows_of(Contact, organization_id).where(Contact.id == fields["contact_id"]))
     if contact is None:
@@ -84,10 +85,15 @@ async def create_conversation(
     if contact.erased_at is not None:
         raise errors.contact_erased()
     await tag_service.ensure(db, organization_id, fields.get("tags", []))
+    number = await repo.next_number(db, organization_id)
+    team_id = inbox.team_id  # the team that works the inbox
+    assignee_id = await assignment.pick_for_new(db, inbox, team_id)
     now = datetime.now(UTC)
     conversation = Conversation(
         organization_id=organization_id,
-        number=await repo.next_number(db, organization_id),
+        number=number,
+        team_id=team_id,
+        assignee_id=assignee_id,
         status="open",
         reopened_count=0,
         version=1,
@@ -100,6 +106,8 @@ async def create_conversation(
     await repo.add(db, conversation)
     if first is not None:
         await _post(db, principal, conversation, first["kind"], first["body"])
+    if assignee_id is not None:
+        await assignment.record_auto_assignment(db, conversation)
     return conversation
 
 
@@ -182,6 +190,7 @@ async def update_conversation(
     if "status" in changes or "priority" in changes:
         setting = await timers.setting_of(db, organization_id, conversation.inbox_id)
         await _mark_breaches(db, conversation, now)  # those due before the change ends or pauses a clock
+    reopened = "status" in changes and conversation.status == "resolved"
     if "status" in changes:
         _set_status(conversation, status, now)
     for name, value in changes.items():
@@ -203,6 +212,8 @@ async def update_conversation(
                 conversation,
                 f"changed {label} from {_shown(before[name])} to {_shown(changes[name])}",
             )
+    if reopened and "assignee_id" not in changes:
+        await assignment.after_reopening(db, conversation)
     return conversation
 
 
@@ -262,6 +273,7 @@ async def _post(
     await db.flush()
     if reopened:
         await _activity(db, principal, conversation, f"reopened by an incoming message (was {previous})")
+        await assignment.after_reopening(db, conversation)
     return message
 
 
@@ -348,6 +360,7 @@ async def wake_snoozed(db: AsyncSession, organization_id: uuid.UUID, *, limit: i
                 SYSTEM,
             ),
         )
+        await assignment.after_reopening(db, conversation)  # unassigned: offered to its team
     return len(found)
 
 

@@ -140,6 +140,9 @@ class MemberAvailability(TenantOwned, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(10))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Auto-assignment's round-robin memory: when this member was last given a conversation by it (the
+    # longest waiting online member goes next; conversations/assignment.py). Not a change of availability.
+    last_assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # --- Inboxes --------------------------------------------------------------------------------------------
@@ -155,6 +158,7 @@ class Inbox(TenantOwned, Timestamped, Base):
     __tablename__ = "inboxes"
     __table_args__ = (
         CheckConstraint("kind IN ('api', 'widget')", name="kind_known"),
+        CheckConstraint("auto_assignment_limit BETWEEN 1 AND 1000", name="auto_assignment_limit_bounded"),
         UniqueConstraint("organization_id", "id", name="uq_inboxes_organization_id_id"),
         # No SET NULL here: it would null organization_id too. Deleting a team or policy detaches its
         # inboxes first (service); these keys refuse whatever slips past that (409).
@@ -179,6 +183,9 @@ class Inbox(TenantOwned, Timestamped, Base):
     team_id: Mapped[uuid.UUID | None] = mapped_column()
     sla_policy_id: Mapped[uuid.UUID | None] = mapped_column()
     auto_assignment: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # At most this many open (not resolved) conversations of this inbox per member from
+    # auto-assignment; null: no cap.
+    auto_assignment_limit: Mapped[int | None] = mapped_column(Integer)
     # {"time_zone": ..., "weekly": {"monday": [{"start": "09:00", "end": "17:00"}], ...},
     #  "holidays": ["2026-12-25"]}; null: always open (conversations/sla_clock.py reads it).
     business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
@@ -262,6 +269,14 @@ class Conversation(TenantOwned, Timestamped, Base):
             "id",
         ),
         Index("ix_conversations_organization_id_assignee_id", "organization_id", "assignee_id"),
+        # A member's open conversations in an inbox: auto-assignment's cap counts them.
+        Index(
+            "ix_conversations_open_by_assignee",
+            "organization_id",
+            "assignee_id",
+            "inbox_id",
+            postgresql_where=text("status <> 'resolved'"),
+        ),
         Index("ix_conversations_organization_id_contact_id", "organization_id", "contact_id"),
         Index("ix_conversations_organization_id_inbox_id", "organization_id", "inbox_id"),
         Index("ix_conversations_organization_id_team_id", "organization_id", "team_id"),

@@ -63,6 +63,7 @@ def _inbox(inbox: Inbox) -> InboxOut:
             "team_id": inbox.team_id,
             "sla_policy_id": inbox.sla_policy_id,
             "auto_assignment": inbox.auto_assignment,
+            "auto_assignment_limit": inbox.auto_assignment_limit,
             "business_hours": inbox.business_hours,
             "allowed_origins": inbox.allowed_origins,
             "has_identity_secret": inbox.identity_secret_encrypted is not None,
@@ -325,7 +326,8 @@ async def update_inbox(
     db: DbSession,
     client: ClientInfo,
 ) -> InboxOut:
-    """Change an inbox's name, team, SLA policy, auto-assignment, business hours or allowed origins."""
+    """Change an inbox's name, team, SLA policy, auto-assignment (and its cap), business hours or
+    allowed origins."""
     # The fields sent, each whole (a nested exclude_unset would drop business hours' defaults).
     dumped = payload.model_dump()
     changes = {field: dumped[field] for field in payload.model_fields_set}

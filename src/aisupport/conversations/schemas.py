@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from aisupport.core.schemas import RequestModel
 
@@ -232,6 +232,17 @@ Origins = Annotated[list[Origin], Field(max_length=MAX_ORIGINS), AfterValidator(
 
 # --- Inboxes ----------------------------------------------------------------------------------------------
 
+MAX_AUTO_ASSIGNMENT_LIMIT = 1000
+AutoAssignmentLimit = Annotated[
+    StrictInt,
+    Field(
+        ge=1,
+        le=MAX_AUTO_ASSIGNMENT_LIMIT,
+        description="At most this many open conversations of the inbox per member from auto-assignment "
+        f"(1 to {MAX_AUTO_ASSIGNMENT_LIMIT}); null: no cap.",
+    ),
+]
+
 
 class InboxCreate(RequestModel):
     name: Name
@@ -239,6 +250,7 @@ class InboxCreate(RequestModel):
     team_id: uuid.UUID | None = None
     sla_policy_id: uuid.UUID | None = None
     auto_assignment: StrictBool = False
+    auto_assignment_limit: AutoAssignmentLimit | None = None
     business_hours: BusinessHours | None = Field(default=None, description="null: always open.")
     allowed_origins: Origins = Field(
         default_factory=list,
@@ -253,13 +265,15 @@ class InboxCreate(RequestModel):
 
 
 class InboxUpdate(RequestModel):
-    """The fields to change (the kind is fixed at creation); `team_id`, `sla_policy_id` and
-    `business_hours` may be set to null, the others may be left out but not be null."""
+    """The fields to change (the kind is fixed at creation); `team_id`, `sla_policy_id`,
+    `auto_assignment_limit` and `business_hours` may be set to null, the others may be left out but not
+    be null."""
 
     name: Name = Field(default=None)  # type: ignore[assignment]
     team_id: uuid.UUID | None = None
     sla_policy_id: uuid.UUID | None = None
     auto_assignment: StrictBool = Field(default=None)  # type: ignore[assignment]
+    auto_assignment_limit: AutoAssignmentLimit | None = None
     business_hours: BusinessHours | None = None
     allowed_origins: Origins = Field(default=None)  # type: ignore[arg-type]
 
@@ -273,6 +287,7 @@ class InboxOut(BaseModel):
     team_id: uuid.UUID | None
     sla_policy_id: uuid.UUID | None
     auto_assignment: bool
+    auto_assignment_limit: int | None
     business_hours: BusinessHoursOut | None
     allowed_origins: list[str]
     has_identity_secret: bool

@@ -19,7 +19,7 @@ from aisupport.access.errors import organization_not_found
 from aisupport.access.principal import Principal
 from aisupport.accounts.models import User
 from aisupport.audit import service as audit
-from aisupport.conversations import errors, identity_secret
+from aisupport.conversations import assignment, errors, identity_secret
 from aisupport.conversations import repository as repo
 from aisupport.conversations import sla_repository as timers
 from aisupport.conversations.models import Inbox, MemberAvailability, SlaPolicy, Team, TeamMember
@@ -219,8 +219,11 @@ async def update_team(
 
 
 async def delete_team(db: AsyncSession, principal: Principal, team_id: uuid.UUID, client: Client) -> None:
-    """Delete the team: its members leave it, its inboxes keep no team."""
+    """Delete the team: its members leave it, its inboxes and conversations keep no team (their
+    assignees stay)."""
     await _hold_organization(db, principal)
+    # Its members' and conversations' rows go after the assignment lock, as everywhere (assignment.py).
+    await assignment.lock_assignments(db, principal.organization_id)
     # Inboxes first, then the team: the order an inbox update takes them, so the two never deadlock.
     await repo.detach_inboxes(db, principal.organization_id, team_id=team_id)
     found = await repo.one(db, Team, principal.organization_id, team_id, lock=True)
@@ -269,13 +272,15 @@ async def add_team_member(
 async def remove_team_member(
     db: AsyncSession, principal: Principal, team_id: uuid.UUID, user_id: uuid.UUID, client: Client
 ) -> None:
-    """Take a member out of the team."""
+    """Take a member out of the team; their open conversations of the team become unassigned."""
     organization_id = principal.organization_id
     await _hold_organization(db, principal)
+    await assignment.lock_assignments(db, organization_id)  # nobody picks them meanwhile
     if not await repo.exists(db, Team, organization_id, team_id):
         raise errors.team_not_found()
     if not await repo.remove_team_member(db, organization_id, team_id, user_id):
         raise errors.team_member_not_found()
+    await assignment.release_team_member(db, principal, team_id, user_id)
     await audit.record(
         db,
         organization_id,

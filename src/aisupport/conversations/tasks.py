@@ -1,7 +1,8 @@
 """Jobs of the conversations domain: SLA breaches marked as they happen, snoozes woken at their time,
 Idempotency-Keys purged after 24 hours (every minute, hourly), and SLA clocks recomputed after an
 inbox's policy or hours change (decision 0039); attachment files deleted after their rows, and uploads
-never attached purged after 24 hours (decision 0038).
+never attached purged after 24 hours (decision 0038); a reopened, unassigned conversation offered to
+its team (decision 0040).
 
 Row-level security hides every organization from a session without a tenant, so each periodic job
 first asks a SECURITY DEFINER function which organizations have work due (organization ids only, from
@@ -24,9 +25,9 @@ import structlog
 from procrastinate import JobContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from aisupport.conversations import assignment, idempotency
 from aisupport.conversations import attachment_repository as attachments
 from aisupport.conversations import conversation_service as service
-from aisupport.conversations import idempotency
 from aisupport.conversations import sla_repository as timers
 from aisupport.core.jobs import RETRY, defer, jobs, services_of
 from aisupport.core.tenancy import tenant_session
@@ -183,3 +184,14 @@ async def purge_stale_uploads(context: JobContext, timestamp: int) -> None:
 
     purged = await _each_organization(sessionmaker, organizations, batch)
     log.info("stale_uploads_purged", organizations=len(organizations), uploads=purged)
+
+
+# --- Assignment -----------------------------------------------------------------------------------------
+
+
+@jobs.task(name=assignment.AUTO_ASSIGN_TASK, retry=RETRY, pass_context=True)
+async def auto_assign(context: JobContext, organization_id: str, conversation_id: str) -> None:
+    """Auto-assign the reopened conversation if it is still unassigned and open (else nothing)."""
+    organization = uuid.UUID(organization_id)
+    async with tenant_session(services_of(context).sessionmaker, organization_id=organization) as db:
+        await assignment.auto_assign_reopened(db, organization, uuid.UUID(conversation_id))

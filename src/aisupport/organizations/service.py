@@ -6,12 +6,16 @@ nobody grants, invites or changes a role above their own, and an organization al
 
 Writes that read a row and then change it lock the organization first (repository.lock_organization),
 then the row, so two requests racing on one row end in a clean 404 or 409, never a stale write.
+
+Packages above this one own rows about a member (conversations assigned to them): they register a hook
+(`before_member_leaves`) that runs in the removal's transaction, before the membership goes.
 """
 
 from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,6 +45,28 @@ from aisupport.organizations.models import ApiKey, Invitation, Membership, Organ
 log = structlog.get_logger("aisupport.organizations")
 
 INVITATION_TTL = timedelta(days=7)
+
+MemberLeavingHook = Callable[[AsyncSession, Principal, uuid.UUID], Awaitable[None]]
+"""(db, principal, user_id): `user_id` is about to leave the principal's organization, removed by the
+principal or leaving (then the principal is them); release what is theirs there."""
+
+MEMBER_LEAVING_HOOKS: list[MemberLeavingHook] = []
+
+
+def before_member_leaves(hook: MemberLeavingHook) -> MemberLeavingHook:
+    """Register `hook` (usable as a decorator) to run in every removal of a member and every departure,
+    in its transaction, after the checks and before the owners are locked and the membership deleted.
+    A hook that raises fails the whole request and changes nothing. (Deleting the whole organization
+    runs none: everything in it goes.)"""
+    MEMBER_LEAVING_HOOKS.append(hook)
+    return hook
+
+
+async def _member_leaving(db: AsyncSession, principal: Principal, user_id: uuid.UUID) -> None:
+    # Before _keep_an_owner: a hook may wait for work that holds an owner's membership (an assignment
+    # to them), which must not wait for the owners' lock in turn.
+    for hook in MEMBER_LEAVING_HOOKS:
+        await hook(db, principal, user_id)
 
 
 async def create_organization(
@@ -174,6 +200,7 @@ async def remove_member(db: AsyncSession, principal: Principal, user_id: uuid.UU
         raise errors.member_not_found()
     if Role(member.role).rank > actor_role.rank:
         raise errors.role_above_yours("remove")
+    await _member_leaving(db, principal, user_id)
     if member.role == Role.OWNER:
         await _keep_an_owner(db, organization_id, leaving=user_id)
     await repo.remove_membership(db, organization_id, user_id)
@@ -187,6 +214,7 @@ async def leave(db: AsyncSession, principal: Principal, client: Client) -> None:
     """Leave the caller's organization; the last owner must hand over first."""
     user_id = principal.person
     await _lock_members(db, principal)
+    await _member_leaving(db, principal, user_id)
     # The stored role, not the token-capped one: a token minted before a promotion to owner must
     # not let the last owner slip out.
     await _keep_an_owner(db, principal.organization_id, leaving=user_id)
