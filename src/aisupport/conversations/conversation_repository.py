@@ -4,13 +4,32 @@ rows_of); row-level security scopes it again in the database."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Literal
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    String,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
+from aisupport.contacts.models import Contact
 from aisupport.conversations.models import Conversation, ConversationCounter, Inbox, Message, Team
 from aisupport.core.db import row_of, rows_of, scoped
 from aisupport.organizations.models import Membership
@@ -27,6 +46,28 @@ class ConversationFilters:
     unassigned: bool = False
     inbox_id: uuid.UUID | None = None
     contact_id: uuid.UUID | None = None
+    team_id: uuid.UUID | None = None
+    tags: tuple[str, ...] = ()  # every one of them
+    priority: str | None = None
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+    updated_after: datetime | None = None  # inclusive
+    updated_before: datetime | None = None  # exclusive
+
+
+Sort = Literal["last_activity", "relevance"]
+# Where a match may be (the `matched_in` of a hit). Subject and contact count double in the rank.
+SOURCES = ("subject", "messages", "contact")
+TITLE_WEIGHT = 2.0
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A conversation of a list; with a search, how well and where it matched."""
+
+    conversation: Conversation
+    rank: float | None = None
+    matched_in: list[str] = field(default_factory=list)
 
 
 async def next_number(db: AsyncSession, organization_id: uuid.UUID) -> int:
@@ -78,30 +119,136 @@ async def conversation(
     )
 
 
+async def searchable(db: AsyncSession, query: str) -> bool:
+    """Whether a search `query` (websearch syntax) names a word to look up: not just punctuation or
+    exclusions, which no index can serve. Also plans the rest of the transaction for its own values
+    (custom plans): how selective a search is decides its plan, and a generic plan cannot know it."""
+    indexable = await db.scalar(
+        select(func.set_config("plan_cache_mode", "force_custom_plan", True)).add_columns(
+            func.querytree(func.websearch_to_tsquery(text("'simple'::regconfig"), query))
+        )
+    )
+    return indexable not in (None, "", "T")
+
+
+def _filtered(query: Select[Any], organization_id: uuid.UUID, filters: ConversationFilters) -> Select[Any]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.status is not None:
+        conditions.append(Conversation.status == filters.status)
+    if filters.unassigned:
+        conditions.append(Conversation.assignee_id.is_(None))
+    elif filters.assignee_id is not None:
+        conditions.append(Conversation.assignee_id == filters.assignee_id)
+    equal: tuple[tuple[Any, object], ...] = (
+        (Conversation.inbox_id, filters.inbox_id),
+        (Conversation.contact_id, filters.contact_id),
+        (Conversation.team_id, filters.team_id),
+        (Conversation.priority, filters.priority),
+    )
+    for column, value in equal:
+        if value is not None:
+            conditions.append(column == value)
+    if filters.tags:
+        # The expression of ix_conversations_tag_keys, so its GIN index answers within the tenant.
+        keys = func.tenant_keys(organization_id, cast(list(filters.tags), ARRAY(String(50))))
+        conditions.append(func.tenant_keys(Conversation.organization_id, Conversation.tags).op("@>")(keys))
+    ranges: tuple[tuple[Any, datetime | None, datetime | None], ...] = (
+        (Conversation.created_at, filters.created_after, filters.created_before),
+        (Conversation.updated_at, filters.updated_after, filters.updated_before),
+    )
+    for column, after, before in ranges:
+        if after is not None:
+            conditions.append(column >= after)
+        if before is not None:
+            conditions.append(column < before)
+    return query.where(*conditions)
+
+
+def _hits(organization_id: uuid.UUID, search: str) -> Any:
+    """Each document of the organization matching `search`, as (conversation id, rank, source): the
+    subject, every message but activity (notes included), the contact's name and email. Every lookup
+    goes through a GIN index of tenant-prefixed lexemes, so it reads this organization's postings only."""
+    tsquery = func.search_query(organization_id, search)
+    subjects = aliased(Conversation)
+    of_contact = aliased(Conversation)
+
+    def rank(column: Any, weight: float = 1.0) -> Any:
+        return cast(func.ts_rank(column, tsquery), Float) * weight
+
+    return union_all(
+        select(
+            subjects.id.label("id"), rank(subjects.search, TITLE_WEIGHT).label("rank"), _source("subject")
+        ).where(subjects.organization_id == organization_id, subjects.search.op("@@")(tsquery)),
+        select(Message.conversation_id, rank(Message.search), _source("messages")).where(
+            Message.organization_id == organization_id, Message.search.op("@@")(tsquery)
+        ),
+        select(of_contact.id, rank(Contact.search, TITLE_WEIGHT), _source("contact"))
+        .join(
+            of_contact,
+            (of_contact.organization_id == Contact.organization_id) & (of_contact.contact_id == Contact.id),
+        )
+        .where(Contact.organization_id == organization_id, Contact.search.op("@@")(tsquery)),
+    ).subquery("hits")
+
+
+def _source(name: str) -> Any:
+    return literal(name, String).label("source")
+
+
+def conversations_query(
+    organization_id: uuid.UUID,
+    filters: ConversationFilters,
+    *,
+    search: str | None = None,
+    sort: Sort = "last_activity",
+    before: Sequence[Any] | None = None,
+    limit: int,
+) -> Select[Any]:
+    """The query of a page of conversations, narrowed by `filters` and, with `search`, to those
+    matching it (once each, with their rank and where they matched). Sorted newest activity first, or
+    by `relevance` (rank, then id, descending); `before` is the previous page's last (sort key, id)."""
+    query = _filtered(rows_of(Conversation, organization_id), organization_id, filters)
+    rank: Any = None
+    if search is not None:
+        hits = _hits(organization_id, search)
+        ranked = (
+            select(
+                hits.c.id,
+                func.max(hits.c.rank).label("rank"),
+                func.array_agg(aggregate_order_by(hits.c.source.distinct(), hits.c.source)).label(
+                    "matched_in"
+                ),
+            )
+            .group_by(hits.c.id)
+            .subquery("ranked")
+        )
+        rank = ranked.c.rank
+        query = query.join(ranked, ranked.c.id == Conversation.id).add_columns(rank, ranked.c.matched_in)
+    order: tuple[Any, ...] = (Conversation.last_activity_at, Conversation.id)
+    if sort == "relevance" and rank is not None:
+        order = (rank, Conversation.id)
+    if before is not None:
+        query = query.where(tuple_(*order) < tuple(before))
+    return query.order_by(*(column.desc() for column in order)).limit(limit)
+
+
 async def conversations(
     db: AsyncSession,
     organization_id: uuid.UUID,
     filters: ConversationFilters,
     *,
-    before: tuple[datetime, uuid.UUID] | None,
+    search: str | None = None,
+    sort: Sort = "last_activity",
+    before: Sequence[Any] | None,
     limit: int,
-) -> list[Conversation]:
-    """A page of conversations, newest activity first (keyset on last activity, then id, descending)."""
-    query = rows_of(Conversation, organization_id)
-    if filters.status is not None:
-        query = query.where(Conversation.status == filters.status)
-    if filters.unassigned:
-        query = query.where(Conversation.assignee_id.is_(None))
-    elif filters.assignee_id is not None:
-        query = query.where(Conversation.assignee_id == filters.assignee_id)
-    if filters.inbox_id is not None:
-        query = query.where(Conversation.inbox_id == filters.inbox_id)
-    if filters.contact_id is not None:
-        query = query.where(Conversation.contact_id == filters.contact_id)
-    if before is not None:
-        query = query.where(tuple_(Conversation.last_activity_at, Conversation.id) < before)
-    query = query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(limit)
-    return list((await db.execute(query)).scalars())
+) -> list[Listed]:
+    """A page of conversations (see conversations_query)."""
+    query = conversations_query(
+        organization_id, filters, search=search, sort=sort, before=before, limit=limit
+    )
+    if search is None:
+        return [Listed(row) for row in (await db.execute(query)).scalars()]
+    return [Listed(row, rank, list(matched_in)) for row, rank, matched_in in (await db.execute(query)).all()]
 
 
 async def messages(

@@ -13,6 +13,8 @@ from aisupport.core.json_limits import JsonObjectBounds
 from aisupport.core.schemas import RequestModel, Timestamp
 
 Status = Literal["open", "pending", "snoozed", "resolved"]
+SortOrder = Literal["last_activity", "relevance"]
+SEARCH_MAX = 200  # characters of a full-text query
 # What a member may post; `activity` messages are written by the service only.
 PostedKind = Literal["incoming", "outgoing", "note"]
 MessageKind = Literal["incoming", "outgoing", "note", "activity"]
@@ -88,6 +90,16 @@ class ConversationOut(BaseModel):
     last_activity_at: datetime
     created_at: datetime
     updated_at: datetime
+
+
+class ListedConversation(ConversationOut):
+    """A conversation of a list; with a search (`q`), where it matched."""
+
+    matched_in: list[Literal["contact", "messages", "subject"]] | None = Field(
+        default=None,
+        description="With `q`: which of the subject, the messages (notes included) and the contact's name "
+        "and email match it. Null without `q`.",
+    )
 
 
 class MessageCreate(RequestModel):

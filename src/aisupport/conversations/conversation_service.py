@@ -15,6 +15,7 @@ reopens it (`open`, `reopened_count` + 1, an activity message). An outgoing mess
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from aisupport.contacts import service as contacts
 from aisupport.contacts.models import Contact
 from aisupport.conversations import conversation_repository as repo
 from aisupport.conversations import errors
-from aisupport.conversations.conversation_repository import ConversationFilters
+from aisupport.conversations.conversation_repository import ConversationFilters, Listed, Sort
 from aisupport.conversations.models import Conversation, Message
 from aisupport.core.db import rows_of
 
@@ -120,10 +121,25 @@ async def list_conversations(
     principal: Principal,
     filters: ConversationFilters,
     *,
-    before: tuple[datetime, uuid.UUID] | None,
+    search: str | None = None,
+    sort: Sort = "last_activity",
+    before: Sequence[Any] | None,
     limit: int,
-) -> list[Conversation]:
-    return await repo.conversations(db, principal.organization_id, filters, before=before, limit=limit)
+) -> list[Listed]:
+    """A page of conversations narrowed by `filters` and the full-text `search` (decision 0041).
+    Everyone who may list conversations is a member or an integration key allowed to read notes, so
+    notes are searched too."""
+    if filters.created_after and filters.created_before and filters.created_after >= filters.created_before:
+        raise errors.bad_range("created")
+    if filters.updated_after and filters.updated_before and filters.updated_after >= filters.updated_before:
+        raise errors.bad_range("updated")
+    if sort == "relevance" and search is None:
+        raise errors.relevance_needs_search()
+    if search is not None and not await repo.searchable(db, search):
+        raise errors.search_without_words()
+    return await repo.conversations(
+        db, principal.organization_id, filters, search=search, sort=sort, before=before, limit=limit
+    )
 
 
 def _shown(value: object) -> str:

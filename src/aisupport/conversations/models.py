@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -26,7 +27,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aisupport.core.db import Base, TenantOwned, Timestamped
@@ -169,6 +170,12 @@ class Inbox(TenantOwned, Timestamped, Base):
 # --- Conversations and messages -----------------------------------------------------------------------
 
 STATUSES = ("open", "pending", "snoozed", "resolved")
+
+# Search documents (decision 0041): stored tsvectors whose lexemes start with the organization's prefix
+# (SQL functions of migration 15119fee7164), so that one GIN index serves every organization apart.
+# Activity messages are the system's words, not the conversation's: left out.
+SUBJECT_DOCUMENT = "search_document(organization_id, subject)"
+MESSAGE_DOCUMENT = "CASE WHEN kind <> 'activity' THEN search_document(organization_id, body) END"
 PRIORITIES = ("none", "low", "normal", "high", "urgent")
 MESSAGE_KINDS = ("incoming", "outgoing", "note", "activity")
 
@@ -224,10 +231,19 @@ class Conversation(TenantOwned, Timestamped, Base):
             "last_activity_at",
             "id",
         ),
-        Index("ix_conversations_organization_id_assignee_id", "organization_id", "assignee_id"),
         Index("ix_conversations_organization_id_contact_id", "organization_id", "contact_id"),
-        Index("ix_conversations_organization_id_inbox_id", "organization_id", "inbox_id"),
-        Index("ix_conversations_organization_id_team_id", "organization_id", "team_id"),
+        # The lists (decision 0041): equality on the leading columns, then the keyset order, so a page
+        # is read in order and stops after `limit` rows. They also serve the foreign keys' cascades.
+        *(
+            Index(f"ix_conversations_org_{name}status_activity", "organization_id", *columns)
+            for name, columns in (
+                ("", ("status", "last_activity_at", "id")),
+                ("assignee_", ("assignee_id", "status", "last_activity_at", "id")),
+                ("team_", ("team_id", "status", "last_activity_at", "id")),
+                ("inbox_", ("inbox_id", "status", "last_activity_at", "id")),
+            )
+        ),
+        Index("ix_conversations_search", "search", postgresql_using="gin"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -249,6 +265,9 @@ class Conversation(TenantOwned, Timestamped, Base):
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     last_activity_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    search: Mapped[str | None] = mapped_column(
+        TSVECTOR, Computed(SUBJECT_DOCUMENT, persisted=True), deferred=True, deferred_raiseload=True
+    )
 
 
 class Message(TenantOwned, Timestamped, Base):
@@ -271,6 +290,7 @@ class Message(TenantOwned, Timestamped, Base):
             "created_at",
             "id",
         ),
+        Index("ix_messages_search", "search", postgresql_using="gin"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -280,6 +300,9 @@ class Message(TenantOwned, Timestamped, Base):
     body: Mapped[str] = mapped_column(Text)
     author_type: Mapped[str] = mapped_column(String(20))
     author_id: Mapped[uuid.UUID | None] = mapped_column()
+    search: Mapped[str | None] = mapped_column(
+        TSVECTOR, Computed(MESSAGE_DOCUMENT, persisted=True), deferred=True, deferred_raiseload=True
+    )
 
 
 class IdempotencyKey(TenantOwned, Timestamped, Base):
@@ -296,3 +319,11 @@ class IdempotencyKey(TenantOwned, Timestamped, Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+# Tag filters: each tag as a key that names the organization, so the GIN lookup stays in one tenant.
+Index(
+    "ix_conversations_tag_keys",
+    func.tenant_keys(Conversation.organization_id, Conversation.tags),
+    postgresql_using="gin",
+)
