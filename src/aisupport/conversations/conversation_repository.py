@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -15,9 +15,11 @@ from sqlalchemy import (
     Select,
     String,
     cast,
+    exists,
     func,
     insert,
     literal,
+    or_,
     select,
     text,
     tuple_,
@@ -57,7 +59,7 @@ class ConversationFilters:
 
 Sort = Literal["last_activity", "relevance"]
 # Where a match may be (the `matched_in` of a hit). Subject and contact count double in the rank.
-SOURCES = ("subject", "messages", "contact")
+SOURCES = ("subject", "messages", "contact")  # in the order of _matches
 TITLE_WEIGHT = 2.0
 
 
@@ -67,7 +69,7 @@ class Listed:
 
     conversation: Conversation
     rank: float | None = None
-    matched_in: list[str] = field(default_factory=list)
+    matched_in: list[str] | None = None
 
 
 async def next_number(db: AsyncSession, organization_id: uuid.UUID) -> int:
@@ -201,15 +203,27 @@ def conversations_query(
     *,
     search: str | None = None,
     sort: Sort = "last_activity",
+    walk: bool = False,
     before: Sequence[Any] | None = None,
     limit: int,
 ) -> Select[Any]:
     """The query of a page of conversations, narrowed by `filters` and, with `search`, to those
-    matching it (once each, with their rank and where they matched). Sorted newest activity first, or
-    by `relevance` (rank, then id, descending); `before` is the previous page's last (sort key, id)."""
+    matching it (once each, with where they matched). Sorted newest activity first, or by `relevance`
+    (rank, then id, descending); `before` is the previous page's last (sort key, id).
+
+    A search is answered one of two ways (decision 0041). By default every matching document is found
+    through the GIN indexes, then grouped by conversation (its best rank) and sorted: the cost grows
+    with the number of matches. With `walk` (newest first only, for words in many messages), the
+    conversations are read newest first and each is asked whether a document of it matches, until the
+    page is full: the cost grows with how rare matching conversations are."""
     query = _filtered(rows_of(Conversation, organization_id), organization_id, filters)
-    rank: Any = None
-    if search is not None:
+    order: tuple[Any, ...] = (Conversation.last_activity_at, Conversation.id)
+    if search is not None and walk and sort == "last_activity":
+        in_subject, in_messages, in_contact = _matches(organization_id, search)
+        query = query.where(or_(in_subject, in_messages, in_contact)).add_columns(
+            in_subject.label("in_subject"), in_messages.label("in_messages"), in_contact.label("in_contact")
+        )
+    elif search is not None:
         hits = _hits(organization_id, search)
         ranked = (
             select(
@@ -222,14 +236,66 @@ def conversations_query(
             .group_by(hits.c.id)
             .subquery("ranked")
         )
-        rank = ranked.c.rank
-        query = query.join(ranked, ranked.c.id == Conversation.id).add_columns(rank, ranked.c.matched_in)
-    order: tuple[Any, ...] = (Conversation.last_activity_at, Conversation.id)
-    if sort == "relevance" and rank is not None:
-        order = (rank, Conversation.id)
+        query = query.join(ranked, ranked.c.id == Conversation.id).add_columns(
+            ranked.c.rank, ranked.c.matched_in
+        )
+        if sort == "relevance":
+            order = (ranked.c.rank, Conversation.id)
     if before is not None:
         query = query.where(tuple_(*order) < tuple(before))
     return query.order_by(*(column.desc() for column in order)).limit(limit)
+
+
+def _matches(organization_id: uuid.UUID, search: str) -> tuple[Any, Any, Any]:
+    """Whether the subject, a message, the contact of the conversation at hand matches `search`. The
+    two lookups are fenced (OFFSET 0) so the planner asks them row by row, through the conversation's
+    messages index and the contact's key, instead of first hashing every match of the organization."""
+    tsquery = func.search_query(organization_id, search)
+    in_messages = exists(
+        select(literal(1))
+        .where(
+            Message.organization_id == Conversation.organization_id,
+            Message.conversation_id == Conversation.id,
+            Message.search.op("@@")(tsquery),
+        )
+        .offset(0)
+    )
+    in_contact = exists(
+        select(literal(1))
+        .where(
+            Contact.organization_id == Conversation.organization_id,
+            Contact.id == Conversation.contact_id,
+            Contact.search.op("@@")(tsquery),
+        )
+        .offset(0)
+    )
+    return func.coalesce(Conversation.search.op("@@")(tsquery), False), in_messages, in_contact
+
+
+# Above this many matching documents (the planner's estimate), a newest-first search walks the
+# conversations instead of collecting every match (decision 0041, measured).
+WALK_ABOVE = 5000
+
+
+async def estimated_matches(db: AsyncSession, organization_id: uuid.UUID, search: str) -> float:
+    """The planner's estimate of the organization's documents (subjects, messages, contacts) matching
+    `search`, read from the plans of the GIN lookups (statistics are per lexeme, and lexemes are per
+    organization)."""
+    connection = await db.connection()
+    lookups = " UNION ALL ".join(
+        f"SELECT 1 FROM {table} WHERE search @@ search_query(%(org)s, %(q)s)"
+        for table in ("conversations", "messages", "contacts")
+    )
+    result = await connection.exec_driver_sql(
+        f"EXPLAIN (FORMAT JSON) {lookups}", {"org": organization_id, "q": search}
+    )
+    nodes, found = [result.scalar_one()[0]["Plan"]], 0.0
+    while nodes:
+        node = nodes.pop()
+        if str(node.get("Index Name", "")).endswith("_search"):
+            found += float(node["Plan Rows"])
+        nodes.extend(node.get("Plans", []))
+    return found
 
 
 async def conversations(
@@ -243,12 +309,27 @@ async def conversations(
     limit: int,
 ) -> list[Listed]:
     """A page of conversations (see conversations_query)."""
+    walk = (
+        search is not None
+        and sort == "last_activity"
+        and await estimated_matches(db, organization_id, search) > WALK_ABOVE
+    )
     query = conversations_query(
-        organization_id, filters, search=search, sort=sort, before=before, limit=limit
+        organization_id, filters, search=search, sort=sort, walk=walk, before=before, limit=limit
     )
     if search is None:
         return [Listed(row) for row in (await db.execute(query)).scalars()]
-    return [Listed(row, rank, list(matched_in)) for row, rank, matched_in in (await db.execute(query)).all()]
+    rows = (await db.execute(query)).all()
+    if walk:
+        return [
+            Listed(row[0], None, [name for name, hit in zip(SOURCES, row[1:], strict=True) if hit])
+            for row in rows
+        ]
+    return [Listed(row, rank, list(matched_in)) for row, rank, matched_in in rows]
+
+
+def _sources(flags: Sequence[bool]) -> list[str]:
+    return [name for name, hit in zip(SOURCES, flags, strict=True) if hit]
 
 
 async def messages(

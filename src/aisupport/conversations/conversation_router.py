@@ -227,7 +227,7 @@ def _activity_position(row: Listed) -> tuple[datetime, uuid.UUID]:
 
 def _listed(row: Listed) -> ListedConversation:
     item = ListedConversation.model_validate(row.conversation)
-    return item.model_copy(update={"matched_in": row.matched_in}) if row.rank is not None else item
+    return item if row.matched_in is None else item.model_copy(update={"matched_in": sorted(row.matched_in)})
 
 
 @router.get("/orgs/{org_id}/conversations/{conversation_id}", response_model=ConversationOut)
