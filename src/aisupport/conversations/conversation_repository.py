@@ -277,18 +277,19 @@ def _matches(organization_id: uuid.UUID, search: str) -> tuple[Any, Any, Any]:
 WALK_ABOVE = 5000
 
 
+ESTIMATE = (
+    "EXPLAIN (FORMAT JSON) SELECT 1 FROM conversations WHERE search @@ search_query(%(org)s, %(q)s)"
+    " UNION ALL SELECT 1 FROM messages WHERE search @@ search_query(%(org)s, %(q)s)"
+    " UNION ALL SELECT 1 FROM contacts WHERE search @@ search_query(%(org)s, %(q)s)"
+)
+
+
 async def estimated_matches(db: AsyncSession, organization_id: uuid.UUID, search: str) -> float:
     """The planner's estimate of the organization's documents (subjects, messages, contacts) matching
     `search`, read from the plans of the GIN lookups (statistics are per lexeme, and lexemes are per
     organization)."""
     connection = await db.connection()
-    lookups = " UNION ALL ".join(
-        f"SELECT 1 FROM {table} WHERE search @@ search_query(%(org)s, %(q)s)"
-        for table in ("conversations", "messages", "contacts")
-    )
-    result = await connection.exec_driver_sql(
-        f"EXPLAIN (FORMAT JSON) {lookups}", {"org": organization_id, "q": search}
-    )
+    result = await connection.exec_driver_sql(ESTIMATE, {"org": organization_id, "q": search})
     nodes, found = [result.scalar_one()[0]["Plan"]], 0.0
     while nodes:
         node = nodes.pop()
