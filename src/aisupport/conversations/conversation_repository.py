@@ -126,8 +126,9 @@ async def searchable(db: AsyncSession, query: str) -> bool:
     exclusions, which no index can serve. Also plans the rest of the transaction for its own values
     (custom plans): how selective a search is decides its plan, and a generic plan cannot know it."""
     indexable = await db.scalar(
-        select(func.set_config("plan_cache_mode", "force_custom_plan", True)).add_columns(
-            func.querytree(func.websearch_to_tsquery(text("'simple'::regconfig"), query))
+        select(
+            func.querytree(func.websearch_to_tsquery(text("'simple'::regconfig"), query)),
+            func.set_config("plan_cache_mode", "force_custom_plan", True),
         )
     )
     return indexable not in (None, "", "T")
