@@ -291,13 +291,24 @@ async def estimated_matches(db: AsyncSession, organization_id: uuid.UUID, search
     organization)."""
     connection = await db.connection()
     result = await connection.exec_driver_sql(ESTIMATE, {"org": organization_id, "q": search})
-    nodes, found = [result.scalar_one()[0]["Plan"]], 0.0
+    return matches_in_plan(result.scalar_one()[0]["Plan"])
+
+
+def matches_in_plan(plan: dict[str, Any]) -> float:
+    """The rows the plan of ESTIMATE expects from its three lookups."""
+    return sum(_lookup_rows(branch) for branch in plan.get("Plans", [plan]))
+
+
+def _lookup_rows(branch: dict[str, Any]) -> float:
+    """The rows of a branch's GIN lookup (before row-level security's filter, which the planner takes
+    for independent of the tenant's lexemes); a word in most rows is read by a sequential scan: its rows."""
+    nodes = [branch]
     while nodes:
         node = nodes.pop()
         if str(node.get("Index Name", "")).endswith("_search"):
-            found += float(node["Plan Rows"])
+            return float(node["Plan Rows"])
         nodes.extend(node.get("Plans", []))
-    return found
+    return float(branch["Plan Rows"])
 
 
 async def conversations(
