@@ -53,6 +53,7 @@ RULES_BEYOND_THE_SCHEMA = [
     "merge_contacts",
     "create_conversation",  # inbox_id and contact_id must name rows of the organization
     "update_conversation",  # the assignee an agent, the team existing, a snooze in the future
+    "list_conversations",  # ranges in order, relevance only with q, a q with a word to look up
 ]
 
 
