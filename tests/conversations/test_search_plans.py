@@ -1,6 +1,8 @@
 """The lists and the search are served by the indexes made for them (decision 0041): the queries the
 repository builds are explained (EXPLAIN, FORMAT JSON, with the values bound as the service binds them)
-in a database holding many conversations and messages of one organization and of a neighbour."""
+as the service's role, under row-level security with the organization as tenant, in a database holding
+many conversations and messages of one organization and of a neighbour. The GIN lookups run inside
+SECURITY DEFINER functions (as the owner): their statements are explained as the owner."""
 
 from __future__ import annotations
 
@@ -16,12 +18,12 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
 from aisupport.conversations.conversation_repository import (
-    ESTIMATE,
+    WALK_ABOVE,
     ConversationFilters,
     conversations_query,
-    matches_in_plan,
 )
 from aisupport.conversations.models import Message
+from aisupport.core.config import Settings
 from aisupport.core.db import rows_of
 
 ORGANIZATION = uuid.UUID("00000000-0000-4000-8000-00000000f7a0")
@@ -90,13 +92,28 @@ def owner_connection(database_url: str) -> Iterator[psycopg.Connection]:
         try:
             yield conn
         finally:
+            conn.execute("RESET ROLE")
             conn.execute("DELETE FROM organizations WHERE id IN (%s, %s)", (ORGANIZATION, NEIGHBOUR))
             conn.execute("DELETE FROM users WHERE id = %s", (AGENT,))
 
 
-def _plan(conn: psycopg.Connection, query: Select[Any]) -> dict[str, Any]:
-    compiled = query.compile(dialect=postgresql.dialect())
-    row = conn.execute(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params).fetchone()  # type: ignore[call-overload]
+@pytest.fixture
+def as_service(owner_connection: psycopg.Connection, settings: Settings) -> Iterator[psycopg.Connection]:
+    """The same connection as the service's role, the organization its tenant (row-level security on)."""
+    owner_connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(settings.APP_DATABASE_ROLE)))
+    owner_connection.execute("SELECT set_config('app.current_org', %s, false)", (str(ORGANIZATION),))
+    try:
+        yield owner_connection
+    finally:
+        owner_connection.execute("RESET ROLE")
+        owner_connection.execute("SELECT set_config('app.current_org', '', false)")
+
+
+def _plan(conn: psycopg.Connection, query: Select[Any] | str, params: Any = None) -> dict[str, Any]:
+    if not isinstance(query, str):
+        compiled = query.compile(dialect=postgresql.dialect())
+        query, params = str(compiled), compiled.params
+    row = conn.execute(f"EXPLAIN (FORMAT JSON) {query}", params).fetchone()  # type: ignore[call-overload]
     assert row is not None
     plan: dict[str, Any] = row[0][0]["Plan"]
     return plan
@@ -131,12 +148,12 @@ def _kinds(plan: dict[str, Any]) -> set[str]:
     ],
 )
 def test_lists_read_an_index_in_page_order(
-    owner_connection: psycopg.Connection, filters: dict[str, Any], index: str
+    as_service: psycopg.Connection, filters: dict[str, Any], index: str
 ) -> None:
     """Equality on the leading columns, then the keyset order: no sort, no sequential scan."""
     for name in ("team_id", "inbox_id"):
         if name in filters:  # the first team or inbox of the organization
-            row = owner_connection.execute(
+            row = as_service.execute(
                 sql.SQL("SELECT id FROM {} WHERE organization_id = %s ORDER BY id LIMIT 1").format(
                     sql.Identifier(filters[name])
                 ),
@@ -144,36 +161,44 @@ def test_lists_read_an_index_in_page_order(
             ).fetchone()
             assert row is not None
             filters = {**filters, name: row[0]}
-    plan = _plan(
-        owner_connection, conversations_query(ORGANIZATION, ConversationFilters(**filters), limit=51)
-    )
+    plan = _plan(as_service, conversations_query(ORGANIZATION, ConversationFilters(**filters), limit=51))
     assert index in _indexes(plan), plan
     assert not _kinds(plan) & {"Seq Scan", "Sort", "Incremental Sort"}, plan
 
 
-def test_a_rare_tag_is_found_through_its_tenant_keys(owner_connection: psycopg.Connection) -> None:
-    plan = _plan(
-        owner_connection, conversations_query(ORGANIZATION, ConversationFilters(tags=("rare",)), limit=51)
-    )
-    assert "ix_conversations_tag_keys" in _indexes(plan), plan
-    assert "Seq Scan" not in _kinds(plan), plan
+def test_a_tag_is_checked_along_the_list_order(as_service: psycopg.Connection) -> None:
+    query = conversations_query(ORGANIZATION, ConversationFilters(status="open", tags=("tag1",)), limit=51)
+    plan = _plan(as_service, query)
+    assert "ix_conversations_org_status_activity" in _indexes(plan), plan
+    assert not _kinds(plan) & {"Seq Scan", "Sort"}, plan
 
 
 @pytest.mark.parametrize("sort", ["last_activity", "relevance"])
-def test_a_search_looks_up_the_three_gin_indexes(owner_connection: psycopg.Connection, sort: str) -> None:
+def test_a_search_collects_matches_through_the_gin_indexes(as_service: psycopg.Connection, sort: str) -> None:
     query = conversations_query(
         ORGANIZATION, ConversationFilters(), search="w7 or person7", sort=sort, limit=51
     )  # type: ignore[arg-type]
-    plan = _plan(owner_connection, query)
-    assert {"ix_messages_search", "ix_conversations_search", "ix_contacts_search"} <= _indexes(plan), plan
+    plan = _plan(as_service, query)
+    assert "Function Scan" in _kinds(plan), plan  # conversation_search_hits
     assert "Seq Scan" not in _kinds(plan), plan
+    assert _rows(as_service, query)
+    # Inside the function, as its owner: each of the three lookups through its GIN index.
+    as_service.execute("RESET ROLE")
+    body = as_service.execute(
+        "SELECT prosrc FROM pg_proc WHERE proname = 'conversation_search_hits'"
+    ).fetchone()
+    assert body is not None
+    statement = body[0].replace("$1", "%(org)s::uuid").replace("$2", "%(q)s")
+    inner = _plan(as_service, statement, {"org": ORGANIZATION, "q": "w7 or person7"})
+    assert {"ix_messages_search", "ix_conversations_search", "ix_contacts_search"} <= _indexes(inner), inner
+    assert "Seq Scan" not in _kinds(inner), inner
 
 
-def test_a_common_word_walks_newest_first_and_finds_the_same(owner_connection: psycopg.Connection) -> None:
+def test_a_common_word_walks_newest_first_and_finds_the_same(as_service: psycopg.Connection) -> None:
     walk = conversations_query(
         ORGANIZATION, ConversationFilters(status="open"), search="common", walk=True, limit=51
     )
-    plan = _plan(owner_connection, walk)
+    plan = _plan(as_service, walk)
     assert {
         "ix_conversations_org_status_activity",
         "ix_messages_organization_id_conversation_id_created_at_id",
@@ -181,26 +206,27 @@ def test_a_common_word_walks_newest_first_and_finds_the_same(owner_connection: p
     assert not _kinds(plan) & {"Seq Scan", "Sort"}, plan
     # The two ways give the same page.
     collect = conversations_query(ORGANIZATION, ConversationFilters(status="open"), search="common", limit=51)
-    walked = [row[0] for row in _rows(owner_connection, walk)]
-    collected = [row[0] for row in _rows(owner_connection, collect)]
+    walked = [row[0] for row in _rows(as_service, walk)]
+    collected = [row[0] for row in _rows(as_service, collect)]
     assert walked == collected
     assert len(walked) == 51
 
 
-def test_the_estimate_tells_common_words_from_rare_ones(owner_connection: psycopg.Connection) -> None:
-    def estimate(word: str) -> float:
-        row = owner_connection.execute(ESTIMATE, {"org": ORGANIZATION, "q": word}).fetchone()  # type: ignore[call-overload]
+def test_the_estimate_tells_common_words_from_rare_ones(as_service: psycopg.Connection) -> None:
+    def estimate(word: str, organization: uuid.UUID = ORGANIZATION) -> float:
+        row = as_service.execute(
+            "SELECT conversation_search_estimate(%s, %s)", (organization, word)
+        ).fetchone()
         assert row is not None
-        return matches_in_plan(row[0][0]["Plan"])
+        return float(row[0])
 
-    assert estimate("common") > 10_000  # in every message of the organization
-    assert estimate("w7") < 1_000
+    assert estimate("common") > WALK_ABOVE  # in every message of the organization
+    assert estimate("w7") < WALK_ABOVE
+    assert estimate("common", NEIGHBOUR) == 0  # only for the current tenant
 
 
-def test_the_last_messages_of_a_conversation_come_from_their_index(
-    owner_connection: psycopg.Connection,
-) -> None:
-    conversation = owner_connection.execute(
+def test_the_last_messages_of_a_conversation_come_from_their_index(as_service: psycopg.Connection) -> None:
+    conversation = as_service.execute(
         "SELECT id FROM conversations WHERE organization_id = %s LIMIT 1", (ORGANIZATION,)
     ).fetchone()
     assert conversation is not None
@@ -210,7 +236,7 @@ def test_the_last_messages_of_a_conversation_come_from_their_index(
         .order_by(Message.created_at.desc(), Message.id.desc())
         .limit(51)
     )
-    plan = _plan(owner_connection, query)
+    plan = _plan(as_service, query)
     assert _indexes(plan) == {"ix_messages_organization_id_conversation_id_created_at_id"}, plan
     assert not _kinds(plan) & {"Seq Scan", "Sort", "Bitmap Heap Scan"}, plan
     assert "search" not in str(query.compile(dialect=postgresql.dialect())).split("FROM")[0]  # deferred

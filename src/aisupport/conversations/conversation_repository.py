@@ -14,7 +14,9 @@ from sqlalchemy import (
     Float,
     Select,
     String,
+    Uuid,
     cast,
+    column,
     exists,
     func,
     insert,
@@ -23,13 +25,11 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
-    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from aisupport.contacts.models import Contact
 from aisupport.conversations.models import Conversation, ConversationCounter, Inbox, Message, Team
@@ -121,17 +121,29 @@ async def conversation(
     )
 
 
-async def searchable(db: AsyncSession, query: str) -> bool:
-    """Whether a search `query` (websearch syntax) names a word to look up: not just punctuation or
-    exclusions, which no index can serve. Also plans the rest of the transaction for its own values
-    (custom plans): how selective a search is decides its plan, and a generic plan cannot know it."""
-    indexable = await db.scalar(
-        select(
-            func.querytree(func.websearch_to_tsquery(text("'simple'::regconfig"), query)),
-            func.set_config("plan_cache_mode", "force_custom_plan", True),
+@dataclass(frozen=True)
+class SearchOutlook:
+    """What the database foresees of a search: whether it names a word an index can look up (not just
+    punctuation or exclusions), and how many documents the planner expects to match."""
+
+    indexable: bool
+    estimated_matches: float
+
+
+async def search_outlook(db: AsyncSession, organization_id: uuid.UUID, query: str) -> SearchOutlook:
+    """The outlook of a search `query` (websearch syntax), in one round trip. It also has the rest of
+    the transaction planned for its own values (custom plans): how selective a search is decides its
+    plan, and a generic plan cannot know it."""
+    row = (
+        await db.execute(
+            select(
+                func.querytree(func.websearch_to_tsquery(text("'simple'::regconfig"), query)),
+                func.conversation_search_estimate(organization_id, query),
+                func.set_config("plan_cache_mode", "force_custom_plan", True),
+            )
         )
-    )
-    return indexable not in (None, "", "T")
+    ).one()
+    return SearchOutlook(indexable=row[0] not in (None, "", "T"), estimated_matches=float(row[1] or 0))
 
 
 def _filtered(query: Select[Any], organization_id: uuid.UUID, filters: ConversationFilters) -> Select[Any]:
@@ -148,54 +160,33 @@ def _filtered(query: Select[Any], organization_id: uuid.UUID, filters: Conversat
         (Conversation.team_id, filters.team_id),
         (Conversation.priority, filters.priority),
     )
-    for column, value in equal:
+    for attribute, value in equal:
         if value is not None:
-            conditions.append(column == value)
+            conditions.append(attribute == value)
     if filters.tags:
-        # The expression of ix_conversations_tag_keys, so its GIN index answers within the tenant.
-        keys = func.tenant_keys(organization_id, cast(list(filters.tags), ARRAY(String(50))))
-        conditions.append(func.tenant_keys(Conversation.organization_id, Conversation.tags).op("@>")(keys))
+        # Checked on the rows the list reads in its order (decision 0041: no index under row-level
+        # security for `@>`); with the other filters, the row's own tags.
+        conditions.append(Conversation.tags.contains(cast(list(filters.tags), ARRAY(String(50)))))
     ranges: tuple[tuple[Any, datetime | None, datetime | None], ...] = (
         (Conversation.created_at, filters.created_after, filters.created_before),
         (Conversation.updated_at, filters.updated_after, filters.updated_before),
     )
-    for column, after, before in ranges:
+    for attribute, after, before in ranges:
         if after is not None:
-            conditions.append(column >= after)
+            conditions.append(attribute >= after)
         if before is not None:
-            conditions.append(column < before)
+            conditions.append(attribute < before)
     return query.where(*conditions)
 
 
 def _hits(organization_id: uuid.UUID, search: str) -> Any:
     """Each document of the organization matching `search`, as (conversation id, rank, source): the
-    subject, every message but activity (notes included), the contact's name and email. Every lookup
-    goes through a GIN index of tenant-prefixed lexemes, so it reads this organization's postings only."""
-    tsquery = func.search_query(organization_id, search)
-    subjects = aliased(Conversation)
-    of_contact = aliased(Conversation)
-
-    def rank(column: Any, weight: float = 1.0) -> Any:
-        return cast(func.ts_rank(column, tsquery), Float) * weight
-
-    return union_all(
-        select(
-            subjects.id.label("id"), rank(subjects.search, TITLE_WEIGHT).label("rank"), _source("subject")
-        ).where(subjects.organization_id == organization_id, subjects.search.op("@@")(tsquery)),
-        select(Message.conversation_id, rank(Message.search), _source("messages")).where(
-            Message.organization_id == organization_id, Message.search.op("@@")(tsquery)
-        ),
-        select(of_contact.id, rank(Contact.search, TITLE_WEIGHT), _source("contact"))
-        .join(
-            of_contact,
-            (of_contact.organization_id == Contact.organization_id) & (of_contact.contact_id == Contact.id),
-        )
-        .where(Contact.organization_id == organization_id, Contact.search.op("@@")(tsquery)),
-    ).subquery("hits")
-
-
-def _source(name: str) -> Any:
-    return literal(name, String).label("source")
+    subject, every message but activity (notes included), the contact's name and email, subject and
+    contact ranked double. Looked up by conversation_search_hits (migration 15119fee7164) through the
+    GIN indexes of tenant-prefixed lexemes, which read this organization's postings only."""
+    return func.conversation_search_hits(organization_id, search).table_valued(
+        column("conversation_id", Uuid), column("rank", Float), column("source", String), name="hits"
+    )
 
 
 def conversations_query(
@@ -228,13 +219,13 @@ def conversations_query(
         hits = _hits(organization_id, search)
         ranked = (
             select(
-                hits.c.id,
+                hits.c.conversation_id.label("id"),
                 func.max(hits.c.rank).label("rank"),
                 func.array_agg(aggregate_order_by(hits.c.source.distinct(), hits.c.source)).label(
                     "matched_in"
                 ),
             )
-            .group_by(hits.c.id)
+            .group_by(hits.c.conversation_id)
             .subquery("ranked")
         )
         query = query.join(ranked, ranked.c.id == Conversation.id).add_columns(
@@ -278,39 +269,6 @@ def _matches(organization_id: uuid.UUID, search: str) -> tuple[Any, Any, Any]:
 WALK_ABOVE = 5000
 
 
-ESTIMATE = (
-    "EXPLAIN (FORMAT JSON) SELECT 1 FROM conversations WHERE search @@ search_query(%(org)s, %(q)s)"
-    " UNION ALL SELECT 1 FROM messages WHERE search @@ search_query(%(org)s, %(q)s)"
-    " UNION ALL SELECT 1 FROM contacts WHERE search @@ search_query(%(org)s, %(q)s)"
-)
-
-
-async def estimated_matches(db: AsyncSession, organization_id: uuid.UUID, search: str) -> float:
-    """The planner's estimate of the organization's documents (subjects, messages, contacts) matching
-    `search`, read from the plans of the GIN lookups (statistics are per lexeme, and lexemes are per
-    organization)."""
-    connection = await db.connection()
-    result = await connection.exec_driver_sql(ESTIMATE, {"org": organization_id, "q": search})
-    return matches_in_plan(result.scalar_one()[0]["Plan"])
-
-
-def matches_in_plan(plan: dict[str, Any]) -> float:
-    """The rows the plan of ESTIMATE expects from its three lookups."""
-    return sum(_lookup_rows(branch) for branch in plan.get("Plans", [plan]))
-
-
-def _lookup_rows(branch: dict[str, Any]) -> float:
-    """The rows of a branch's GIN lookup (before row-level security's filter, which the planner takes
-    for independent of the tenant's lexemes); a word in most rows is read by a sequential scan: its rows."""
-    nodes = [branch]
-    while nodes:
-        node = nodes.pop()
-        if str(node.get("Index Name", "")).endswith("_search"):
-            return float(node["Plan Rows"])
-        nodes.extend(node.get("Plans", []))
-    return float(branch["Plan Rows"])
-
-
 async def conversations(
     db: AsyncSession,
     organization_id: uuid.UUID,
@@ -318,15 +276,11 @@ async def conversations(
     *,
     search: str | None = None,
     sort: Sort = "last_activity",
+    walk: bool = False,
     before: Sequence[Any] | None,
     limit: int,
 ) -> list[Listed]:
     """A page of conversations (see conversations_query)."""
-    walk = (
-        search is not None
-        and sort == "last_activity"
-        and await estimated_matches(db, organization_id, search) > WALK_ABOVE
-    )
     query = conversations_query(
         organization_id, filters, search=search, sort=sort, walk=walk, before=before, limit=limit
     )

@@ -135,10 +135,21 @@ async def list_conversations(
         raise errors.bad_range("updated")
     if sort == "relevance" and search is None:
         raise errors.relevance_needs_search()
-    if search is not None and not await repo.searchable(db, search):
-        raise errors.search_without_words()
+    walk = False
+    if search is not None:
+        outlook = await repo.search_outlook(db, principal.organization_id, search)
+        if not outlook.indexable:
+            raise errors.search_without_words()
+        walk = sort == "last_activity" and outlook.estimated_matches > repo.WALK_ABOVE
     return await repo.conversations(
-        db, principal.organization_id, filters, search=search, sort=sort, before=before, limit=limit
+        db,
+        principal.organization_id,
+        filters,
+        search=search,
+        sort=sort,
+        walk=walk,
+        before=before,
+        limit=limit,
     )
 
 

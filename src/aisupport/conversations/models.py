@@ -319,11 +319,3 @@ class IdempotencyKey(TenantOwned, Timestamped, Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-
-
-# Tag filters: each tag as a key that names the organization, so the GIN lookup stays in one tenant.
-Index(
-    "ix_conversations_tag_keys",
-    func.tenant_keys(Conversation.organization_id, Conversation.tags),
-    postgresql_using="gin",
-)
