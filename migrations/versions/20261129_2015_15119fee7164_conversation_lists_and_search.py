@@ -143,5 +143,6 @@ def downgrade() -> None:
         op.drop_index(f"ix_{table}_search", table_name=table)
         op.drop_column(table, "search")
     op.execute(
-        "DROP FUNCTION tenant_keys(uuid, varchar[]), search_query(uuid, text), search_document(uuid, text)"
+        "DROP FUNCTION conversation_search_estimate(uuid, text), conversation_search_hits(uuid, text), "
+        "search_query(uuid, text), search_document(uuid, text)"
     )
