@@ -285,6 +285,8 @@ async def test_bad_list_requests_are_422_or_400(client: AsyncClient) -> None:
         ({"q": "-hello"}, 422, "search_without_words"),
         ({"q": "!!! ..."}, 422, "search_without_words"),
         ({"q": ""}, 422, None),
+        ({"q": "nul\x00byte"}, 422, None),
+        ({"tag": "nul\x00"}, 422, None),
         ({"q": "x" * 201}, 422, None),
         ({"sort": "newest"}, 422, None),
         ({"priority": "critical"}, 422, None),
