@@ -58,9 +58,9 @@ class ConversationFilters:
 
 
 Sort = Literal["last_activity", "relevance"]
-# Where a match may be (the `matched_in` of a hit). Subject and contact count double in the rank.
-SOURCES = ("subject", "messages", "contact")  # in the order of _matches
-TITLE_WEIGHT = 2.0
+# Where a match may be (the `matched_in` of a hit), in the order of _matches. Subject and contact count
+# double in the rank (conversation_search_hits).
+SOURCES = ("subject", "messages", "contact")
 
 
 @dataclass(frozen=True)
@@ -288,10 +288,7 @@ async def conversations(
         return [Listed(row) for row in (await db.execute(query)).scalars()]
     rows = (await db.execute(query)).all()
     if walk:
-        return [
-            Listed(row[0], None, [name for name, hit in zip(SOURCES, row[1:], strict=True) if hit])
-            for row in rows
-        ]
+        return [Listed(row[0], None, _sources(row[1:])) for row in rows]
     return [Listed(row, rank, list(matched_in)) for row, rank, matched_in in rows]
 
 
