@@ -55,6 +55,7 @@ RULES_BEYOND_THE_SCHEMA = [
     "update_conversation",  # the assignee an agent, the team existing, a snooze in the future
     "post_message",  # attachment_ids must be this conversation's uploads, not yet attached
     "upload_attachment",  # the file part must have a file name and not be empty
+    "list_conversations",  # ranges in order, relevance only with q, a q with a word to look up
 ]
 
 

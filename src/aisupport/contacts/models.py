@@ -6,11 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Index, String, UniqueConstraint, func, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Computed, DateTime, Index, String, UniqueConstraint, func, text
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aisupport.core.db import Base, TenantOwned, Timestamped
+
+CONTACT_DOCUMENT = (
+    "search_document(organization_id, coalesce(name, '') || ' ' || coalesce(email, '') || ' ' "
+    "|| replace(coalesce(email, ''), '@', ' '))"
+)
 
 
 class Contact(TenantOwned, Timestamped, Base):
@@ -23,6 +28,7 @@ class Contact(TenantOwned, Timestamped, Base):
         UniqueConstraint("organization_id", "id", name="uq_contacts_organization_id_id"),
         UniqueConstraint("organization_id", "external_id", name="uq_contacts_organization_id_external_id"),
         Index("ix_contacts_organization_id_created_at_id", "organization_id", "created_at", "id"),
+        Index("ix_contacts_search", "search", postgresql_using="gin"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -34,6 +40,11 @@ class Contact(TenantOwned, Timestamped, Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Name and email for the conversations' full-text search (decision 0041); the address also as its
+    # two halves, so the domain alone finds it.
+    search: Mapped[str | None] = mapped_column(
+        TSVECTOR, Computed(CONTACT_DOCUMENT, persisted=True), deferred=True, deferred_raiseload=True
+    )
 
 
 # One index for email: unique per organization whatever its case, and it serves the `email` filter

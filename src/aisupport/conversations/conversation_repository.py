@@ -4,13 +4,34 @@ rows_of); row-level security scopes it again in the database."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    String,
+    Uuid,
+    cast,
+    column,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aisupport.contacts.models import Contact
 from aisupport.conversations import sla_repository
 from aisupport.conversations.models import Conversation, ConversationCounter, Inbox, Message, Team
 from aisupport.core.db import row_of, rows_of, scoped
@@ -30,6 +51,28 @@ class ConversationFilters:
     contact_id: uuid.UUID | None = None
     sla: str | None = None  # "breached" or "due_soon" (within `due_within` minutes)
     due_within: int = 60
+    team_id: uuid.UUID | None = None
+    tags: tuple[str, ...] = ()  # every one of them
+    priority: str | None = None
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+    updated_after: datetime | None = None  # inclusive
+    updated_before: datetime | None = None  # exclusive
+
+
+Sort = Literal["last_activity", "relevance"]
+# Where a match may be (the `matched_in` of a hit), in the order of _matches. Subject and contact count
+# double in the rank (conversation_search_hits).
+SOURCES = ("subject", "messages", "contact")
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A conversation of a list; with a search, how well and where it matched."""
+
+    conversation: Conversation
+    rank: float | None = None
+    matched_in: list[str] | None = None
 
 
 async def next_number(db: AsyncSession, organization_id: uuid.UUID) -> int:
@@ -83,34 +126,183 @@ async def conversation(
     )
 
 
+@dataclass(frozen=True)
+class SearchOutlook:
+    """What the database foresees of a search: whether it names a word an index can look up (not just
+    punctuation or exclusions), and how many documents the planner expects to match."""
+
+    indexable: bool
+    estimated_matches: float
+
+
+async def search_outlook(db: AsyncSession, organization_id: uuid.UUID, query: str) -> SearchOutlook:
+    """The outlook of a search `query` (websearch syntax), in one round trip. It also has the rest of
+    the transaction planned for its own values (custom plans): how selective a search is decides its
+    plan, and a generic plan cannot know it."""
+    row = (
+        await db.execute(
+            select(
+                func.querytree(func.websearch_to_tsquery(text("'simple'::regconfig"), query)),
+                func.conversation_search_estimate(organization_id, query),
+                func.set_config("plan_cache_mode", "force_custom_plan", True),
+            )
+        )
+    ).one()
+    return SearchOutlook(indexable=row[0] not in (None, "", "T"), estimated_matches=float(row[1] or 0))
+
+
+def _filtered(query: Select[Any], organization_id: uuid.UUID, filters: ConversationFilters) -> Select[Any]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.status is not None:
+        conditions.append(Conversation.status == filters.status)
+    if filters.unassigned:
+        conditions.append(Conversation.assignee_id.is_(None))
+    elif filters.assignee_id is not None:
+        conditions.append(Conversation.assignee_id == filters.assignee_id)
+    equal: tuple[tuple[Any, object], ...] = (
+        (Conversation.inbox_id, filters.inbox_id),
+        (Conversation.contact_id, filters.contact_id),
+        (Conversation.team_id, filters.team_id),
+        (Conversation.priority, filters.priority),
+    )
+    for attribute, value in equal:
+        if value is not None:
+            conditions.append(attribute == value)
+    if filters.tags:
+        # Checked on the rows the list reads in its order (decision 0041: no index under row-level
+        # security for `@>`); with the other filters, the row's own tags.
+        conditions.append(Conversation.tags.contains(cast(list(filters.tags), ARRAY(String(50)))))
+    ranges: tuple[tuple[Any, datetime | None, datetime | None], ...] = (
+        (Conversation.created_at, filters.created_after, filters.created_before),
+        (Conversation.updated_at, filters.updated_after, filters.updated_before),
+    )
+    for attribute, after, before in ranges:
+        if after is not None:
+            conditions.append(attribute >= after)
+        if before is not None:
+            conditions.append(attribute < before)
+    if filters.sla == "breached":
+        conditions.append(sla_repository.breached_filter())
+    elif filters.sla == "due_soon":
+        conditions.append(sla_repository.due_soon_filter(filters.due_within))
+    return query.where(*conditions)
+
+
+def _hits(organization_id: uuid.UUID, search: str) -> Any:
+    """Each document of the organization matching `search`, as (conversation id, rank, source): the
+    subject, every message but activity (notes included), the contact's name and email, subject and
+    contact ranked double. Looked up by conversation_search_hits (migration 15119fee7164) through the
+    GIN indexes of tenant-prefixed lexemes, which read this organization's postings only."""
+    return func.conversation_search_hits(organization_id, search).table_valued(
+        column("conversation_id", Uuid), column("rank", Float), column("source", String), name="hits"
+    )
+
+
+def conversations_query(
+    organization_id: uuid.UUID,
+    filters: ConversationFilters,
+    *,
+    search: str | None = None,
+    sort: Sort = "last_activity",
+    walk: bool = False,
+    before: Sequence[Any] | None = None,
+    limit: int,
+) -> Select[Any]:
+    """The query of a page of conversations, narrowed by `filters` and, with `search`, to those
+    matching it (once each, with where they matched). Sorted newest activity first, or by `relevance`
+    (rank, then id, descending); `before` is the previous page's last (sort key, id).
+
+    A search is answered one of two ways (decision 0041). By default every matching document is found
+    through the GIN indexes, then grouped by conversation (its best rank) and sorted: the cost grows
+    with the number of matches. With `walk` (newest first only, for words in many messages), the
+    conversations are read newest first and each is asked whether a document of it matches, until the
+    page is full: the cost grows with how rare matching conversations are."""
+    query = _filtered(rows_of(Conversation, organization_id), organization_id, filters)
+    order: tuple[Any, ...] = (Conversation.last_activity_at, Conversation.id)
+    if search is not None and walk and sort == "last_activity":
+        in_subject, in_messages, in_contact = _matches(organization_id, search)
+        query = query.where(or_(in_subject, in_messages, in_contact)).add_columns(
+            in_subject.label("in_subject"), in_messages.label("in_messages"), in_contact.label("in_contact")
+        )
+    elif search is not None:
+        hits = _hits(organization_id, search)
+        ranked = (
+            select(
+                hits.c.conversation_id.label("id"),
+                func.max(hits.c.rank).label("rank"),
+                func.array_agg(aggregate_order_by(hits.c.source.distinct(), hits.c.source)).label(
+                    "matched_in"
+                ),
+            )
+            .group_by(hits.c.conversation_id)
+            .subquery("ranked")
+        )
+        query = query.join(ranked, ranked.c.id == Conversation.id).add_columns(
+            ranked.c.rank, ranked.c.matched_in
+        )
+        if sort == "relevance":
+            order = (ranked.c.rank, Conversation.id)
+    if before is not None:
+        query = query.where(tuple_(*order) < tuple(before))
+    return query.order_by(*(column.desc() for column in order)).limit(limit)
+
+
+def _matches(organization_id: uuid.UUID, search: str) -> tuple[Any, Any, Any]:
+    """Whether the subject, a message, the contact of the conversation at hand matches `search`. The
+    two lookups are fenced (OFFSET 0) so the planner asks them row by row, through the conversation's
+    messages index and the contact's key, instead of first hashing every match of the organization."""
+    tsquery = func.search_query(organization_id, search)
+    in_messages = exists(
+        select(literal(1))
+        .where(
+            Message.organization_id == Conversation.organization_id,
+            Message.conversation_id == Conversation.id,
+            Message.search.op("@@")(tsquery),
+        )
+        .offset(0)
+    )
+    in_contact = exists(
+        select(literal(1))
+        .where(
+            Contact.organization_id == Conversation.organization_id,
+            Contact.id == Conversation.contact_id,
+            Contact.search.op("@@")(tsquery),
+        )
+        .offset(0)
+    )
+    return func.coalesce(Conversation.search.op("@@")(tsquery), False), in_messages, in_contact
+
+
+# Above this many matching documents (the planner's estimate), a newest-first search walks the
+# conversations instead of collecting every match (decision 0041, measured).
+WALK_ABOVE = 5000
+
+
 async def conversations(
     db: AsyncSession,
     organization_id: uuid.UUID,
     filters: ConversationFilters,
     *,
-    before: tuple[datetime, uuid.UUID] | None,
+    search: str | None = None,
+    sort: Sort = "last_activity",
+    walk: bool = False,
+    before: Sequence[Any] | None,
     limit: int,
-) -> list[Conversation]:
-    """A page of conversations, newest activity first (keyset on last activity, then id, descending)."""
-    query = rows_of(Conversation, organization_id)
-    if filters.status is not None:
-        query = query.where(Conversation.status == filters.status)
-    if filters.unassigned:
-        query = query.where(Conversation.assignee_id.is_(None))
-    elif filters.assignee_id is not None:
-        query = query.where(Conversation.assignee_id == filters.assignee_id)
-    if filters.inbox_id is not None:
-        query = query.where(Conversation.inbox_id == filters.inbox_id)
-    if filters.contact_id is not None:
-        query = query.where(Conversation.contact_id == filters.contact_id)
-    if filters.sla == "breached":
-        query = query.where(sla_repository.breached_filter())
-    elif filters.sla == "due_soon":
-        query = query.where(sla_repository.due_soon_filter(filters.due_within))
-    if before is not None:
-        query = query.where(tuple_(Conversation.last_activity_at, Conversation.id) < before)
-    query = query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(limit)
-    return list((await db.execute(query)).scalars())
+) -> list[Listed]:
+    """A page of conversations (see conversations_query)."""
+    query = conversations_query(
+        organization_id, filters, search=search, sort=sort, walk=walk, before=before, limit=limit
+    )
+    if search is None:
+        return [Listed(row) for row in (await db.execute(query)).scalars()]
+    rows = (await db.execute(query)).all()
+    if walk:
+        return [Listed(row[0], None, _sources(row[1:])) for row in rows]
+    return [Listed(row, rank, list(matched_in)) for row, rank, matched_in in rows]
+
+
+def _sources(flags: Sequence[bool]) -> list[str]:
+    return [name for name, hit in zip(SOURCES, flags, strict=True) if hit]
 
 
 async def messages(

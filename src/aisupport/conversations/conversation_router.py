@@ -15,21 +15,28 @@ from aisupport.access.permissions import Permission
 from aisupport.access.principal import Principal
 from aisupport.conversations import conversation_service as service
 from aisupport.conversations import errors, idempotency
-from aisupport.conversations.conversation_repository import ConversationFilters
+from aisupport.conversations.conversation_repository import ConversationFilters, Listed
 from aisupport.conversations.conversation_schemas import (
+    SEARCH_MAX,
+    TAGS_MAX,
     AttachmentOut,
     ConversationCreate,
     ConversationOut,
     ConversationUpdate,
+    ListedConversation,
     MessageCreate,
     MessageOut,
+    SortOrder,
     Status,
+    Tag,
 )
 from aisupport.conversations.idempotency import KeyHeader, Stored
 from aisupport.conversations.models import Conversation, Message, MessageAttachment
+from aisupport.conversations.schemas import Priority
 from aisupport.core.db import DbSession
 from aisupport.core.errors import problem_responses
 from aisupport.core.pagination import Page, Paging
+from aisupport.core.schemas import Timestamp
 
 router = APIRouter(tags=["conversations"])
 
@@ -120,7 +127,11 @@ async def create_conversation(
     return answer
 
 
-@router.get("/orgs/{org_id}/conversations", response_model=Page[ConversationOut])
+@router.get(
+    "/orgs/{org_id}/conversations",
+    response_model=Page[ListedConversation],
+    responses=problem_responses(errors.BAD_LIST_REQUEST),
+)
 async def list_conversations(
     org_id: uuid.UUID,
     principal: Reader,
@@ -133,6 +144,28 @@ async def list_conversations(
     ] = None,
     inbox_id: uuid.UUID | None = None,
     contact_id: uuid.UUID | None = None,
+    team_id: uuid.UUID | None = None,
+    tag: Annotated[
+        list[Tag] | None,
+        Query(max_length=TAGS_MAX, description="Repeated: conversations with every one of these tags."),
+    ] = None,
+    priority: Priority | None = None,
+    created_after: Annotated[Timestamp | None, Query(description="Created at or after.")] = None,
+    created_before: Annotated[Timestamp | None, Query(description="Created before.")] = None,
+    updated_after: Annotated[Timestamp | None, Query(description="Last changed at or after.")] = None,
+    updated_before: Annotated[Timestamp | None, Query(description="Last changed before.")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=SEARCH_MAX,
+            description="Full-text search of the subject, the messages (notes included) and the contact's "
+            'name and email: words (all of them), "a phrase", -excluded, `or`. See docs/inbox.md.',
+        ),
+    ] = None,
+    sort: Annotated[
+        SortOrder, Query(description="`last_activity` (newest first) or `relevance` (with `q` only).")
+    ] = "last_activity",
     sla: Annotated[
         Literal["breached", "due_soon"] | None,
         Query(
@@ -141,8 +174,9 @@ async def list_conversations(
         ),
     ] = None,
     due_within: Annotated[int, Query(ge=1, le=1440, description="Minutes, for `sla=due_soon`.")] = 60,
-) -> Page[ConversationOut]:
-    """Conversations, newest activity first, narrowed by any of the filters together."""
+) -> Page[ListedConversation]:
+    """Conversations, newest activity first (or best match first), narrowed by any of the filters and
+    the search together."""
     assignee_id: uuid.UUID | None = None
     if assignee == "me":
         if principal.user_id is None:
@@ -161,9 +195,50 @@ async def list_conversations(
         contact_id=contact_id,
         sla=sla,
         due_within=due_within,
+        team_id=team_id,
+        tags=tuple(dict.fromkeys(tag or ())),
+        priority=priority,
+        created_after=created_after,
+        created_before=created_before,
+        updated_after=updated_after,
+        updated_before=updated_before,
     )
-    rows = await service.list_conversations(db, principal, filters, before=_after(paging), limit=paging.fetch)
-    return paging.page(rows, lambda row: (row.last_activity_at, row.id), ConversationOut.model_validate)
+    relevance = sort == "relevance"
+    rows = await service.list_conversations(
+        db,
+        principal,
+        filters,
+        search=q,
+        sort=sort,
+        before=_after_rank(paging) if relevance else _after(paging),
+        limit=paging.fetch,
+    )
+    return paging.page(rows, _rank_position if relevance else _activity_position, _listed)
+
+
+def _after_rank(paging: Paging) -> tuple[float, uuid.UUID] | None:
+    """A relevance cursor: ("relevance", rank, id); a cursor of the other order is refused (400)."""
+    position = paging.after(_relevance_tag, float, uuid.UUID)
+    return None if position is None else (position[1], position[2])
+
+
+def _relevance_tag(value: str) -> str:
+    if value != "relevance":
+        raise ValueError(value)
+    return value
+
+
+def _rank_position(row: Listed) -> tuple[str, float | None, uuid.UUID]:
+    return ("relevance", row.rank, row.conversation.id)
+
+
+def _activity_position(row: Listed) -> tuple[datetime, uuid.UUID]:
+    return (row.conversation.last_activity_at, row.conversation.id)
+
+
+def _listed(row: Listed) -> ListedConversation:
+    item = ListedConversation.model_validate(row.conversation)
+    return item if row.matched_in is None else item.model_copy(update={"matched_in": sorted(row.matched_in)})
 
 
 @router.get("/orgs/{org_id}/conversations/{conversation_id}", response_model=ConversationOut)

@@ -14,6 +14,8 @@ from aisupport.core.json_limits import JsonObjectBounds
 from aisupport.core.schemas import RequestModel, Timestamp
 
 Status = Literal["open", "pending", "snoozed", "resolved"]
+SortOrder = Literal["last_activity", "relevance"]
+SEARCH_MAX = 200  # characters of a full-text query
 # What a member may post; `activity` messages are written by the service only.
 PostedKind = Literal["incoming", "outgoing", "note"]
 MessageKind = Literal["incoming", "outgoing", "note", "activity"]
@@ -25,7 +27,7 @@ TAG_MAX = 50
 
 CustomAttributes = Annotated[dict[str, JsonValue], ATTRIBUTE_BOUNDS]
 Subject = Annotated[str, Field(min_length=1, max_length=255)]
-Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX, pattern=r"^[^\s,]+$")]
+Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX, pattern=r"^[^\s,\x1c-\x1f\x85]+$")]
 Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX, description=f"At most {TAGS_MAX}, each a word.")]
 Body = Annotated[
     str, Field(min_length=1, max_length=BODY_MAX, description="Text, at most 65,536 characters.")
@@ -93,7 +95,7 @@ class ConversationOut(BaseModel):
         """Read from a conversation row: its fields, and its SLA clocks as they read now."""
         if isinstance(data, BaseModel | dict) or not hasattr(data, "sla_targets"):
             return data
-        fields = {name: getattr(data, name) for name in cls.model_fields if name != "sla"}
+        fields = {name: getattr(data, name) for name in cls.model_fields if hasattr(data, name)}
         return {**fields, "sla": sla.view(data, datetime.now(UTC))}
 
     id: uuid.UUID
@@ -120,6 +122,16 @@ class ConversationOut(BaseModel):
 
 
 ATTACHMENTS_MAX = 10
+
+
+class ListedConversation(ConversationOut):
+    """A conversation of a list; with a search (`q`), where it matched."""
+
+    matched_in: list[Literal["contact", "messages", "subject"]] | None = Field(
+        default=None,
+        description="With `q`: which of the subject, the messages (notes included) and the contact's name "
+        "and email match it. Null without `q`.",
+    )
 
 
 class MessageCreate(RequestModel):

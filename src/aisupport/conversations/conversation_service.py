@@ -36,7 +36,7 @@ from aisupport.conversations import attachment_service as attachments
 from aisupport.conversations import conversation_repository as repo
 from aisupport.conversations import sla_repository as timers
 from aisupport.conversations.authors import author_of
-from aisupport.conversations.conversation_repository import ConversationFilters
+from aisupport.conversations.conversation_repository import ConversationFilters, Listed, Sort
 from aisupport.conversations.models import Conversation, Message, MessageAttachment
 from aisupport.conversations.sla import Setting
 from aisupport.core.db import rows_of
@@ -136,10 +136,36 @@ async def list_conversations(
     principal: Principal,
     filters: ConversationFilters,
     *,
-    before: tuple[datetime, uuid.UUID] | None,
+    search: str | None = None,
+    sort: Sort = "last_activity",
+    before: Sequence[Any] | None,
     limit: int,
-) -> list[Conversation]:
-    return await repo.conversations(db, principal.organization_id, filters, before=before, limit=limit)
+) -> list[Listed]:
+    """A page of conversations narrowed by `filters` and the full-text `search` (decision 0041).
+    Everyone who may list conversations is a member or an integration key allowed to read notes, so
+    notes are searched too."""
+    if filters.created_after and filters.created_before and filters.created_after >= filters.created_before:
+        raise errors.bad_range("created")
+    if filters.updated_after and filters.updated_before and filters.updated_after >= filters.updated_before:
+        raise errors.bad_range("updated")
+    if sort == "relevance" and search is None:
+        raise errors.relevance_needs_search()
+    walk = False
+    if search is not None:
+        outlook = await repo.search_outlook(db, principal.organization_id, search)
+        if not outlook.indexable:
+            raise errors.search_without_words()
+        walk = sort == "last_activity" and outlook.estimated_matches > repo.WALK_ABOVE
+    return await repo.conversations(
+        db,
+        principal.organization_id,
+        filters,
+        search=search,
+        sort=sort,
+        walk=walk,
+        before=before,
+        limit=limit,
+    )
 
 
 def _shown(value: object) -> str:

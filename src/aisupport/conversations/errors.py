@@ -66,6 +66,11 @@ UNKNOWN_CONVERSATION_REFERENCE = ProblemAnswer(
 NOT_AN_AGENT = ProblemAnswer(422, "`assignee_id` is not a member with the agent role or above")
 SNOOZE_NEEDS_TIME = ProblemAnswer(422, "status `snoozed` without a future `snoozed_until`")
 IDEMPOTENCY_KEY_REUSED = ProblemAnswer(409, "this `Idempotency-Key` came with another request")
+BAD_LIST_REQUEST = ProblemAnswer(
+    422,
+    "a range whose start is not before its end (`bad_range`), `sort=relevance` without `q` "
+    "(`relevance_needs_q`), a `q` with no word to look for (`search_without_words`)",
+)
 
 
 def conversation_not_found() -> AppError:
@@ -192,4 +197,18 @@ def storage_unavailable() -> AppError:
         "storage_unavailable",
         "The file storage cannot be reached; try again later.",
         headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
+    )
+
+
+def bad_range(name: str) -> AppError:
+    return AppError(422, "bad_range", f"{name}_after must be before {name}_before.")
+
+
+def relevance_needs_search() -> AppError:
+    return AppError(422, "relevance_needs_q", "sort=relevance needs a search (q).")
+
+
+def search_without_words() -> AppError:
+    return AppError(
+        422, "search_without_words", "q names no word to look for (only punctuation or exclusions)."
     )

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -27,7 +28,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aisupport.core.db import Base, TenantOwned, Timestamped
@@ -198,6 +199,12 @@ class Inbox(TenantOwned, Timestamped, Base):
 # --- Conversations and messages -----------------------------------------------------------------------
 
 STATUSES = ("open", "pending", "snoozed", "resolved")
+
+# Search documents (decision 0041): stored tsvectors whose lexemes start with the organization's prefix
+# (SQL functions of migration 15119fee7164), so that one GIN index serves every organization apart.
+# Activity messages are the system's words, not the conversation's: left out.
+SUBJECT_DOCUMENT = "search_document(organization_id, subject)"
+MESSAGE_DOCUMENT = "CASE WHEN kind <> 'activity' THEN search_document(organization_id, body) END"
 PRIORITIES = ("none", "low", "normal", "high", "urgent")
 MESSAGE_KINDS = ("incoming", "outgoing", "note", "activity")
 
@@ -268,7 +275,19 @@ class Conversation(TenantOwned, Timestamped, Base):
             "last_activity_at",
             "id",
         ),
-        Index("ix_conversations_organization_id_assignee_id", "organization_id", "assignee_id"),
+        Index("ix_conversations_organization_id_contact_id", "organization_id", "contact_id"),
+        # The lists (decision 0041): equality on the leading columns, then the keyset order, so a page
+        # is read in order and stops after `limit` rows. They also serve the foreign keys' cascades.
+        *(
+            Index(f"ix_conversations_org_{name}status_activity", "organization_id", *columns)
+            for name, columns in (
+                ("", ("status", "last_activity_at", "id")),
+                ("assignee_", ("assignee_id", "status", "last_activity_at", "id")),
+                ("team_", ("team_id", "status", "last_activity_at", "id")),
+                ("inbox_", ("inbox_id", "status", "last_activity_at", "id")),
+            )
+        ),
+        Index("ix_conversations_search", "search", postgresql_using="gin"),
         # A member's open conversations in an inbox: auto-assignment's cap counts them.
         Index(
             "ix_conversations_open_by_assignee",
@@ -277,9 +296,6 @@ class Conversation(TenantOwned, Timestamped, Base):
             "inbox_id",
             postgresql_where=text("status <> 'resolved'"),
         ),
-        Index("ix_conversations_organization_id_contact_id", "organization_id", "contact_id"),
-        Index("ix_conversations_organization_id_inbox_id", "organization_id", "inbox_id"),
-        Index("ix_conversations_organization_id_team_id", "organization_id", "team_id"),
         # SLA clocks still to be marked breached, and snoozes to wake: led by the due time, so that the
         # periodic jobs find the work due in every organization with one range scan each (decision 0039).
         Index(
@@ -344,6 +360,9 @@ class Conversation(TenantOwned, Timestamped, Base):
     # [[from, to or null], ...] (ISO 8601): spans spent pending or snoozed since the resolution clock
     # started; they do not count toward resolution.
     sla_pauses: Mapped[list[list[str | None]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    search: Mapped[str | None] = mapped_column(
+        TSVECTOR, Computed(SUBJECT_DOCUMENT, persisted=True), deferred=True, deferred_raiseload=True
+    )
 
 
 class Message(TenantOwned, Timestamped, Base):
@@ -367,6 +386,7 @@ class Message(TenantOwned, Timestamped, Base):
             "created_at",
             "id",
         ),
+        Index("ix_messages_search", "search", postgresql_using="gin"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -376,6 +396,9 @@ class Message(TenantOwned, Timestamped, Base):
     body: Mapped[str] = mapped_column(Text)
     author_type: Mapped[str] = mapped_column(String(20))
     author_id: Mapped[uuid.UUID | None] = mapped_column()
+    search: Mapped[str | None] = mapped_column(
+        TSVECTOR, Computed(MESSAGE_DOCUMENT, persisted=True), deferred=True, deferred_raiseload=True
+    )
 
 
 ATTACHMENT_FILENAME_MAX = 255
