@@ -1,5 +1,4 @@
-"""conversation SLA timers, snooze wake-ups and the idempotency-key purge: columns, partial indexes,
-cross-organization discovery
+"""conversation SLA timers, snooze wake-ups, idempotency-key purge: columns, indexes, discovery
 
 Revision ID: a7c3e9f1b2d4
 Revises: 7e3a9b1c5d20
