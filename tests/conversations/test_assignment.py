@@ -309,3 +309,28 @@ async def test_removals_racing_arrivals_never_fail_nor_leave_an_assignment(
         assert activity[0]["body"].endswith("by auto-assignment")
         if conversation["assignee_id"] is None:
             assert " unassigned " in activity[-1]["body"], activity
+
+
+async def test_a_member_made_a_viewer_is_unassigned(client: AsyncClient, mailbox: Mailbox) -> None:
+    owner = await new_owner(client)
+    (agent,) = await _agents(client, mailbox, owner, 1)
+    await _available(client, agent, "online")
+    desk = await _desk(client, owner, [agent])
+    conversation = await _create(client, owner, desk)
+    assert conversation["assignee_id"] == agent.user_id
+    member_url = f"/orgs/{owner.organization_id}/members/{agent.user_id}"
+    promoted = await client.patch(member_url, json={"role": "admin"}, headers=owner.headers)
+    assert promoted.status_code == 200, promoted.text
+    assert (await _get(client, owner, conversation["id"]))["assignee_id"] == agent.user_id  # still works
+    demoted = await client.patch(member_url, json={"role": "viewer"}, headers=owner.headers)
+    assert demoted.status_code == 200, demoted.text
+    assert (await _get(client, owner, conversation["id"]))["assignee_id"] is None
+    last = (await _activity(client, owner, conversation["id"]))[-1]
+    assert last["body"] == f"member {owner.user_id} unassigned {agent.user_id}: made a viewer"
+    # A viewer is never picked again, nor assigned by hand.
+    assert (await _create(client, owner, desk))["assignee_id"] is None
+    refused = await client.patch(
+        _url(owner, conversation["id"]), json={"assignee_id": agent.user_id}, headers=owner.headers
+    )
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "assignee_not_an_agent"

@@ -161,11 +161,13 @@ async def lock_assignments(db: AsyncSession, organization_id: uuid.UUID) -> None
     await repo.lock_assignments(db, organization_id)
 
 
-@organizations.before_member_leaves
-async def _release_leaving_member(db: AsyncSession, principal: Principal, user_id: uuid.UUID) -> None:
-    """Unassign every conversation of a member about to leave the organization (removed, or leaving),
-    each with an activity message, before the membership goes (its foreign key would null them
-    silently)."""
+@organizations.before_member_stands_down
+async def _release_member_standing_down(
+    db: AsyncSession, principal: Principal, user_id: uuid.UUID, why: str
+) -> None:
+    """Unassign every conversation of a member about to leave the organization (removed, or leaving) or
+    made a viewer (who may no longer work them), each with an activity message, before the membership
+    goes or changes (its foreign key would null them silently)."""
     organization_id = principal.organization_id
     await repo.lock_assignments(db, organization_id)
     # Assignments to them that already hold the membership commit first; later ones wait, then fail.
@@ -173,8 +175,7 @@ async def _release_leaving_member(db: AsyncSession, principal: Principal, user_i
     now = datetime.now(UTC)
     released = await repo.unassign(db, organization_id, user_id, now)
     author = _author(principal)
-    how = "left the organization" if principal.user_id == user_id else "removed from the organization"
-    body = f"{_who(author)} unassigned {user_id}: {how}"
+    body = f"{_who(author)} unassigned {user_id}: {why}"
     await conversation_repository.add_messages(
         db, [_activity(conversation_id, organization_id, body, now, author) for conversation_id in released]
     )

@@ -8,7 +8,8 @@ Writes that read a row and then change it lock the organization first (repositor
 then the row, so two requests racing on one row end in a clean 404 or 409, never a stale write.
 
 Packages above this one own rows about a member (conversations assigned to them): they register a hook
-(`before_member_leaves`) that runs in the removal's transaction, before the membership goes.
+(`before_member_stands_down`) that runs in the removal's (or demotion's) transaction, before the
+membership goes or changes.
 """
 
 from __future__ import annotations
@@ -46,27 +47,28 @@ log = structlog.get_logger("aisupport.organizations")
 
 INVITATION_TTL = timedelta(days=7)
 
-MemberLeavingHook = Callable[[AsyncSession, Principal, uuid.UUID], Awaitable[None]]
-"""(db, principal, user_id): `user_id` is about to leave the principal's organization, removed by the
-principal or leaving (then the principal is them); release what is theirs there."""
+MemberStandingDownHook = Callable[[AsyncSession, Principal, uuid.UUID, str], Awaitable[None]]
+"""(db, principal, user_id, why): `user_id` is about to stop working in the principal's organization:
+removed by the principal, leaving (then the principal is them), or made a viewer; `why` says which in a
+few words ("left the organization"). Release what is theirs to work on there."""
 
-MEMBER_LEAVING_HOOKS: list[MemberLeavingHook] = []
+MEMBER_STANDING_DOWN_HOOKS: list[MemberStandingDownHook] = []
 
 
-def before_member_leaves(hook: MemberLeavingHook) -> MemberLeavingHook:
-    """Register `hook` (usable as a decorator) to run in every removal of a member and every departure,
-    in its transaction, after the checks and before the owners are locked and the membership deleted.
-    A hook that raises fails the whole request and changes nothing. (Deleting the whole organization
-    runs none: everything in it goes.)"""
-    MEMBER_LEAVING_HOOKS.append(hook)
+def before_member_stands_down(hook: MemberStandingDownHook) -> MemberStandingDownHook:
+    """Register `hook` (usable as a decorator) to run in every removal of a member, every departure and
+    every change of a working role to viewer, in its transaction, after the checks and before the
+    owners are locked and the membership deleted or changed. A hook that raises fails the whole request
+    and changes nothing. (Deleting the whole organization runs none: everything in it goes.)"""
+    MEMBER_STANDING_DOWN_HOOKS.append(hook)
     return hook
 
 
-async def _member_leaving(db: AsyncSession, principal: Principal, user_id: uuid.UUID) -> None:
+async def _member_standing_down(db: AsyncSession, principal: Principal, user_id: uuid.UUID, why: str) -> None:
     # Before _keep_an_owner: a hook may wait for work that holds an owner's membership (an assignment
     # to them), which must not wait for the owners' lock in turn.
-    for hook in MEMBER_LEAVING_HOOKS:
-        await hook(db, principal, user_id)
+    for hook in MEMBER_STANDING_DOWN_HOOKS:
+        await hook(db, principal, user_id, why)
 
 
 async def create_organization(
@@ -174,6 +176,8 @@ async def change_role(
     current = Role(member.role)
     if current.rank > actor_role.rank or role.rank > actor_role.rank:
         raise errors.role_above_yours("give or change")
+    if role is Role.VIEWER and current is not Role.VIEWER:
+        await _member_standing_down(db, principal, user_id, "made a viewer")
     if current is Role.OWNER and role is not Role.OWNER:
         await _keep_an_owner(db, organization_id, leaving=user_id)
     member.role = role.value
@@ -200,7 +204,7 @@ async def remove_member(db: AsyncSession, principal: Principal, user_id: uuid.UU
         raise errors.member_not_found()
     if Role(member.role).rank > actor_role.rank:
         raise errors.role_above_yours("remove")
-    await _member_leaving(db, principal, user_id)
+    await _member_standing_down(db, principal, user_id, "removed from the organization")
     if member.role == Role.OWNER:
         await _keep_an_owner(db, organization_id, leaving=user_id)
     await repo.remove_membership(db, organization_id, user_id)
@@ -214,7 +218,7 @@ async def leave(db: AsyncSession, principal: Principal, client: Client) -> None:
     """Leave the caller's organization; the last owner must hand over first."""
     user_id = principal.person
     await _lock_members(db, principal)
-    await _member_leaving(db, principal, user_id)
+    await _member_standing_down(db, principal, user_id, "left the organization")
     # The stored role, not the token-capped one: a token minted before a promotion to owner must
     # not let the last owner slip out.
     await _keep_an_owner(db, principal.organization_id, leaving=user_id)
