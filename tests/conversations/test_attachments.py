@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from aiobotocore.session import get_session
 from httpx import AsyncClient, Response
-from moto.server import ThreadedMotoServer
 from sqlalchemy import event, text
 
 from aisupport.core.config import Settings
@@ -28,20 +27,15 @@ from tests.conftest import run_jobs, serve
 from tests.contacts.helpers import api_key, create_contact, unique_email
 from tests.conversations.helpers import created
 from tests.organizations.helpers import Person, new_owner
-from tests.storage.conftest import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, make_bucket
+from tests.storage.conftest import (
+    ACCESS_KEY_ID,
+    REGION,
+    SECRET_ACCESS_KEY,
+    make_bucket,
+    s3_endpoint,  # noqa: F401  (the fixture: one S3 server for both)
+)
 
 LIMIT = 64 * 1024  # ATTACHMENT_MAX_BYTES of these tests
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @dataclass
@@ -93,7 +87,7 @@ async def _app(make_settings: Callable[..., Settings], backend: str, tmp_path: P
 async def files(
     request: pytest.FixtureRequest, make_settings: Callable[..., Settings], tmp_path: Path
 ) -> AsyncIterator[Files]:
-    endpoint = request.getfixturevalue("s3_server") if request.param == "s3" else ""
+    endpoint = request.getfixturevalue("s3_endpoint") if request.param == "s3" else ""
     async with _app(make_settings, request.param, tmp_path, endpoint) as made:
         yield made
 
