@@ -1,4 +1,5 @@
-"""Inboxes, teams and SLA policies for the conversations tests, made through the HTTP API."""
+"""Inboxes, teams and SLA policies for the conversations tests, and conversations themselves, made and
+read through the HTTP API."""
 
 from __future__ import annotations
 
@@ -48,3 +49,36 @@ async def configure(client: AsyncClient, owner: Person, member: Person | None = 
         },
     )
     return {"policy_id": policy["id"], "team_id": team["id"], "inbox_id": inbox["id"]}
+
+
+def url(person: Person, *parts: str) -> str:
+    return "/".join([f"/orgs/{person.organization_id}/conversations", *parts])
+
+
+async def read(client: AsyncClient, person: Person, conversation_id: str) -> dict[str, Any]:
+    response = await client.get(url(person, conversation_id), headers=person.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def post(client: AsyncClient, person: Person, conversation_id: str, kind: str) -> dict[str, Any]:
+    return await created(
+        client, person, f"conversations/{conversation_id}/messages", {"kind": kind, "body": "hi"}
+    )
+
+
+async def patch(client: AsyncClient, person: Person, conversation_id: str, **changes: Any) -> dict[str, Any]:
+    response = await client.patch(url(person, conversation_id), json=changes, headers=person.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def messages(client: AsyncClient, person: Person, conversation_id: str) -> list[dict[str, Any]]:
+    response = await client.get(
+        url(person, conversation_id, "messages"), params={"limit": 100}, headers=person.headers
+    )
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items[::-1]

@@ -11,7 +11,7 @@ from httpx import AsyncClient
 
 from tests.conftest import Mailbox, run_jobs
 from tests.contacts.helpers import create_contact, unique_email
-from tests.conversations.helpers import created
+from tests.conversations.helpers import created, messages, patch, read, url
 from tests.organizations.helpers import Person, add_member, new_owner
 
 
@@ -52,38 +52,16 @@ async def _desk(
     return {"team_id": team["id"], "inbox_id": inbox["id"], "contact_id": contact["id"]}
 
 
-def _url(person: Person, *parts: str) -> str:
-    return "/".join([f"/orgs/{person.organization_id}/conversations", *parts])
-
-
 async def _create(client: AsyncClient, owner: Person, desk: dict[str, str], **extra: Any) -> dict[str, Any]:
     body = {"inbox_id": desk["inbox_id"], "contact_id": desk["contact_id"], **extra}
     return await created(client, owner, "conversations", body)
 
 
-async def _get(client: AsyncClient, owner: Person, conversation_id: str) -> dict[str, Any]:
-    answer = await client.get(_url(owner, conversation_id), headers=owner.headers)
-    assert answer.status_code == 200, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
-
-
-async def _activity(client: AsyncClient, owner: Person, conversation_id: str) -> list[dict[str, Any]]:
+async def activity_of(client: AsyncClient, owner: Person, conversation_id: str) -> list[dict[str, Any]]:
     """The conversation's activity messages, oldest first."""
-    answer = await client.get(
-        _url(owner, conversation_id, "messages"), params={"limit": 100}, headers=owner.headers
-    )
-    assert answer.status_code == 200, answer.text
-    return [message for message in answer.json()["items"][::-1] if message["kind"] == "activity"]
-
-
-async def _patch(
-    client: AsyncClient, owner: Person, conversation_id: str, body: dict[str, Any]
-) -> dict[str, Any]:
-    answer = await client.patch(_url(owner, conversation_id), json=body, headers=owner.headers)
-    assert answer.status_code == 200, answer.text
-    result: dict[str, Any] = answer.json()
-    return result
+    return [
+        message for message in await messages(client, owner, conversation_id) if message["kind"] == "activity"
+    ]
 
 
 async def test_round_robin_among_online_agents_of_the_team(client: AsyncClient, mailbox: Mailbox) -> None:
@@ -103,7 +81,7 @@ async def test_round_robin_among_online_agents_of_the_team(client: AsyncClient, 
     order = sorted(person.user_id for person in online)
     assert [c["assignee_id"] for c in conversations] == [*order, *order, order[0]]
     assert all(c["team_id"] == desk["team_id"] for c in conversations)
-    activity = await _activity(client, owner, conversations[0]["id"])
+    activity = await activity_of(client, owner, conversations[0]["id"])
     assert [(m["author_type"], m["author_id"], m["body"]) for m in activity] == [
         ("system", None, f"assigned to {order[0]} by auto-assignment")
     ]
@@ -125,14 +103,14 @@ async def test_cap_no_eligible_member_and_manual_assignment(client: AsyncClient,
     assert [first["assignee_id"], second["assignee_id"]] == [agent.user_id] * 2
     assert third["assignee_id"] is None  # at the cap: stays unassigned, nothing said
     assert third["team_id"] == desk["team_id"]
-    assert await _activity(client, owner, third["id"]) == []
+    assert await activity_of(client, owner, third["id"]) == []
     # Pending and snoozed count as open; resolved frees a place.
-    await _patch(client, owner, first["id"], {"status": "pending"})
+    await patch(client, owner, first["id"], status="pending")
     assert (await _create(client, owner, desk))["assignee_id"] is None
-    await _patch(client, owner, first["id"], {"status": "resolved"})
+    await patch(client, owner, first["id"], status="resolved")
     assert (await _create(client, owner, desk))["assignee_id"] == agent.user_id
     # The cap binds auto-assignment only: a member may assign past it.
-    manual = await _patch(client, owner, third["id"], {"assignee_id": agent.user_id})
+    manual = await patch(client, owner, third["id"], assignee_id=agent.user_id)
     assert manual["assignee_id"] == agent.user_id
     # Nobody online, auto-assignment off, or no team: unassigned.
     await _available(client, agent, "offline")
@@ -166,7 +144,7 @@ async def test_concurrent_arrivals_respect_the_cap(client: AsyncClient, mailbox:
     desk = await _desk(client, owner, agents, limit=3)
     body = {"inbox_id": desk["inbox_id"], "contact_id": desk["contact_id"]}
     answers = await asyncio.gather(
-        *(client.post(_url(owner), json=body, headers=owner.headers) for _ in range(12))
+        *(client.post(url(owner), json=body, headers=owner.headers) for _ in range(12))
     )
     assert [answer.status_code for answer in answers] == [201] * 12, [a.text for a in answers]
     assignees = [answer.json()["assignee_id"] for answer in answers]
@@ -183,26 +161,26 @@ async def test_reopened_unassigned_conversation_is_offered_again(
     by_message, by_patch, assigned = [await _create(client, owner, desk) for _ in range(3)]
     assert by_message["assignee_id"] is None  # nobody online
     for conversation in (by_message, by_patch):
-        await _patch(client, owner, conversation["id"], {"status": "resolved"})
-    await _patch(client, owner, assigned["id"], {"status": "resolved", "assignee_id": owner.user_id})
+        await patch(client, owner, conversation["id"], status="resolved")
+    await patch(client, owner, assigned["id"], status="resolved", assignee_id=owner.user_id)
     await _available(client, agent, "online")
 
     posted = await client.post(
-        _url(owner, by_message["id"], "messages"),
+        url(owner, by_message["id"], "messages"),
         json={"kind": "incoming", "body": "Again"},
         headers=owner.headers,
     )
     assert posted.status_code == 201, posted.text
-    await _patch(client, owner, by_patch["id"], {"status": "open"})
-    await _patch(client, owner, assigned["id"], {"status": "open"})  # has an assignee: left alone
+    await patch(client, owner, by_patch["id"], status="open")
+    await patch(client, owner, assigned["id"], status="open")  # has an assignee: left alone
     await run_jobs(client)
 
-    reopened = [await _get(client, owner, c["id"]) for c in (by_message, by_patch, assigned)]
+    reopened = [await read(client, owner, c["id"]) for c in (by_message, by_patch, assigned)]
     # The cap (1) lets one of the two in; the other stays unassigned.
     assert sorted([reopened[0]["assignee_id"] or "", reopened[1]["assignee_id"] or ""]) == ["", agent.user_id]
     assert reopened[2]["assignee_id"] == owner.user_id
     winner = reopened[0] if reopened[0]["assignee_id"] else reopened[1]
-    assert (await _activity(client, owner, winner["id"]))[-1]["body"] == (
+    assert (await activity_of(client, owner, winner["id"]))[-1]["body"] == (
         f"assigned to {agent.user_id} by auto-assignment"
     )
 
@@ -221,13 +199,14 @@ async def test_members_leaving_a_team_or_the_organization_are_unassigned(
         mine.setdefault(conversation["assignee_id"], []).append(conversation["id"])
     assert sorted(len(ids) for ids in mine.values()) == [2, 2, 2]
     open_id, resolved_id = mine[moved.user_id]
-    await _patch(client, owner, resolved_id, {"status": "resolved"})
+    await patch(client, owner, resolved_id, status="resolved")
     other = await created(client, owner, "teams", {"name": "Other"})
-    elsewhere = await _patch(
+    elsewhere = await patch(
         client,
         owner,
         (await _create(client, owner, desk))["id"],
-        {"team_id": other["id"], "assignee_id": moved.user_id},
+        team_id=other["id"],
+        assignee_id=moved.user_id,
     )
 
     out_of_team = await client.delete(
@@ -235,24 +214,24 @@ async def test_members_leaving_a_team_or_the_organization_are_unassigned(
         headers=owner.headers,
     )
     assert out_of_team.status_code == 204, out_of_team.text
-    released = await _get(client, owner, open_id)
+    released = await read(client, owner, open_id)
     assert released["assignee_id"] is None
-    last = (await _activity(client, owner, open_id))[-1]
+    last = (await activity_of(client, owner, open_id))[-1]
     assert (last["author_type"], last["author_id"]) == ("member", owner.user_id)
     assert (
         last["body"]
         == f"member {owner.user_id} unassigned {moved.user_id}: taken out of team {desk['team_id']}"
     )
     # Resolved, or of another team: still theirs.
-    assert (await _get(client, owner, resolved_id))["assignee_id"] == moved.user_id
-    assert (await _get(client, owner, elsewhere["id"]))["assignee_id"] == moved.user_id
+    assert (await read(client, owner, resolved_id))["assignee_id"] == moved.user_id
+    assert (await read(client, owner, elsewhere["id"]))["assignee_id"] == moved.user_id
     assert (await _create(client, owner, desk))["assignee_id"] != moved.user_id  # no longer picked
 
     removal = await client.delete(
         f"/orgs/{owner.organization_id}/members/{removed.user_id}", headers=owner.headers
     )
     assert removal.status_code == 204, removal.text
-    await _patch(client, owner, mine[leaving.user_id][1], {"status": "resolved"})  # resolved ones too
+    await patch(client, owner, mine[leaving.user_id][1], status="resolved")  # resolved ones too
     departure = await client.post(f"/orgs/{owner.organization_id}/leave", headers=leaving.headers)
     assert departure.status_code == 204, departure.text
 
@@ -261,9 +240,9 @@ async def test_members_leaving_a_team_or_the_organization_are_unassigned(
         (leaving, "left the organization", leaving),
     ):
         for conversation_id in mine[person.user_id]:
-            conversation = await _get(client, owner, conversation_id)
+            conversation = await read(client, owner, conversation_id)
             assert conversation["assignee_id"] is None
-            last = (await _activity(client, owner, conversation_id))[-1]
+            last = (await activity_of(client, owner, conversation_id))[-1]
             assert (last["author_type"], last["author_id"]) == ("member", by.user_id)
             assert last["body"] == f"member {by.user_id} unassigned {person.user_id}: {how}"
 
@@ -284,28 +263,28 @@ async def test_removals_racing_arrivals_never_fail_nor_leave_an_assignment(
         # A manual assignment to the member being removed: either it went first (and is unassigned
         # with the rest), or it waited and was refused.
         client.patch(
-            _url(owner, handed["id"]), json={"assignee_id": agents[0].user_id}, headers=owner.headers
+            url(owner, handed["id"]), json={"assignee_id": agents[0].user_id}, headers=owner.headers
         ),
-        *(client.post(_url(owner), json=body, headers=owner.headers) for _ in range(5)),
+        *(client.post(url(owner), json=body, headers=owner.headers) for _ in range(5)),
         client.delete(f"{org}/members/{agents[0].user_id}", headers=owner.headers),
         client.delete(f"{org}/teams/{desk['team_id']}/members/{agents[1].user_id}", headers=owner.headers),
-        *(client.post(_url(owner), json=body, headers=owner.headers) for _ in range(5)),
+        *(client.post(url(owner), json=body, headers=owner.headers) for _ in range(5)),
     )
     assert sorted({answer.status_code for answer in answers}) == [201, 204], [a.text for a in answers]
     assert manual.status_code in (200, 422), manual.text
     if manual.status_code == 422:
         assert manual.json()["code"] == "assignee_not_an_agent"
     else:
-        last = (await _activity(client, owner, handed["id"]))[-1]
+        last = (await activity_of(client, owner, handed["id"]))[-1]
         assert last["body"].endswith(f"unassigned {agents[0].user_id}: removed from the organization")
-    listed = await client.get(_url(owner), params={"limit": 100}, headers=owner.headers)
+    listed = await client.get(url(owner), params={"limit": 100}, headers=owner.headers)
     items = listed.json()["items"]
     assert len(items) == 13
     # Every arrival found someone (the third agent is always there); those of the two who went are
     # unassigned again, each saying so: nothing was nulled silently.
     assert {c["assignee_id"] for c in items} - {None} == {agents[2].user_id}
     for conversation in items:
-        activity = await _activity(client, owner, conversation["id"])
+        activity = await activity_of(client, owner, conversation["id"])
         assert activity[0]["body"].endswith("by auto-assignment")
         if conversation["assignee_id"] is None:
             assert " unassigned " in activity[-1]["body"], activity
@@ -321,16 +300,16 @@ async def test_a_member_made_a_viewer_is_unassigned(client: AsyncClient, mailbox
     member_url = f"/orgs/{owner.organization_id}/members/{agent.user_id}"
     promoted = await client.patch(member_url, json={"role": "admin"}, headers=owner.headers)
     assert promoted.status_code == 200, promoted.text
-    assert (await _get(client, owner, conversation["id"]))["assignee_id"] == agent.user_id  # still works
+    assert (await read(client, owner, conversation["id"]))["assignee_id"] == agent.user_id  # still works
     demoted = await client.patch(member_url, json={"role": "viewer"}, headers=owner.headers)
     assert demoted.status_code == 200, demoted.text
-    assert (await _get(client, owner, conversation["id"]))["assignee_id"] is None
-    last = (await _activity(client, owner, conversation["id"]))[-1]
+    assert (await read(client, owner, conversation["id"]))["assignee_id"] is None
+    last = (await activity_of(client, owner, conversation["id"]))[-1]
     assert last["body"] == f"member {owner.user_id} unassigned {agent.user_id}: made a viewer"
     # A viewer is never picked again, nor assigned by hand.
     assert (await _create(client, owner, desk))["assignee_id"] is None
     refused = await client.patch(
-        _url(owner, conversation["id"]), json={"assignee_id": agent.user_id}, headers=owner.headers
+        url(owner, conversation["id"]), json={"assignee_id": agent.user_id}, headers=owner.headers
     )
     assert refused.status_code == 422
     assert refused.json()["code"] == "assignee_not_an_agent"

@@ -20,18 +20,8 @@ from aisupport.conversations.models import (
 )
 from aisupport.core.jobs import defer
 from tests.conftest import run_jobs
-from tests.conversations.timers import (
-    as_owner,
-    inbox_with_policy,
-    messages,
-    open_conversation,
-    patch,
-    post,
-    read,
-    set_columns,
-    url,
-    when,
-)
+from tests.conversations.helpers import messages, patch, post, read, url
+from tests.conversations.timers import as_owner, inbox_with_policy, open_conversation, set_columns, when
 from tests.organizations.helpers import Person, new_owner
 
 TARGETS = {

@@ -11,17 +11,8 @@ from httpx import AsyncClient
 
 from aisupport.conversations.sla_clock import BusinessHours, due_at
 from tests.conftest import run_jobs
-from tests.conversations.timers import (
-    PARIS_OFFICE,
-    inbox_with_policy,
-    open_conversation,
-    patch,
-    post,
-    read,
-    set_columns,
-    url,
-    when,
-)
+from tests.conversations.helpers import patch, post, read, url
+from tests.conversations.timers import PARIS_OFFICE, inbox_with_policy, open_conversation, set_columns, when
 from tests.organizations.helpers import new_owner
 
 TARGETS = {

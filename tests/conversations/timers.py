@@ -45,44 +45,11 @@ async def inbox_with_policy(
     return {"inbox_id": inbox["id"], "contact_id": contact["id"], "policy_id": policy["id"]}
 
 
-def url(person: Person, *parts: str) -> str:
-    return "/".join([f"/orgs/{person.organization_id}/conversations", *parts])
-
-
 async def open_conversation(
     client: AsyncClient, person: Person, refs: dict[str, str], **extra: Any
 ) -> dict[str, Any]:
     body = {"inbox_id": refs["inbox_id"], "contact_id": refs["contact_id"], **extra}
     return await created(client, person, "conversations", body)
-
-
-async def read(client: AsyncClient, person: Person, conversation_id: str) -> dict[str, Any]:
-    response = await client.get(url(person, conversation_id), headers=person.headers)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def post(client: AsyncClient, person: Person, conversation_id: str, kind: str) -> dict[str, Any]:
-    return await created(
-        client, person, f"conversations/{conversation_id}/messages", {"kind": kind, "body": "hi"}
-    )
-
-
-async def patch(client: AsyncClient, person: Person, conversation_id: str, **changes: Any) -> dict[str, Any]:
-    response = await client.patch(url(person, conversation_id), json=changes, headers=person.headers)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def messages(client: AsyncClient, person: Person, conversation_id: str) -> list[dict[str, Any]]:
-    response = await client.get(
-        url(person, conversation_id, "messages"), params={"limit": 100}, headers=person.headers
-    )
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items[::-1]
 
 
 def when(value: str | None) -> datetime | None:
