@@ -249,7 +249,6 @@ async def _post(
     """Add a message to a conversation locked (or created) in this transaction, with its effects."""
     now = datetime.now(UTC)
     message = _message(conversation, kind, body, author_of(principal))
-    await repo.add(db, message)
     if kind == "outgoing":
         await _mark_breaches(db, conversation, now)  # a reply after the due time meets it late
     previous = conversation.status
@@ -270,7 +269,7 @@ async def _post(
         conversation.last_message_at = now
     conversation.version += 1
     conversation.updated_at = conversation.last_activity_at = now
-    await db.flush()
+    await repo.add_with_changes(db, message, conversation)
     if reopened:
         await _activity(db, principal, conversation, f"reopened by an incoming message (was {previous})")
         await assignment.after_reopening(db, conversation)
@@ -391,16 +390,20 @@ async def list_messages(
     *,
     before: tuple[datetime, uuid.UUID] | None,
     limit: int,
-) -> list[Message]:
-    await get_conversation(db, principal, conversation_id)
-    return await repo.messages(db, principal.organization_id, conversation_id, before=before, limit=limit)
+) -> list[repo.MessageRow]:
+    """A page of the conversation's messages (rows of `repo.MESSAGE_SHOWN`), newest first; 404 if there
+    is no such conversation."""
+    rows = await repo.messages(db, principal.organization_id, conversation_id, before=before, limit=limit)
+    if not rows:  # a message found is of a conversation of this organization (composite foreign key)
+        await get_conversation(db, principal, conversation_id)
+    return rows
 
 
 async def attachments_of(
-    db: AsyncSession, principal: Principal, messages: Sequence[Message]
+    db: AsyncSession, principal: Principal, message_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[MessageAttachment]]:
     """The attachments of these messages by message id, in one query."""
-    return await attachments.of_messages(db, principal.organization_id, [message.id for message in messages])
+    return await attachments.of_messages(db, principal.organization_id, message_ids)
 
 
 # --- What a contact's merge or erasure does to conversations (hooks run in its transaction) -------------

@@ -136,11 +136,18 @@ def engine_for(settings: Settings, url: str, *, pool_size: int = 10) -> AsyncEng
     )
 
 
+# Every execution planned for its values (decision 0044): psycopg prepares a statement after 5
+# executions on a connection, and PostgreSQL may then keep a generic plan, made for an average
+# organization (`organization_id = $1`), which can read thousands of rows for a large one.
+_CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
+
+
 def create_engine(
     url: str, *, pool_size: int = 10, timeout: float = 5, statement_timeout: float = 30
 ) -> AsyncEngine:
     """An engine that never waits unbounded: connecting and pool checkout give up after `timeout`
-    seconds (the request then answers 503), statements after `statement_timeout`.
+    seconds (the request then answers 503), statements after `statement_timeout`; every statement is
+    planned for its own values (`plan_cache_mode`).
 
     No pre-ping (a round trip on every checkout): a connection that died with a database restart fails
     its first statement, SQLAlchemy sees a disconnect and invalidates every pooled connection of that
@@ -155,7 +162,7 @@ def create_engine(
         pool_timeout=timeout,
         connect_args={
             "connect_timeout": max(1, round(timeout)),
-            "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
+            "options": f"-c statement_timeout={int(statement_timeout * 1000)} {_CUSTOM_PLANS}",
         },
     )
 
