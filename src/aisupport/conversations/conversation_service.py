@@ -39,7 +39,7 @@ from aisupport.conversations.authors import author_of
 from aisupport.conversations.conversation_repository import ConversationFilters
 from aisupport.conversations.models import Conversation, Message, MessageAttachment
 from aisupport.conversations.sla import Setting
-from aisupport.core.db import rows_of
+from aisupport.core.db import plan_for_values, rows_of
 
 TRACKED = ("status", "priority", "assignee_id", "team_id", "tags")
 CHANGEABLE = (*TRACKED, "snoozed_until", "subject", "custom_attributes")
@@ -139,6 +139,7 @@ async def list_conversations(
     before: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[Conversation]:
+    await plan_for_values(db)  # the best plan depends on the organization's size and the filters
     return await repo.conversations(db, principal.organization_id, filters, before=before, limit=limit)
 
 

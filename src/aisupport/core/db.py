@@ -27,7 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, ma
 
 from aisupport.core.config import Settings
 from aisupport.core.errors import AppError
-from aisupport.core.tenancy import REQUEST_STATE, TenantSession
+from aisupport.core.tenancy import CUSTOM_PLANS, REQUEST_STATE, SET_CUSTOM_PLANS, TenantSession
 
 # Stable constraint names, so migrations can address them (Alembic's recommended convention).
 NAMING_CONVENTION = {
@@ -136,18 +136,11 @@ def engine_for(settings: Settings, url: str, *, pool_size: int = 10) -> AsyncEng
     )
 
 
-# Every execution planned for its values (decision 0044): psycopg prepares a statement after 5
-# executions on a connection, and PostgreSQL may then keep a generic plan, made for an average
-# organization (`organization_id = $1`), which can read thousands of rows for a large one.
-_CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
-
-
 def create_engine(
     url: str, *, pool_size: int = 10, timeout: float = 5, statement_timeout: float = 30
 ) -> AsyncEngine:
     """An engine that never waits unbounded: connecting and pool checkout give up after `timeout`
-    seconds (the request then answers 503), statements after `statement_timeout`; every statement is
-    planned for its own values (`plan_cache_mode`).
+    seconds (the request then answers 503), statements after `statement_timeout`.
 
     No pre-ping (a round trip on every checkout): a connection that died with a database restart fails
     its first statement, SQLAlchemy sees a disconnect and invalidates every pooled connection of that
@@ -162,7 +155,7 @@ def create_engine(
         pool_timeout=timeout,
         connect_args={
             "connect_timeout": max(1, round(timeout)),
-            "options": f"-c statement_timeout={int(statement_timeout * 1000)} {_CUSTOM_PLANS}",
+            "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
         },
     )
 
@@ -201,6 +194,20 @@ async def release_connection(session: AsyncSession) -> None:
     if session.new or session.dirty or session.deleted or session.info.get(WROTE):
         raise RuntimeError("release_connection would commit this request's writes early")
     await session.commit()
+
+
+async def plan_for_values(session: AsyncSession) -> None:
+    """Have PostgreSQL plan the session's statements for their values from now on, never with a
+    generic plan, for statements whose best plan depends on the organization's size (lists, searches).
+
+    psycopg prepares a statement after 5 executions on a connection, and PostgreSQL may then keep a
+    generic plan, made for an average organization (`organization_id = $1`), which can read thousands
+    of rows for a large one (decision 0044). The setting is transaction-local: it travels with the
+    tenant in the round trip of BEGIN (`core.tenancy.apply_tenant`), or is set at once in a transaction
+    already begun. Other statements keep their cached plans, which cost no planning."""
+    session.info[CUSTOM_PLANS] = True
+    if session.in_transaction():
+        await (await session.connection()).exec_driver_sql(SET_CUSTOM_PLANS)
 
 
 def mark_written(session: AsyncSession | Session) -> None:

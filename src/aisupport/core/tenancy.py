@@ -54,14 +54,21 @@ class TenantSession(Session):
 REQUEST_STATE = "request_state"
 
 
+# A session whose statements are to be planned for their values (`core.db.plan_for_values`).
+CUSTOM_PLANS = "custom_plans"
+SET_CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
+
+
 @event.listens_for(TenantSession, "after_begin")
 def _apply_tenant(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
     tenant = getattr(session.info.get(REQUEST_STATE), _TENANT_KEY, None)
     if tenant is not None:
-        apply_tenant(connection, tenant)
+        apply_tenant(connection, tenant, custom_plans=bool(session.info.get(CUSTOM_PLANS)))
+    elif session.info.get(CUSTOM_PLANS):
+        connection.exec_driver_sql(SET_CUSTOM_PLANS)
 
 
-def apply_tenant(connection: Connection, tenant: dict[str, str]) -> None:
+def apply_tenant(connection: Connection, tenant: dict[str, str], *, custom_plans: bool = False) -> None:
     """Name `tenant` (`_tenant_of`) for the transaction `connection` has just begun, in the round trip
     that begins it in the database: `BEGIN; SELECT set_config(..., true), ...` as one simple query.
 
@@ -72,21 +79,27 @@ def apply_tenant(connection: Connection, tenant: dict[str, str]) -> None:
     the first statement: it is told to send nothing of its own for this one statement (autocommit for
     its duration, no BEGIN added), and it then finds the connection in the transaction it opened and
     goes on as if it had begun it (COMMIT and ROLLBACK as usual). Anything else (a connection already in
-    a transaction, another driver) gets the settings as a statement of their own, as before.
+    a transaction, another driver) gets the settings as a statement of their own, as before. With
+    `custom_plans`, the transaction's statements are planned for their values (`core.db.plan_for_values`).
     """
     raw = connection.connection.driver_connection
-    if not isinstance(raw, psycopg.AsyncConnection) or raw.autocommit or raw._pipeline is not None:
+    if (
+        not isinstance(raw, psycopg.AsyncConnection)
+        or raw.autocommit
+        or raw._pipeline is not None
+        or raw.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE
+    ):
         connection.execute(_APPLY_TENANT, tenant)
-        return
-    if raw.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        connection.execute(_APPLY_TENANT, tenant)
+        if custom_plans:
+            connection.exec_driver_sql(SET_CUSTOM_PLANS)
         return
     statement = sql.SQL(
-        "{}; SELECT set_config('app.current_org', {}, true), set_config('app.current_user', {}, true)"
+        "{}; SELECT set_config('app.current_org', {}, true), set_config('app.current_user', {}, true){}"
     ).format(
         sql.SQL(_begin_statement(raw)),
         sql.Literal(tenant["organization_id"]),
         sql.Literal(tenant["user_id"]),
+        sql.SQL(", set_config('plan_cache_mode', 'force_custom_plan', true)" if custom_plans else ""),
     )
     await_(_begin_with(raw, statement))
 
