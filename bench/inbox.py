@@ -662,7 +662,7 @@ async def floor_run(config: dict[str, Any]) -> dict[str, Any]:
     from sqlalchemy import text
 
     from aisupport.core.db import engine_for
-    from aisupport.core.tenancy import _APPLY_TENANT  # the statement the server applies its tenant with
+    from aisupport.core.tenancy import apply_tenant  # how the server applies its tenant
 
     settings = server_settings(config["overrides"])
     engine = engine_for(settings, config["url"])
@@ -686,7 +686,7 @@ async def floor_run(config: dict[str, Any]) -> dict[str, Any]:
                 "created": datetime.now(UTC),
             }
             async with engine.begin() as conn:
-                await conn.execute(_APPLY_TENANT, tenant)
+                await conn.run_sync(apply_tenant, tenant)
                 await conn.execute(insert, row)
             if now >= window[0]:
                 latencies.append(time.monotonic() - now)
@@ -1263,7 +1263,8 @@ Lists are a page of 50 (the default `limit`). A request whose parameters the API
 "not available" (FastAPI ignores an unknown query parameter, so the OpenAPI document is read first).
 The floor inserts the same row as `POST .../messages` (an outgoing message, in the same conversations)
 and commits, nothing else: through `core.db.engine_for` (psycopg 3, the server's pool size), as the app
-role, with the tenant set by the server's own statement, {context.connections} concurrent tasks.
+role, with the tenant set as the server sets it (`core.tenancy.apply_tenant`, in BEGIN's round trip),
+{context.connections} concurrent tasks.
 
 {markdown_table(HEADER, rows(outcome))}
 

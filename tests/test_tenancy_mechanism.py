@@ -23,6 +23,7 @@ BINDING = {
     "rebind_request_tenant": ("aisupport.access.tenancy",),  # act_as only
     "tenant_session": ("aisupport.access.*", "*.tasks"),  # work outside a request's transaction
     "REQUEST_STATE": ("aisupport.core.db",),  # the request's session gets its scope
+    "apply_tenant": (),  # the session's own hook (and the benchmark's floor, outside src)
 }
 
 

@@ -7,7 +7,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import Uuid, any_, cast, delete, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.conversations.models import MessageAttachment
@@ -57,7 +58,8 @@ async def of_messages(
         return found
     query = (
         rows_of(MessageAttachment, organization_id)
-        .where(MessageAttachment.message_id.in_(message_ids))
+        # One array parameter, not one per id: the same statement text whatever the page's size.
+        .where(MessageAttachment.message_id == any_(cast(list(message_ids), ARRAY(Uuid))))
         .order_by(MessageAttachment.message_id, MessageAttachment.position)
     )
     for row in (await db.execute(query)).scalars():

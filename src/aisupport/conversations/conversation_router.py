@@ -15,7 +15,7 @@ from aisupport.access.permissions import Permission
 from aisupport.access.principal import Principal
 from aisupport.conversations import conversation_service as service
 from aisupport.conversations import errors, idempotency
-from aisupport.conversations.conversation_repository import ConversationFilters, Listed
+from aisupport.conversations.conversation_repository import ConversationFilters, Listed, MessageRow
 from aisupport.conversations.conversation_schemas import (
     SEARCH_MAX,
     TAGS_MAX,
@@ -311,7 +311,7 @@ async def list_messages(
     rows = await service.list_messages(
         db, principal, conversation_id, before=_after(paging), limit=paging.fetch
     )
-    attachments = await service.attachments_of(db, principal, rows)
+    attachments = await service.attachments_of(db, principal, [row.id for row in rows])
     return paging.page(
         rows,
         lambda row: (row.created_at, row.id),
@@ -319,7 +319,7 @@ async def list_messages(
     )
 
 
-def _message_out(message: Message, attachments: list[MessageAttachment]) -> MessageOut:
+def _message_out(message: Message | MessageRow, attachments: list[MessageAttachment]) -> MessageOut:
     answer = MessageOut.model_validate(message)
     answer.attachments = [AttachmentOut.model_validate(attachment) for attachment in attachments]
     return answer

@@ -39,7 +39,7 @@ from aisupport.conversations.authors import author_of
 from aisupport.conversations.conversation_repository import ConversationFilters, Listed, Sort
 from aisupport.conversations.models import Conversation, Message, MessageAttachment
 from aisupport.conversations.sla import Setting
-from aisupport.core.db import rows_of
+from aisupport.core.db import plan_for_values, rows_of
 
 TRACKED = ("status", "priority", "assignee_id", "team_id", "tags")
 CHANGEABLE = (*TRACKED, "snoozed_until", "subject", "custom_attributes")
@@ -150,6 +150,7 @@ async def list_conversations(
         raise errors.bad_range("updated")
     if sort == "relevance" and search is None:
         raise errors.relevance_needs_search()
+    await plan_for_values(db)  # the best plan depends on the organization's size, the filters, the words
     walk = False
     if search is not None:
         outlook = await repo.search_outlook(db, principal.organization_id, search)
@@ -275,7 +276,6 @@ async def _post(
     """Add a message to a conversation locked (or created) in this transaction, with its effects."""
     now = datetime.now(UTC)
     message = _message(conversation, kind, body, author_of(principal))
-    await repo.add(db, message)
     if kind == "outgoing":
         await _mark_breaches(db, conversation, now)  # a reply after the due time meets it late
     previous = conversation.status
@@ -296,7 +296,7 @@ async def _post(
         conversation.last_message_at = now
     conversation.version += 1
     conversation.updated_at = conversation.last_activity_at = now
-    await db.flush()
+    await repo.add_with_changes(db, message, conversation)
     if reopened:
         await _activity(db, principal, conversation, f"reopened by an incoming message (was {previous})")
         await assignment.after_reopening(db, conversation)
@@ -417,16 +417,20 @@ async def list_messages(
     *,
     before: tuple[datetime, uuid.UUID] | None,
     limit: int,
-) -> list[Message]:
-    await get_conversation(db, principal, conversation_id)
-    return await repo.messages(db, principal.organization_id, conversation_id, before=before, limit=limit)
+) -> list[repo.MessageRow]:
+    """A page of the conversation's messages (rows of `repo.MESSAGE_SHOWN`), newest first; 404 if there
+    is no such conversation."""
+    rows = await repo.messages(db, principal.organization_id, conversation_id, before=before, limit=limit)
+    if not rows:  # a message found is of a conversation of this organization (composite foreign key)
+        await get_conversation(db, principal, conversation_id)
+    return rows
 
 
 async def attachments_of(
-    db: AsyncSession, principal: Principal, messages: Sequence[Message]
+    db: AsyncSession, principal: Principal, message_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[MessageAttachment]]:
     """The attachments of these messages by message id, in one query."""
-    return await attachments.of_messages(db, principal.organization_id, [message.id for message in messages])
+    return await attachments.of_messages(db, principal.organization_id, message_ids)
 
 
 # --- What a contact's merge or erasure does to conversations (hooks run in its transaction) -------------

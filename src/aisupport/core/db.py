@@ -27,7 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, ma
 
 from aisupport.core.config import Settings
 from aisupport.core.errors import AppError
-from aisupport.core.tenancy import REQUEST_STATE, TenantSession
+from aisupport.core.tenancy import CUSTOM_PLANS, REQUEST_STATE, SET_CUSTOM_PLANS, TenantSession
 
 # Stable constraint names, so migrations can address them (Alembic's recommended convention).
 NAMING_CONVENTION = {
@@ -194,6 +194,20 @@ async def release_connection(session: AsyncSession) -> None:
     if session.new or session.dirty or session.deleted or session.info.get(WROTE):
         raise RuntimeError("release_connection would commit this request's writes early")
     await session.commit()
+
+
+async def plan_for_values(session: AsyncSession) -> None:
+    """Have PostgreSQL plan the session's statements for their values from now on, never with a
+    generic plan, for statements whose best plan depends on the organization's size (lists, searches).
+
+    psycopg prepares a statement after 5 executions on a connection, and PostgreSQL may then keep a
+    generic plan, made for an average organization (`organization_id = $1`), which can read thousands
+    of rows for a large one (decision 0044). The setting is transaction-local: it travels with the
+    tenant in the round trip of BEGIN (`core.tenancy.apply_tenant`), or is set at once in a transaction
+    already begun. Other statements keep their cached plans, which cost no planning."""
+    session.info[CUSTOM_PLANS] = True
+    if session.in_transaction():
+        await (await session.connection()).exec_driver_sql(SET_CUSTOM_PLANS)
 
 
 def mark_written(session: AsyncSession | Session) -> None:
