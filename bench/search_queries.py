@@ -22,7 +22,7 @@ from sqlalchemy import Select
 from sqlalchemy.dialects import postgresql
 
 from aisupport.conversations.conversation_repository import (
-    WALK_ABOVE,
+    BROAD_ABOVE,
     ConversationFilters,
     conversations_query,
 )
@@ -81,11 +81,11 @@ def main(url: str, organization: uuid.UUID, role: str = "aisupport_app") -> None
                 ).fetchone()
                 assert row is not None
                 if case.get("sort", "last_activity") == "last_activity":
-                    walk = row[1] > WALK_ABOVE
+                    walk = row[1] > BROAD_ABOVE
                     path = f"{'walk' if walk else 'collect'} (estimate {row[1]:.0f})"
                 else:
                     path = "collect"
-            count = len(_rows(conn, conversations_query(organization, limit=51, walk=walk, **case)))
+            count = len(_rows(conn, conversations_query(organization, limit=51, broad=walk, **case)))
             times.append((time.perf_counter() - start) * 1000)
         return count, sorted(times), path
 

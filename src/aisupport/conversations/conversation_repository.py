@@ -254,7 +254,7 @@ def conversations_query(
     *,
     search: str | None = None,
     sort: Sort = "last_activity",
-    walk: bool = False,
+    broad: bool = False,
     before: Sequence[Any] | None = None,
     limit: int,
 ) -> Select[Any]:
@@ -262,20 +262,22 @@ def conversations_query(
     matching it (once each, with where they matched). Sorted newest activity first, or by `relevance`
     (rank, then id, descending); `before` is the previous page's last (sort key, id).
 
-    A search is answered one of two ways (decision 0041). By default every matching document is found
+    A search is answered one of three ways (decision 0041). By default every matching document is found
     through the GIN indexes, then grouped by conversation (its best rank) and sorted: the cost grows
-    with the number of matches. With `walk` (newest first only, for words in many messages), the
-    conversations are read newest first and each is asked whether a document of it matches, until the
-    page is full: the cost grows with how rare matching conversations are."""
+    with the number of matches. A `broad` search (a word in many documents) is answered from the
+    conversations read newest first, each asked whether a document of it matches: newest first, until
+    the page is full (the cost grows with how rare matching conversations are); by relevance, the
+    RELEVANCE_WINDOW most recently active matching conversations are ranked (so a common word costs a
+    bounded amount, not a ranking of every match)."""
     query = _filtered(rows_of(Conversation, organization_id), organization_id, filters)
     order: tuple[Any, ...] = (Conversation.last_activity_at, Conversation.id)
-    if search is not None and walk and sort == "last_activity":
+    if search is not None and broad and sort == "last_activity":
         in_subject, in_messages, in_contact = _matches(organization_id, search)
         query = query.where(or_(in_subject, in_messages, in_contact)).add_columns(
             in_subject.label("in_subject"), in_messages.label("in_messages"), in_contact.label("in_contact")
         )
     elif search is not None:
-        hits = _hits(organization_id, search)
+        hits = _recent_hits(organization_id, filters, search) if broad else _hits(organization_id, search)
         ranked = (
             select(
                 hits.c.conversation_id.label("id"),
@@ -295,6 +297,55 @@ def conversations_query(
     if before is not None:
         query = query.where(tuple_(*order) < tuple(before))
     return query.order_by(*(column.desc() for column in order)).limit(limit)
+
+
+# A broad search by relevance ranks this many of the most recently active matching conversations.
+RELEVANCE_WINDOW = 1000
+
+
+def _recent_hits(organization_id: uuid.UUID, filters: ConversationFilters, search: str) -> Any:
+    """Like _hits, for the RELEVANCE_WINDOW most recently active conversations (under `filters`) that
+    match `search`: found by walking the conversations newest first, then their documents looked up by
+    conversation (the messages index), not through the GIN indexes."""
+    recent = (
+        _filtered(select(Conversation.id), organization_id, filters)
+        .where(Conversation.organization_id == organization_id, or_(*_matches(organization_id, search)))
+        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        .limit(RELEVANCE_WINDOW)
+        .cte("recent")
+    )
+    tsquery = func.search_query(organization_id, search)
+    window = select(recent.c.id)
+    subjects = select(
+        Conversation.id.label("conversation_id"),
+        (2 * func.ts_rank(Conversation.search, tsquery)).label("rank"),
+        literal("subject").label("source"),
+    ).where(
+        Conversation.organization_id == organization_id,
+        Conversation.id.in_(window),
+        Conversation.search.op("@@")(tsquery),
+    )
+    bodies = select(
+        Message.conversation_id, func.ts_rank(Message.search, tsquery), literal("messages")
+    ).where(
+        Message.organization_id == organization_id,
+        Message.conversation_id.in_(window),
+        Message.search.op("@@")(tsquery),
+    )
+    contacts = (
+        select(Conversation.id, 2 * func.ts_rank(Contact.search, tsquery), literal("contact"))
+        .join(
+            Contact,
+            (Contact.organization_id == Conversation.organization_id)
+            & (Contact.id == Conversation.contact_id),
+        )
+        .where(
+            Conversation.organization_id == organization_id,
+            Conversation.id.in_(window),
+            Contact.search.op("@@")(tsquery),
+        )
+    )
+    return subjects.union_all(bodies, contacts).subquery("hits")
 
 
 def _matches(organization_id: uuid.UUID, search: str) -> tuple[Any, Any, Any]:
@@ -323,9 +374,9 @@ def _matches(organization_id: uuid.UUID, search: str) -> tuple[Any, Any, Any]:
     return func.coalesce(Conversation.search.op("@@")(tsquery), False), in_messages, in_contact
 
 
-# Above this many matching documents (the planner's estimate), a newest-first search walks the
-# conversations instead of collecting every match (decision 0041, measured).
-WALK_ABOVE = 5000
+# Above this many matching documents (the planner's estimate), a search is broad: it walks the
+# conversations newest first instead of collecting every match (decision 0041, measured).
+BROAD_ABOVE = 5000
 
 
 async def conversations(
@@ -335,18 +386,18 @@ async def conversations(
     *,
     search: str | None = None,
     sort: Sort = "last_activity",
-    walk: bool = False,
+    broad: bool = False,
     before: Sequence[Any] | None,
     limit: int,
 ) -> list[Listed]:
     """A page of conversations (see conversations_query)."""
     query = conversations_query(
-        organization_id, filters, search=search, sort=sort, walk=walk, before=before, limit=limit
+        organization_id, filters, search=search, sort=sort, broad=broad, before=before, limit=limit
     )
     if search is None:
         return [Listed(row) for row in (await db.execute(query)).scalars()]
     rows = (await db.execute(query)).all()
-    if walk:
+    if broad and sort == "last_activity":
         return [Listed(row[0], None, _sources(row[1:])) for row in rows]
     return [Listed(row, rank, list(matched_in)) for row, rank, matched_in in rows]
 

@@ -151,19 +151,19 @@ async def list_conversations(
     if sort == "relevance" and search is None:
         raise errors.relevance_needs_search()
     await plan_for_values(db)  # the best plan depends on the organization's size, the filters, the words
-    walk = False
+    broad = False
     if search is not None:
         outlook = await repo.search_outlook(db, principal.organization_id, search)
         if not outlook.indexable:
             raise errors.search_without_words()
-        walk = sort == "last_activity" and outlook.estimated_matches > repo.WALK_ABOVE
+        broad = outlook.estimated_matches > repo.BROAD_ABOVE
     return await repo.conversations(
         db,
         principal.organization_id,
         filters,
         search=search,
         sort=sort,
-        walk=walk,
+        broad=broad,
         before=before,
         limit=limit,
     )
