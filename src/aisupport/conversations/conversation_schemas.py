@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from aisupport.conversations import sla
+from aisupport.conversations.models import Conversation
 from aisupport.conversations.schemas import Priority
 from aisupport.core.json_limits import JsonObjectBounds
 from aisupport.core.schemas import RequestModel, Timestamp
@@ -86,6 +88,12 @@ class SlaOut(BaseModel):
     resolution: SlaClockOut | None
 
 
+@cache
+def _row_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of `model` that a conversation row has (a list item's `matched_in`, `sla` are not)."""
+    return tuple(name for name in model.model_fields if name != "sla" and hasattr(Conversation, name))
+
+
 class ConversationOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -95,7 +103,8 @@ class ConversationOut(BaseModel):
         """Read from a conversation row: its fields, and its SLA clocks as they read now."""
         if isinstance(data, BaseModel | dict) or not hasattr(data, "sla_targets"):
             return data
-        fields = {name: getattr(data, name) for name in cls.model_fields if hasattr(data, name)}
+        loaded = vars(data)  # the row's values as loaded: read directly, not through the ORM's descriptors
+        fields = {name: loaded[name] if name in loaded else getattr(data, name) for name in _row_fields(cls)}
         return {**fields, "sla": sla.view(data, datetime.now(UTC))}
 
     id: uuid.UUID
