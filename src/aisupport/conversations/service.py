@@ -9,6 +9,7 @@ deleted meanwhile), then locks the row, so two requests racing on one row end in
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,15 +26,35 @@ from aisupport.conversations import sla_repository as timers
 from aisupport.conversations.models import Inbox, MemberAvailability, SlaPolicy, Team, TeamMember
 from aisupport.core.client import Client
 from aisupport.core.config import Settings
+from aisupport.core.errors import AppError
 from aisupport.core.jobs import defer
 from aisupport.organizations import repository as organizations
 
 # --- Shared ---------------------------------------------------------------------------------------------
 
 
-async def _hold_organization(db: AsyncSession, principal: Principal) -> None:
+async def hold_organization(db: AsyncSession, principal: Principal) -> None:
     if not await organizations.lock_organization(db, principal.organization_id, "keep"):
         raise organization_not_found()  # deleted by a request that went first
+
+
+async def one_of(
+    db: AsyncSession,
+    principal: Principal,
+    model: type[repo.Row],
+    row_id: uuid.UUID,
+    not_found: Callable[[], AppError],
+    *,
+    lock: bool = False,
+) -> repo.Row:
+    """The organization's inbox, team, tag or SLA policy `row_id`, else `not_found()`. With `lock`, for a
+    change: the organization held first, then the row locked until the transaction ends."""
+    if lock:
+        await hold_organization(db, principal)
+    found = await repo.one(db, model, principal.organization_id, row_id, lock=lock)
+    if found is None:
+        raise not_found()
+    return found
 
 
 async def _refresh_sla(db: AsyncSession, organization_id: uuid.UUID, inbox_ids: list[uuid.UUID]) -> None:
@@ -66,7 +87,7 @@ async def create_sla_policy(
     db: AsyncSession, principal: Principal, *, name: str, targets: dict[str, Any], client: Client
 ) -> SlaPolicy:
     """Create an SLA policy (targets in minutes per priority)."""
-    await _hold_organization(db, principal)
+    await hold_organization(db, principal)
     policy = await repo.add(
         db,
         SlaPolicy(
@@ -94,9 +115,7 @@ async def sla_policies(
 
 
 async def sla_policy(db: AsyncSession, principal: Principal, policy_id: uuid.UUID) -> SlaPolicy:
-    policy = await repo.one(db, SlaPolicy, principal.organization_id, policy_id)
-    if policy is None:
-        raise errors.sla_policy_not_found()
+    policy = await one_of(db, principal, SlaPolicy, policy_id, errors.sla_policy_not_found)
     return policy
 
 
@@ -104,10 +123,7 @@ async def update_sla_policy(
     db: AsyncSession, principal: Principal, policy_id: uuid.UUID, changes: dict[str, Any], client: Client
 ) -> SlaPolicy:
     """Rename the policy or replace its targets."""
-    await _hold_organization(db, principal)
-    policy = await repo.one(db, SlaPolicy, principal.organization_id, policy_id, lock=True)
-    if policy is None:
-        raise errors.sla_policy_not_found()
+    policy = await one_of(db, principal, SlaPolicy, policy_id, errors.sla_policy_not_found, lock=True)
     fields = sorted(field for field in ("name", "targets") if changes.get(field) is not None)
     for field in fields:
         setattr(policy, field, changes[field])
@@ -134,7 +150,7 @@ async def delete_sla_policy(
     db: AsyncSession, principal: Principal, policy_id: uuid.UUID, client: Client
 ) -> None:
     """Delete the policy; the inboxes that used it keep none."""
-    await _hold_organization(db, principal)
+    await hold_organization(db, principal)
     detached = await timers.inbox_ids_with_policy(db, principal.organization_id, policy_id)
     # Inboxes first, then the policy: the order an inbox update takes them, so the two never deadlock.
     await repo.detach_inboxes(db, principal.organization_id, sla_policy_id=policy_id)
@@ -159,7 +175,7 @@ async def create_team(
     db: AsyncSession, principal: Principal, *, name: str, description: str | None, client: Client
 ) -> Team:
     """Create a team (names are unique in the organization)."""
-    await _hold_organization(db, principal)
+    await hold_organization(db, principal)
     try:
         async with db.begin_nested():
             team = await repo.add(
@@ -192,9 +208,7 @@ async def teams(
 
 
 async def team(db: AsyncSession, principal: Principal, team_id: uuid.UUID) -> Team:
-    found = await repo.one(db, Team, principal.organization_id, team_id)
-    if found is None:
-        raise errors.team_not_found()
+    found = await one_of(db, principal, Team, team_id, errors.team_not_found)
     return found
 
 
@@ -202,10 +216,7 @@ async def update_team(
     db: AsyncSession, principal: Principal, team_id: uuid.UUID, changes: dict[str, Any], client: Client
 ) -> Team:
     """Rename the team or change its description."""
-    await _hold_organization(db, principal)
-    found = await repo.one(db, Team, principal.organization_id, team_id, lock=True)
-    if found is None:
-        raise errors.team_not_found()
+    found = await one_of(db, principal, Team, team_id, errors.team_not_found, lock=True)
     if changes.get("name") is not None:
         found.name = changes["name"]
     if "description" in changes:
@@ -221,7 +232,7 @@ async def update_team(
 async def delete_team(db: AsyncSession, principal: Principal, team_id: uuid.UUID, client: Client) -> None:
     """Delete the team: its members leave it, its inboxes and conversations keep no team (their
     assignees stay)."""
-    await _hold_organization(db, principal)
+    await hold_organization(db, principal)
     # Its members' and conversations' rows go after the assignment lock, as everywhere (assignment.py).
     await assignment.lock_assignments(db, principal.organization_id)
     # Inboxes first, then the team: the order an inbox update takes them, so the two never deadlock.
@@ -246,7 +257,7 @@ async def add_team_member(
 ) -> tuple[TeamMember, User]:
     """Put a member of the organization in the team (422 for anyone else, 409 if already in)."""
     organization_id = principal.organization_id
-    await _hold_organization(db, principal)
+    await hold_organization(db, principal)
     if not await repo.exists(db, Team, organization_id, team_id):
         raise errors.team_not_found()
     if not await repo.hold_membership(db, organization_id, user_id):
@@ -274,7 +285,7 @@ async def remove_team_member(
 ) -> None:
     """Take a member out of the team; their open conversations of the team become unassigned."""
     organization_id = principal.organization_id
-    await _hold_organization(db, principal)
+    await hold_organization(db, principal)
     await assignment.lock_assignments(db, organization_id)  # nobody picks them meanwhile
     if not await repo.exists(db, Team, organization_id, team_id):
         raise errors.team_not_found()
@@ -330,7 +341,7 @@ async def create_inbox(
 ) -> tuple[Inbox, str | None]:
     """Create an inbox; a widget inbox gets its identity secret, returned here once."""
     organization_id = principal.organization_id
-    await _hold_organization(db, principal)
+    await hold_organization(db, principal)
     await _check_references(db, organization_id, fields)
     now = datetime.now(UTC)
     inbox = Inbox(id=uuid.uuid4(), organization_id=organization_id, created_at=now, updated_at=now, **fields)
@@ -361,9 +372,7 @@ async def inboxes(
 
 
 async def inbox(db: AsyncSession, principal: Principal, inbox_id: uuid.UUID) -> Inbox:
-    found = await repo.one(db, Inbox, principal.organization_id, inbox_id)
-    if found is None:
-        raise errors.inbox_not_found()
+    found = await one_of(db, principal, Inbox, inbox_id, errors.inbox_not_found)
     return found
 
 
@@ -372,10 +381,7 @@ async def update_inbox(
 ) -> Inbox:
     """Change an inbox's settings (`changes`: the fields sent; null clears the nullable ones)."""
     organization_id = principal.organization_id
-    await _hold_organization(db, principal)
-    found = await repo.one(db, Inbox, organization_id, inbox_id, lock=True)
-    if found is None:
-        raise errors.inbox_not_found()
+    found = await one_of(db, principal, Inbox, inbox_id, errors.inbox_not_found, lock=True)
     if "allowed_origins" in changes and found.kind != "widget" and changes["allowed_origins"]:
         raise errors.origins_for_widgets_only()
     await _check_references(db, organization_id, changes)
@@ -402,10 +408,7 @@ async def update_inbox(
 
 
 async def delete_inbox(db: AsyncSession, principal: Principal, inbox_id: uuid.UUID, client: Client) -> None:
-    await _hold_organization(db, principal)
-    found = await repo.one(db, Inbox, principal.organization_id, inbox_id, lock=True)
-    if found is None:
-        raise errors.inbox_not_found()
+    found = await one_of(db, principal, Inbox, inbox_id, errors.inbox_not_found, lock=True)
     await repo.remove(db, Inbox, principal.organization_id, inbox_id)
     await audit.record(
         db,
@@ -423,10 +426,7 @@ async def rotate_identity_secret(
 ) -> tuple[Inbox, str]:
     """Replace a widget inbox's identity secret; the new one is returned here once, the old one stops
     verifying at once."""
-    await _hold_organization(db, principal)
-    found = await repo.one(db, Inbox, principal.organization_id, inbox_id, lock=True)
-    if found is None:
-        raise errors.inbox_not_found()
+    found = await one_of(db, principal, Inbox, inbox_id, errors.inbox_not_found, lock=True)
     if found.kind != "widget":
         raise errors.no_identity_secret()
     secret = identity_secret.new_secret()

@@ -19,15 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import String
 
-from aisupport.access.errors import organization_not_found
 from aisupport.access.principal import Principal
 from aisupport.audit import service as audit
 from aisupport.conversations import errors
 from aisupport.conversations import repository as repo
 from aisupport.conversations.models import Conversation, Tag
+from aisupport.conversations.service import hold_organization, one_of
 from aisupport.core.client import Client
 from aisupport.core.db import scoped
-from aisupport.organizations import repository as organizations
 
 
 async def ensure(db: AsyncSession, organization_id: uuid.UUID, names: Sequence[str]) -> None:
@@ -61,19 +60,6 @@ async def ensure(db: AsyncSession, organization_id: uuid.UUID, names: Sequence[s
     raise errors.tags_changed()
 
 
-async def _hold_organization(db: AsyncSession, principal: Principal) -> None:
-    if not await organizations.lock_organization(db, principal.organization_id, "keep"):
-        raise organization_not_found()
-
-
-async def _locked(db: AsyncSession, principal: Principal, tag_id: uuid.UUID) -> Tag:
-    await _hold_organization(db, principal)
-    found = await repo.one(db, Tag, principal.organization_id, tag_id, lock=True)
-    if found is None:
-        raise errors.tag_not_found()
-    return found
-
-
 async def _retag(db: AsyncSession, organization_id: uuid.UUID, old: str, new: str | None) -> int:
     """Rename (or, with `new` None, remove) `old` on every conversation carrying it; how many changed."""
     carried = type_coerce([old], ARRAY(String))
@@ -94,7 +80,7 @@ async def _retag(db: AsyncSession, organization_id: uuid.UUID, old: str, new: st
 
 
 async def create_tag(db: AsyncSession, principal: Principal, fields: dict[str, Any], client: Client) -> Tag:
-    await _hold_organization(db, principal)
+    await hold_organization(db, principal)
     try:
         async with db.begin_nested():
             tag = await repo.add(
@@ -121,17 +107,14 @@ async def tags(
 
 
 async def tag(db: AsyncSession, principal: Principal, tag_id: uuid.UUID) -> Tag:
-    found = await repo.one(db, Tag, principal.organization_id, tag_id)
-    if found is None:
-        raise errors.tag_not_found()
-    return found
+    return await one_of(db, principal, Tag, tag_id, errors.tag_not_found)
 
 
 async def update_tag(
     db: AsyncSession, principal: Principal, tag_id: uuid.UUID, changes: dict[str, Any], client: Client
 ) -> Tag:
     """Change the tag's color or description, or rename it (on every conversation carrying it too)."""
-    found = await _locked(db, principal, tag_id)
+    found = await one_of(db, principal, Tag, tag_id, errors.tag_not_found, lock=True)
     old_name = found.name
     if changes.get("name") is not None:
         found.name = changes["name"]
@@ -159,7 +142,7 @@ async def update_tag(
 
 async def delete_tag(db: AsyncSession, principal: Principal, tag_id: uuid.UUID, client: Client) -> None:
     """Delete the tag, and take it off every conversation carrying it."""
-    found = await _locked(db, principal, tag_id)
+    found = await one_of(db, principal, Tag, tag_id, errors.tag_not_found, lock=True)
     retagged = await _retag(db, principal.organization_id, found.name, None)
     await repo.remove(db, Tag, principal.organization_id, tag_id)
     await audit.record(
