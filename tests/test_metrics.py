@@ -51,7 +51,7 @@ async def test_metrics_count_requests_failures_rejections_and_read_the_database(
     )
     histogram = {"method": "POST", "route": "/auth/login", "le": "+Inf"}
     assert _value(after, "aisupport_http_request_duration_seconds_bucket", **histogram) >= 3
-    assert _value(after, "aisupport_db_pool_size") == 20
+    assert _value(after, "aisupport_db_pool_size") == 2 * Settings().DATABASE_POOL_SIZE  # kept + overflow
     assert ("aisupport_jobs", (("status", "todo"),)) in after  # read from the queue at scrape time
     assert ("aisupport_job_oldest_todo_age_seconds", ()) in after
     assert ("aisupport_db_pool_connections", (("state", "waiting"),)) in after

@@ -423,15 +423,26 @@ async def test_listing_messages_loads_attachments_in_one_query(local: Files) -> 
     def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
         statements.append(statement)
 
+    without_id, _ = await _conversation(client, owner)
+    assert (await _post(client, owner, without_id, [])).status_code == 201
     event.listen(engine, "before_cursor_execute", seen)
     try:
         listed = await client.get(_url(owner, conversation_id, "messages"), headers=owner.headers)
+        reads_with = _attachment_reads(statements)
+        plain = await client.get(_url(owner, without_id, "messages"), headers=owner.headers)
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     assert [item["attachments"][0]["filename"] for item in listed.json()["items"]] == [
         f"{n}.txt" for n in reversed(range(5))
     ]
-    assert len([statement for statement in statements if "message_attachments" in statement]) == 1
+    assert reads_with == 1
+    # A page whose messages have no attachments reads none (the page's query says which have some).
+    assert [item["attachments"] for item in plain.json()["items"]] == [[]]
+    assert _attachment_reads(statements) == 1
+
+
+def _attachment_reads(statements: list[str]) -> int:
+    return len([statement for statement in statements if statement.startswith("SELECT message_attachments.")])
 
 
 async def test_erasing_the_contact_deletes_its_attachments_and_files(files: Files) -> None:

@@ -37,7 +37,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.contacts.models import Contact
 from aisupport.conversations import sla_repository
-from aisupport.conversations.models import Conversation, ConversationCounter, Inbox, Message, Team
+from aisupport.conversations.models import (
+    Conversation,
+    ConversationCounter,
+    Inbox,
+    Message,
+    MessageAttachment,
+    Team,
+)
 from aisupport.core.db import row_of, rows_of, scoped
 from aisupport.organizations.models import Membership
 
@@ -72,9 +79,9 @@ SOURCES = ("subject", "messages", "contact")
 
 @dataclass(frozen=True)
 class Listed:
-    """A conversation of a list; with a search, how well and where it matched."""
+    """A conversation of a list (a row of LISTED_COLUMNS); with a search, how well and where it matched."""
 
-    conversation: Conversation
+    conversation: Row[Any]
     rank: float | None = None
     matched_in: list[str] | None = None
 
@@ -269,7 +276,9 @@ def conversations_query(
     the page is full (the cost grows with how rare matching conversations are); by relevance, the
     RELEVANCE_WINDOW most recently active matching conversations are ranked (so a common word costs a
     bounded amount, not a ranking of every match)."""
-    query = _filtered(rows_of(Conversation, organization_id), organization_id, filters)
+    query = _filtered(
+        scoped(select(*LISTED_COLUMNS), Conversation, organization_id), organization_id, filters
+    )
     order: tuple[Any, ...] = (Conversation.last_activity_at, Conversation.id)
     if search is not None and broad and sort == "last_activity":
         in_subject, in_messages, in_contact = _matches(organization_id, search)
@@ -298,6 +307,12 @@ def conversations_query(
         query = query.where(tuple_(*order) < tuple(before))
     return query.order_by(*(column.desc() for column in order)).limit(limit)
 
+
+# What a listed conversation's answer shows and its SLA clocks read: its columns, read as plain rows, not
+# mapped objects (a page is read, never changed, and building 51 objects costs more than the query).
+LISTED_COLUMNS = tuple(
+    column for column in Conversation.__table__.columns if column.key not in ("organization_id", "search")
+)
 
 # A broad search by relevance ranks this many of the most recently active matching conversations.
 RELEVANCE_WINDOW = 1000
@@ -394,12 +409,14 @@ async def conversations(
     query = conversations_query(
         organization_id, filters, search=search, sort=sort, broad=broad, before=before, limit=limit
     )
-    if search is None:
-        return [Listed(row) for row in (await db.execute(query)).scalars()]
     rows = (await db.execute(query)).all()
+    if search is None:
+        return [Listed(row) for row in rows]
     if broad and sort == "last_activity":
-        return [Listed(row[0], None, _sources(row[1:])) for row in rows]
-    return [Listed(row, rank, list(matched_in)) for row, rank, matched_in in rows]
+        return [
+            Listed(row, None, _sources((row.in_subject, row.in_messages, row.in_contact))) for row in rows
+        ]
+    return [Listed(row, row.rank, list(row.matched_in)) for row in rows]
 
 
 def _sources(flags: Sequence[bool]) -> list[str]:
@@ -425,8 +442,9 @@ async def messages(
     return list((await db.execute(query)).all())
 
 
-MessageRow = Row[uuid.UUID, uuid.UUID, str, bool, str, str, uuid.UUID | None, datetime]
-# What a message's answer shows (conversation_schemas.MessageOut, but its attachments).
+MessageRow = Row[uuid.UUID, uuid.UUID, str, bool, str, str, uuid.UUID | None, datetime, bool]
+# What a message's answer shows (conversation_schemas.MessageOut, but its attachments), and whether it
+# has attachments: a page's attachments are read only when one of its messages has some (most have none).
 MESSAGE_SHOWN = (
     Message.id,
     Message.conversation_id,
@@ -436,6 +454,12 @@ MESSAGE_SHOWN = (
     Message.author_type,
     Message.author_id,
     Message.created_at,
+    exists(
+        select(literal(1)).where(
+            MessageAttachment.organization_id == Message.organization_id,
+            MessageAttachment.message_id == Message.id,
+        )
+    ).label("has_attachments"),
 )
 
 

@@ -311,7 +311,7 @@ async def list_messages(
     rows = await service.list_messages(
         db, principal, conversation_id, before=_after(paging), limit=paging.fetch
     )
-    attachments = await service.attachments_of(db, principal, [row.id for row in rows])
+    attachments = await service.attachments_of(db, principal, [row.id for row in rows if row.has_attachments])
     return paging.page(
         rows,
         lambda row: (row.created_at, row.id),

@@ -8,6 +8,7 @@ from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from sqlalchemy import Row
 
 from aisupport.conversations import sla
 from aisupport.conversations.models import Conversation
@@ -103,7 +104,9 @@ class ConversationOut(BaseModel):
         """Read from a conversation row: its fields, and its SLA clocks as they read now."""
         if isinstance(data, BaseModel | dict) or not hasattr(data, "sla_targets"):
             return data
-        loaded = vars(data)  # the row's values as loaded: read directly, not through the ORM's descriptors
+        # The values as loaded, read directly (not through the ORM's descriptors): a mapped conversation's,
+        # or a row's (a list reads rows, conversation_repository.LISTED_COLUMNS).
+        loaded = data._mapping if isinstance(data, Row) else vars(data)
         fields = {name: loaded[name] if name in loaded else getattr(data, name) for name in _row_fields(cls)}
         return {**fields, "sla": sla.view(data, datetime.now(UTC))}
 

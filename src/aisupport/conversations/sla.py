@@ -221,6 +221,9 @@ def status_changed(conversation: Conversation, previous: str, now: datetime, set
 # --- What the API shows -----------------------------------------------------------------------------------
 
 
+_CLOCK_COLUMNS = tuple((name, f"sla_{name}_due_at", f"sla_{name}_breached_at") for name in TARGETS)
+
+
 def view(conversation: Conversation, now: datetime) -> dict[str, dict[str, Any] | None]:
     """Per target: its due time, whether it is breached (and when: its due time), when it was met;
     None for a target the policy does not set (or without a policy). A running clock past its due time
@@ -232,12 +235,12 @@ def view(conversation: Conversation, now: datetime) -> dict[str, dict[str, Any] 
     }
     targets = conversation.sla_targets or {}
     shown: dict[str, dict[str, Any] | None] = {}
-    for name in TARGETS:
+    for name, due_column, breached_column in _CLOCK_COLUMNS:
         if name not in targets:
             shown[name] = None
             continue
-        due = getattr(conversation, f"sla_{name}_due_at")
-        breached_at = getattr(conversation, f"sla_{name}_breached_at")
+        due = getattr(conversation, due_column)
+        breached_at = getattr(conversation, breached_column)
         if breached_at is None and due is not None and due <= now and RUNNING[name](conversation):
             breached_at = due
         shown[name] = {

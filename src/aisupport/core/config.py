@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     # any one statement.
     DATABASE_TIMEOUT_SECONDS: float = Field(default=5, gt=0, le=120)
     DATABASE_STATEMENT_TIMEOUT_SECONDS: float = Field(default=30, gt=0, le=3600)
+    # Connections the API process keeps open (as many again may open in a burst, closed when handed
+    # back). Below the requests it usually has in flight, it connects and disconnects all the time.
+    DATABASE_POOL_SIZE: int = Field(default=20, ge=1, le=500)
     # On SIGTERM, requests in flight get this long to finish; new connections are refused.
     SHUTDOWN_TIMEOUT_SECONDS: float = Field(default=30, ge=0, le=600)
 

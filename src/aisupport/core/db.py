@@ -128,10 +128,10 @@ def async_url(url: str) -> str:
     return url
 
 
-def engine_for(settings: Settings, url: str, *, pool_size: int = 10) -> AsyncEngine:
+def engine_for(settings: Settings, url: str, *, pool_size: int | None = None) -> AsyncEngine:
     return create_engine(
         url,
-        pool_size=pool_size,
+        pool_size=pool_size or settings.DATABASE_POOL_SIZE,
         timeout=settings.DATABASE_TIMEOUT_SECONDS,
         statement_timeout=settings.DATABASE_STATEMENT_TIMEOUT_SECONDS,
     )
