@@ -12,6 +12,7 @@ from httpx import AsyncClient
 from tests.conftest import Mailbox
 from tests.contacts.helpers import api_key, create_contact, unique_email
 from tests.conversations.helpers import created
+from tests.conversations.timers import inbox_with_policy, open_conversation
 from tests.organizations.helpers import Person, add_member, new_owner
 
 
@@ -307,3 +308,36 @@ async def test_idempotency_key_replays_refuses_another_body_and_writes_once(clie
         headers={**stranger.headers, "Idempotency-Key": "c-2"},
     )
     assert theirs.status_code == 201
+
+
+async def test_list_items_and_messages_read_as_the_single_answers_do(client: AsyncClient) -> None:
+    """Lists write their items straight from rows (pagination.page_json): each must equal the
+    conversation's own answer, SLA clocks, tags and attributes included, and each message its POST."""
+    owner = await new_owner(client)
+    refs = await inbox_with_policy(
+        client, owner, {"high": {"first_response": 60, "next_response": 30, "resolution": 480}}
+    )
+    opened = await open_conversation(
+        client,
+        owner,
+        refs,
+        priority="high",
+        subject="Parcel",
+        tags=["billing", "vip"],
+        custom_attributes={"plan": "pro", "seats": 12, "nested": {"ok": True, "ratio": 0.5}},
+        message={"kind": "incoming", "body": "Où est mon colis ? 📦"},
+    )
+    note = await created(
+        client, owner, f"conversations/{opened['id']}/messages", {"kind": "note", "body": 'VIP: "be quick"'}
+    )
+    single = (await client.get(_url(owner, opened["id"]), headers=owner.headers)).json()
+    assert single["sla"]["first_response"]["due_at"] is not None
+    listed = await client.get(_url(owner), headers=owner.headers)
+    assert listed.headers["content-type"] == "application/json"
+    [item] = listed.json()["items"]
+    assert item == {**single, "matched_in": None}
+    searched = (await client.get(_url(owner), params={"q": "parcel"}, headers=owner.headers)).json()
+    assert searched["items"] == [{**single, "matched_in": ["subject"]}]
+    page = (await client.get(_url(owner, opened["id"], "messages"), headers=owner.headers)).json()
+    assert page["items"][0] == note
+    assert [message["body"] for message in page["items"]] == ['VIP: "be quick"', "Où est mon colis ? 📦"]

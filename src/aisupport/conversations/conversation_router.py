@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
@@ -15,7 +15,7 @@ from aisupport.access.permissions import Permission
 from aisupport.access.principal import Principal
 from aisupport.conversations import conversation_service as service
 from aisupport.conversations import errors, idempotency
-from aisupport.conversations.conversation_repository import ConversationFilters, Listed, MessageRow
+from aisupport.conversations.conversation_repository import ConversationFilters, Listed
 from aisupport.conversations.conversation_schemas import (
     SEARCH_MAX,
     TAGS_MAX,
@@ -29,6 +29,8 @@ from aisupport.conversations.conversation_schemas import (
     SortOrder,
     Status,
     Tag,
+    listed_json,
+    message_json,
 )
 from aisupport.conversations.idempotency import KeyHeader, Stored
 from aisupport.conversations.models import Conversation, Message, MessageAttachment
@@ -174,7 +176,7 @@ async def list_conversations(
         ),
     ] = None,
     due_within: Annotated[int, Query(ge=1, le=1440, description="Minutes, for `sla=due_soon`.")] = 60,
-) -> Page[ListedConversation]:
+) -> Response:
     """Conversations, newest activity first (or best match first), narrowed by any of the filters and
     the search together."""
     assignee_id: uuid.UUID | None = None
@@ -213,7 +215,14 @@ async def list_conversations(
         before=_after_rank(paging) if relevance else _after(paging),
         limit=paging.fetch,
     )
-    return paging.page(rows, _rank_position if relevance else _activity_position, _listed)
+    now = datetime.now(UTC)
+    return paging.page_json(
+        rows,
+        _rank_position if relevance else _activity_position,
+        lambda row: listed_json(
+            row.conversation, now, None if row.matched_in is None else sorted(row.matched_in)
+        ),
+    )
 
 
 def _after_rank(paging: Paging) -> tuple[float, uuid.UUID] | None:
@@ -234,11 +243,6 @@ def _rank_position(row: Listed) -> tuple[str, float | None, uuid.UUID]:
 
 def _activity_position(row: Listed) -> tuple[datetime, uuid.UUID]:
     return (row.conversation.last_activity_at, row.conversation.id)
-
-
-def _listed(row: Listed) -> ListedConversation:
-    item = ListedConversation.model_validate(row.conversation)
-    return item if row.matched_in is None else item.model_copy(update={"matched_in": sorted(row.matched_in)})
 
 
 @router.get("/orgs/{org_id}/conversations/{conversation_id}", response_model=ConversationOut)
@@ -306,20 +310,18 @@ async def post_message(
 @router.get("/orgs/{org_id}/conversations/{conversation_id}/messages", response_model=Page[MessageOut])
 async def list_messages(
     org_id: uuid.UUID, conversation_id: uuid.UUID, principal: Reader, db: DbSession, paging: Paging
-) -> Page[MessageOut]:
+) -> Response:
     """The conversation's messages, newest first (`limit` of them; the cursor goes further back)."""
     rows = await service.list_messages(
         db, principal, conversation_id, before=_after(paging), limit=paging.fetch
     )
     attachments = await service.attachments_of(db, principal, [row.id for row in rows if row.has_attachments])
-    return paging.page(
-        rows,
-        lambda row: (row.created_at, row.id),
-        lambda row: _message_out(row, attachments.get(row.id, [])),
+    return paging.page_json(
+        rows, lambda row: (row.created_at, row.id), lambda row: message_json(row, attachments.get(row.id, []))
     )
 
 
-def _message_out(message: Message | MessageRow, attachments: list[MessageAttachment]) -> MessageOut:
+def _message_out(message: Message, attachments: list[MessageAttachment]) -> MessageOut:
     answer = MessageOut.model_validate(message)
     answer.attachments = [AttachmentOut.model_validate(attachment) for attachment in attachments]
     return answer

@@ -104,9 +104,7 @@ class ConversationOut(BaseModel):
         """Read from a conversation row: its fields, and its SLA clocks as they read now."""
         if isinstance(data, BaseModel | dict) or not hasattr(data, "sla_targets"):
             return data
-        # The values as loaded, read directly (not through the ORM's descriptors): a mapped conversation's,
-        # or a row's (a list reads rows, conversation_repository.LISTED_COLUMNS).
-        loaded = data._mapping if isinstance(data, Row) else vars(data)
+        loaded = vars(data)  # the row's values as loaded: read directly, not through the ORM's descriptors
         fields = {name: loaded[name] if name in loaded else getattr(data, name) for name in _row_fields(cls)}
         return {**fields, "sla": sla.view(data, datetime.now(UTC))}
 
@@ -144,6 +142,19 @@ class ListedConversation(ConversationOut):
         description="With `q`: which of the subject, the messages (notes included) and the contact's name "
         "and email match it. Null without `q`.",
     )
+
+
+def listed_json(row: Row[Any], now: datetime, matched_in: list[str] | None) -> dict[str, Any]:
+    """A list item as ListedConversation shows it, made from a row of the list's columns
+    (conversation_repository.LISTED_COLUMNS) without validating it again: what it holds was read from
+    the database. Its fields are the model's, so the two cannot drift apart (tests compare the item
+    with the conversation's own answer)."""
+    values = row._mapping
+    return {
+        **{name: values[name] for name in _row_fields(ListedConversation)},
+        "sla": sla.view(row, now),  # type: ignore[arg-type]  # a row has the columns view reads
+        "matched_in": matched_in,
+    }
 
 
 class MessageCreate(RequestModel):
@@ -193,6 +204,19 @@ class MessageOut(BaseModel):
     author_id: uuid.UUID | None
     created_at: datetime
     attachments: list[AttachmentOut] = Field(default_factory=list, description="In the order attached.")
+
+
+_MESSAGE_FIELDS = tuple(name for name in MessageOut.model_fields if name != "attachments")
+
+
+def message_json(row: Row[*tuple[Any, ...]], attachments: list[Any]) -> dict[str, Any]:
+    """A message as MessageOut shows it, from a row of conversation_repository.MESSAGE_SHOWN and its
+    attachments (mapped rows), without validating the row again (see listed_json)."""
+    values = row._mapping
+    return {
+        **{name: values[name] for name in _MESSAGE_FIELDS},
+        "attachments": [AttachmentOut.model_validate(attachment).model_dump() for attachment in attachments],
+    }
 
 
 # --- Tags -----------------------------------------------------------------------------------------------

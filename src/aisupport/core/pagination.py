@@ -26,7 +26,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query, Request
+import pydantic_core
+from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import Select, tuple_
 
@@ -132,12 +133,28 @@ class PageRequest:
     ) -> Page[T]:
         """The answer of a list: `rows` (read with `fetch`) cut to this page, each made an `item`, and
         the cursor of the next page, signed from the `position` of the last row (None at the end)."""
+        rows_here, next_cursor = self._cut(rows, position)
+        return Page(items=[item(row) for row in rows_here], next_cursor=next_cursor)
+
+    def page_json(
+        self,
+        rows: Sequence[Row],
+        position: Callable[[Row], Sequence[Any]],
+        item: Callable[[Row], dict[str, Any]],
+    ) -> Response:
+        """`page` for the busiest lists: each item a plain dict of what the route's Page model shows,
+        written as JSON in one pass (pydantic's own encoder: the same text as the model's) without
+        validating the items into models first. The route keeps declaring the model, for the docs."""
+        rows_here, next_cursor = self._cut(rows, position)
+        body = {"items": [item(row) for row in rows_here], "next_cursor": next_cursor}
+        return Response(pydantic_core.to_json(body), media_type="application/json")
+
+    def _cut(
+        self, rows: Sequence[Row], position: Callable[[Row], Sequence[Any]]
+    ) -> tuple[Sequence[Row], str | None]:
         rows_here = rows[: self.limit]
         more = len(rows) > self.limit and len(rows_here) > 0
-        return Page(
-            items=[item(row) for row in rows_here],
-            next_cursor=self.signer.sign(position(rows_here[-1])) if more else None,
-        )
+        return rows_here, self.signer.sign(position(rows_here[-1])) if more else None
 
 
 @lru_cache(maxsize=8)
