@@ -308,10 +308,13 @@ def conversations_query(
     return query.order_by(*(column.desc() for column in order)).limit(limit)
 
 
-# What a listed conversation's answer shows and its SLA clocks read: its columns, read as plain rows, not
-# mapped objects (a page is read, never changed, and building 51 objects costs more than the query).
+# What a listed conversation's answer shows and its SLA clocks read (not the pauses, which only a change
+# of status reads): its columns, read as plain rows, not mapped objects (a page is read, never changed,
+# and building 51 objects costs more than the query).
 LISTED_COLUMNS = tuple(
-    column for column in Conversation.__table__.columns if column.key not in ("organization_id", "search")
+    column
+    for column in Conversation.__table__.columns
+    if column.key not in ("organization_id", "search", "sla_pauses")
 )
 
 # A broad search by relevance ranks this many of the most recently active matching conversations.
