@@ -52,6 +52,7 @@ TASK_MODULES = (
     "aisupport.auth.tasks",
     "aisupport.organizations.tasks",
     "aisupport.conversations.tasks",
+    "aisupport.events.tasks",
 )
 jobs.import_paths = list(TASK_MODULES)
 

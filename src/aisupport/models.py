@@ -6,6 +6,7 @@ from aisupport.auth.models import AccountActivity, AccountToken, AuthSession, Re
 from aisupport.contacts.models import Contact
 from aisupport.conversations.models import Inbox, MemberAvailability, SlaPolicy, Team, TeamMember
 from aisupport.core.db import Base
+from aisupport.events.models import Event, EventCounter
 from aisupport.mail.delivery import EmailDelivery
 from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization
 
@@ -18,6 +19,8 @@ __all__ = [
     "Base",
     "Contact",
     "EmailDelivery",
+    "Event",
+    "EventCounter",
     "Inbox",
     "Invitation",
     "MemberAvailability",

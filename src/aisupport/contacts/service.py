@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,8 +29,9 @@ from aisupport.contacts import errors
 from aisupport.contacts import repository as repo
 from aisupport.contacts.models import Contact
 from aisupport.contacts.repository import ContactFilters
-from aisupport.contacts.schemas import ATTRIBUTE_BOUNDS
+from aisupport.contacts.schemas import ATTRIBUTE_BOUNDS, ContactOut
 from aisupport.core.client import Client
+from aisupport.events.outbox import emit
 
 # The personal fields: what a merge fills in and an erasure empties.
 PERSONAL_FIELDS = ("name", "email", "phone", "external_id")
@@ -73,6 +75,7 @@ async def create_contact(db: AsyncSession, principal: Principal, fields: dict[st
     now = datetime.now(UTC)
     contact = Contact(organization_id=principal.organization_id, updated_at=now, **fields)
     await _flush_unique(db, contact, add=True)
+    _publish(db, "contact.created", contact)
     return contact
 
 
@@ -99,11 +102,15 @@ async def update_contact(
 ) -> Contact:
     """Change the fields given (None clears one); an erased contact cannot be changed."""
     contact = await _lock_one(db, principal, contact_id)
+    before = {name: getattr(contact, name) for name in CHANGEABLE_FIELDS if name in changes}
     for name in CHANGEABLE_FIELDS:
         if name in changes:
             setattr(contact, name, changes[name])
     contact.updated_at = datetime.now(UTC)
     await _flush_unique(db, contact)
+    changed = {name: to_jsonable_python(value) for name, value in before.items() if value != changes[name]}
+    if changed:
+        _publish(db, "contact.updated", contact, changes=changed)
     return contact
 
 
@@ -148,6 +155,7 @@ async def merge_contacts(
         target=("contact", kept_id),
         details={"merged_contact_id": str(merged_id), "filled": sorted(filled)},
     )
+    _publish(db, "contact.merged", kept, merged_contact_id=str(merged_id))
     return kept
 
 
@@ -173,6 +181,12 @@ async def erase_contact(
         client=client,
         target=("contact", contact_id),
     )
+    emit(db, principal.organization_id, "contact.deleted", {"contact_id": str(contact_id)})
+
+
+def _publish(db: AsyncSession, type: str, contact: Contact, **extra: Any) -> None:
+    shown = ContactOut.model_validate(contact).model_dump(mode="json")
+    emit(db, contact.organization_id, type, {"contact": shown, **extra})
 
 
 async def _lock_one(db: AsyncSession, principal: Principal, contact_id: uuid.UUID) -> Contact:

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.access.principal import Principal
 from aisupport.conversations import assignment_repository as repo
-from aisupport.conversations import conversation_repository
+from aisupport.conversations import conversation_repository, published
 from aisupport.conversations.models import Conversation, Inbox
 from aisupport.core.db import row_of
 from aisupport.core.jobs import defer
@@ -88,9 +88,9 @@ async def record_auto_assignment(db: AsyncSession, conversation: Conversation) -
     now = datetime.now(UTC)
     await repo.mark_assigned(db, conversation.organization_id, conversation.assignee_id, now)
     body = f"assigned to {conversation.assignee_id} by auto-assignment"
-    await conversation_repository.add_messages(
-        db, [_activity(conversation.id, conversation.organization_id, body, now)]
-    )
+    lines = [_activity(conversation.id, conversation.organization_id, body, now)]
+    await conversation_repository.add_messages(db, lines)
+    published.messages_created(db, lines)
 
 
 async def after_reopening(db: AsyncSession, conversation: Conversation) -> None:
@@ -134,6 +134,7 @@ async def auto_assign_reopened(
     conversation.version += 1
     conversation.updated_at = conversation.last_activity_at = now
     await db.flush()
+    published.conversation_event(db, "conversation.assigned", conversation, previous_assignee_id=None)
     await record_auto_assignment(db, conversation)
     return True
 
@@ -151,9 +152,26 @@ async def release_team_member(
     released = await repo.unassign(db, organization_id, user_id, now, team_id=team_id)
     author = _author(principal)
     body = f"{_who(author)} unassigned {user_id}: taken out of team {team_id}"
-    await conversation_repository.add_messages(
-        db, [_activity(conversation_id, organization_id, body, now, author) for conversation_id in released]
-    )
+    await _announce_released(db, organization_id, user_id, released, body, now, author)
+
+
+async def _announce_released(
+    db: AsyncSession,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    released: list[uuid.UUID],
+    body: str,
+    now: datetime,
+    author: tuple[str, uuid.UUID | None],
+) -> None:
+    """The activity message and events of conversations just unassigned from a member."""
+    lines = [_activity(conversation_id, organization_id, body, now, author) for conversation_id in released]
+    await conversation_repository.add_messages(db, lines)
+    for conversation in await conversation_repository.conversations_by_id(db, organization_id, released):
+        published.conversation_event(
+            db, "conversation.assigned", conversation, previous_assignee_id=str(user_id)
+        )
+    published.messages_created(db, lines)
 
 
 async def lock_assignments(db: AsyncSession, organization_id: uuid.UUID) -> None:
@@ -176,6 +194,4 @@ async def _release_member_standing_down(
     released = await repo.unassign(db, organization_id, user_id, now)
     author = _author(principal)
     body = f"{_who(author)} unassigned {user_id}: {why}"
-    await conversation_repository.add_messages(
-        db, [_activity(conversation_id, organization_id, body, now, author) for conversation_id in released]
-    )
+    await _announce_released(db, organization_id, user_id, released, body, now, author)

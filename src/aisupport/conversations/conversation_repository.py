@@ -501,6 +501,16 @@ async def empty_bodies(
     )
 
 
+async def conversations_by_id(
+    db: AsyncSession, organization_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> list[Conversation]:
+    """These conversations as the database has them now (after a bulk UPDATE), in id order."""
+    if not ids:
+        return []
+    query = rows_of(Conversation, organization_id).where(Conversation.id.in_(ids)).order_by(Conversation.id)
+    return list((await db.scalars(query.execution_options(populate_existing=True))).all())
+
+
 async def add_messages(db: AsyncSession, rows: list[dict[str, object]]) -> None:
     if rows:
         await db.execute(insert(Message), rows)

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.access.principal import Principal
@@ -31,7 +32,7 @@ from aisupport.audit import service as audit
 from aisupport.audit.service import Actor
 from aisupport.contacts import service as contacts
 from aisupport.contacts.models import Contact
-from aisupport.conversations import assignment, errors, sla, tag_service
+from aisupport.conversations import assignment, errors, published, sla, tag_service
 from aisupport.conversations import attachment_service as attachments
 from aisupport.conversations import conversation_repository as repo
 from aisupport.conversations import sla_repository as timers
@@ -68,7 +69,16 @@ def _message(
 
 
 async def _activity(db: AsyncSession, principal: Principal, conversation: Conversation, text: str) -> None:
-    await repo.add(db, _message(conversation, "activity", f"{_who(principal)} {text}", author_of(principal)))
+    await _system_line(db, conversation, f"{_who(principal)} {text}", author_of(principal))
+
+
+async def _system_line(
+    db: AsyncSession, conversation: Conversation, text: str, author: tuple[str, uuid.UUID | None] = SYSTEM
+) -> None:
+    """An activity message (and its event)."""
+    message = _message(conversation, "activity", text, author)
+    await repo.add(db, message)
+    published.messages_created(db, [message])
 
 
 async def create_conversation(
@@ -104,8 +114,10 @@ async def create_conversation(
     )
     sla.start(conversation, await timers.setting_of(db, organization_id, fields["inbox_id"]), now)
     await repo.add(db, conversation)
+    published.conversation_event(db, "conversation.created", conversation)
     if first is not None:
-        await _post(db, principal, conversation, first["kind"], first["body"])
+        message = await _post(db, principal, conversation, first["kind"], first["body"])
+        published.messages_created(db, [message])
     if assignee_id is not None:
         await assignment.record_auto_assignment(db, conversation)
     return conversation
@@ -213,6 +225,7 @@ async def update_conversation(
     if not changes:
         return conversation
     before = {name: getattr(conversation, name) for name in TRACKED}
+    old = {name: getattr(conversation, name) for name in CHANGEABLE}
     setting = None
     if "status" in changes or "priority" in changes:
         setting = await timers.setting_of(db, organization_id, conversation.inbox_id)
@@ -230,6 +243,16 @@ async def update_conversation(
     conversation.version += 1
     conversation.updated_at = conversation.last_activity_at = now
     await db.flush()
+    previous = {name: to_jsonable_python(value) for name, value in old.items() if name in changes}
+    published.conversation_event(db, "conversation.updated", conversation, changes=previous)
+    if "assignee_id" in changes:
+        published.conversation_event(
+            db, "conversation.assigned", conversation, previous_assignee_id=previous["assignee_id"]
+        )
+    if "status" in changes:
+        published.conversation_event(
+            db, "conversation.status_changed", conversation, previous_status=previous["status"]
+        )
     for name in TRACKED:
         if name in changes:
             label = name.removesuffix("_id")
@@ -267,6 +290,7 @@ async def post_message(
     uploads = await attachments.lock_uploads(db, principal.organization_id, conversation, attachment_ids)
     message = await _post(db, principal, conversation, kind, body)
     await attachments.attach(db, message, uploads)
+    published.messages_created(db, [message], uploads)
     return message, uploads
 
 
@@ -298,6 +322,9 @@ async def _post(
     conversation.updated_at = conversation.last_activity_at = now
     await repo.add_with_changes(db, message, conversation)
     if reopened:
+        published.conversation_event(
+            db, "conversation.status_changed", conversation, previous_status=previous
+        )
         await _activity(db, principal, conversation, f"reopened by an incoming message (was {previous})")
         await assignment.after_reopening(db, conversation)
     return message
@@ -309,7 +336,8 @@ async def _mark_breaches(db: AsyncSession, conversation: Conversation, now: date
     names = sla.overdue(conversation, now)
     for name in names:
         due = sla.mark_breached(conversation, name)
-        await repo.add(db, _message(conversation, "activity", f"SLA {sla.LABELS[name]} breached", SYSTEM))
+        await _system_line(db, conversation, f"SLA {sla.LABELS[name]} breached")
+        published.conversation_event(db, "conversation.sla_breached", conversation, target=name)
         await audit.record(
             db,
             conversation.organization_id,
@@ -377,14 +405,11 @@ async def wake_snoozed(db: AsyncSession, organization_id: uuid.UUID, *, limit: i
         sla.status_changed(conversation, "snoozed", now, await settings.of(conversation))
         _changed(conversation, now, activity=True)
         await db.flush()
-        await repo.add(
-            db,
-            _message(
-                conversation,
-                "activity",
-                f"system woke the conversation (snoozed until {until.isoformat()})",
-                SYSTEM,
-            ),
+        published.conversation_event(
+            db, "conversation.status_changed", conversation, previous_status="snoozed"
+        )
+        await _system_line(
+            db, conversation, f"system woke the conversation (snoozed until {until.isoformat()})"
         )
         await assignment.after_reopening(db, conversation)  # unassigned: offered to its team
     return len(found)
@@ -451,20 +476,19 @@ async def _erase_message_bodies(db: AsyncSession, organization_id: uuid.UUID, co
         return
     await repo.empty_bodies(db, organization_id, conversation_ids)
     now = datetime.now(UTC)
-    await repo.add_messages(
-        db,
-        [
-            {
-                "id": uuid.uuid4(),
-                "organization_id": organization_id,
-                "conversation_id": conversation_id,
-                "kind": "activity",
-                "private": True,
-                "body": "message bodies removed: the contact was erased",
-                "author_type": "system",
-                "author_id": None,
-                "created_at": now,
-            }
-            for conversation_id in conversation_ids
-        ],
-    )
+    notes: list[dict[str, Any]] = [
+        {
+            "id": uuid.uuid4(),
+            "organization_id": organization_id,
+            "conversation_id": conversation_id,
+            "kind": "activity",
+            "private": True,
+            "body": "message bodies removed: the contact was erased",
+            "author_type": "system",
+            "author_id": None,
+            "created_at": now,
+        }
+        for conversation_id in conversation_ids
+    ]
+    await repo.add_messages(db, notes)
+    published.messages_created(db, notes)

@@ -30,7 +30,7 @@ from aisupport.conversations import attachment_repository as attachments
 from aisupport.conversations import conversation_service as service
 from aisupport.conversations import sla_repository as timers
 from aisupport.core.jobs import RETRY, defer, jobs, services_of
-from aisupport.core.tenancy import tenant_session
+from aisupport.core.tenancy import in_each_organization, tenant_session
 from aisupport.storage import create_storage, validate_key
 
 log = structlog.get_logger("aisupport.conversations")
@@ -39,24 +39,6 @@ BATCH = 200  # conversations per transaction
 MAX_BATCHES = 50  # per organization and run; what is left waits for the next minute
 UNATTACHED_UPLOAD_TTL = timedelta(hours=24)
 KEYS_PER_JOB = 500  # files one deletion job deletes
-
-
-async def _each_organization(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    organizations: list[uuid.UUID],
-    work: Callable[[AsyncSession, uuid.UUID], Awaitable[int]],
-) -> int:
-    """Run `work` (a batch: how many rows it looked at) in each organization until a batch comes back
-    short; the total looked at."""
-    total = 0
-    for organization_id in organizations:
-        for _ in range(MAX_BATCHES):
-            async with tenant_session(sessionmaker, organization_id=organization_id) as db:
-                done = await work(db, organization_id)
-            total += done
-            if done < BATCH:
-                break
-    return total
 
 
 async def _organizations(
@@ -80,7 +62,9 @@ async def mark_sla_breaches(context: JobContext, timestamp: int) -> None:
     async def batch(db: AsyncSession, organization_id: uuid.UUID) -> int:
         return await service.mark_sla_breaches(db, organization_id, limit=BATCH)
 
-    looked_at = await _each_organization(sessionmaker, organizations, batch)
+    looked_at = await in_each_organization(
+        sessionmaker, organizations, batch, batch_size=BATCH, max_batches=MAX_BATCHES
+    )
     if looked_at:
         log.info("sla_breaches_checked", organizations=len(organizations), conversations=looked_at)
 
@@ -97,7 +81,9 @@ async def wake_snoozed(context: JobContext, timestamp: int) -> None:
     async def batch(db: AsyncSession, organization_id: uuid.UUID) -> int:
         return await service.wake_snoozed(db, organization_id, limit=BATCH)
 
-    woken = await _each_organization(sessionmaker, organizations, batch)
+    woken = await in_each_organization(
+        sessionmaker, organizations, batch, batch_size=BATCH, max_batches=MAX_BATCHES
+    )
     if woken:
         log.info("snoozed_conversations_woken", organizations=len(organizations), conversations=woken)
 
@@ -117,7 +103,9 @@ async def purge_idempotency_keys(context: JobContext, timestamp: int) -> None:
     async def batch(db: AsyncSession, organization_id: uuid.UUID) -> int:
         return await idempotency.purge(db, organization_id, before, limit=BATCH)
 
-    purged = await _each_organization(sessionmaker, organizations, batch)
+    purged = await in_each_organization(
+        sessionmaker, organizations, batch, batch_size=BATCH, max_batches=MAX_BATCHES
+    )
     if purged:
         log.info("idempotency_keys_purged", organizations=len(organizations), keys=purged)
 
@@ -182,7 +170,9 @@ async def purge_stale_uploads(context: JobContext, timestamp: int) -> None:
         await delete_files_later(db, organization_id, keys)
         return len(keys)
 
-    purged = await _each_organization(sessionmaker, organizations, batch)
+    purged = await in_each_organization(
+        sessionmaker, organizations, batch, batch_size=BATCH, max_batches=MAX_BATCHES
+    )
     log.info("stale_uploads_purged", organizations=len(organizations), uploads=purged)
 
 

@@ -175,6 +175,14 @@ class Settings(BaseSettings):
     WORKER_METRICS_PORT: int | None = Field(default=None, ge=1, le=65535)
     WORKER_METRICS_HOST: str = "127.0.0.1"
 
+    # Events (docs/events.md): how long the outbox keeps them, so a stream can resume (`Last-Event-ID`)
+    # and webhook deliveries can be retried and replayed; older ones are purged hourly.
+    EVENT_RETENTION_HOURS: int = Field(default=72, ge=1, le=24 * 90)
+    # A realtime stream's heartbeat (a comment line), also when its access is checked again.
+    STREAM_HEARTBEAT_SECONDS: float = Field(default=15, gt=0, le=300)
+    # Events a stream may have waiting to be sent; a consumer further behind is disconnected.
+    STREAM_BUFFER_EVENTS: int = Field(default=1000, ge=10, le=100_000)
+
     # Files (attachments): a local folder by default, S3-compatible object storage with
     # STORAGE_BACKEND=s3 (docs/decisions/0037). Credentials unset = the usual AWS chain (environment,
     # profile, instance role).

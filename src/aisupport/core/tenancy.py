@@ -16,7 +16,7 @@ Tenant-owned tables have row-level security policies that read two per-transacti
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
@@ -171,6 +171,28 @@ async def tenant_session(
         session.info[REQUEST_STATE] = scope
         async with session.begin():
             yield session
+
+
+async def in_each_organization(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    organizations: list[uuid.UUID],
+    work: Callable[[AsyncSession, uuid.UUID], Awaitable[int]],
+    *,
+    batch_size: int,
+    max_batches: int,
+) -> int:
+    """Run `work` (a batch, in a transaction of its own: how many rows it looked at) in each
+    organization as its tenant, until a batch comes back short of `batch_size` or `max_batches` ran;
+    the total looked at. How periodic jobs work across tenants."""
+    total = 0
+    for organization_id in organizations:
+        for _ in range(max_batches):
+            async with tenant_session(sessionmaker, organization_id=organization_id) as db:
+                done = await work(db, organization_id)
+            total += done
+            if done < batch_size:
+                break
+    return total
 
 
 def app_database_url(settings: Settings, owner_url: str) -> str:

@@ -1,0 +1,95 @@
+"""Writing events: `emit` in the transaction of the change; the session writes them to the outbox just
+before COMMIT (numbered, then a NOTIFY that PostgreSQL delivers only if the transaction commits). A
+transaction that rolls back writes nothing; one that commits always has its events (decision 0046)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import uuid_utils.compat as uuid7
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from aisupport.core.db import mark_written
+from aisupport.core.tenancy import TenantSession
+from aisupport.events.catalogue import CATALOGUE
+from aisupport.events.models import Event, EventCounter
+
+# The channel every API process listens on; a notification's payload is "<organization id>:<last sequence>".
+CHANNEL = "aisupport_events"
+PENDING = "pending_events"
+
+
+@dataclass
+class Pending:
+    organization_id: uuid.UUID
+    type: str
+    payload: dict[str, Any]
+    conversation_id: uuid.UUID | None
+    private: bool
+    id: uuid.UUID = field(default_factory=uuid7.uuid7)
+    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def emit(
+    db: AsyncSession,
+    organization_id: uuid.UUID,
+    type: str,
+    payload: dict[str, Any],
+    *,
+    conversation_id: uuid.UUID | None = None,
+    private: bool = False,
+) -> None:
+    """Record an event of the catalogue (`payload` JSON-ready: `model_dump(mode="json")`), written with
+    the transaction's commit, in the order emitted."""
+    if type not in CATALOGUE:
+        raise ValueError(f"{type} is not in the event catalogue")
+    db.info.setdefault(PENDING, []).append(Pending(organization_id, type, payload, conversation_id, private))
+    mark_written(db)
+
+
+@event.listens_for(TenantSession, "before_commit")
+def _write_pending(session: Session) -> None:
+    pending: list[Pending] = session.info.pop(PENDING, [])
+    organizations = list(dict.fromkeys(item.organization_id for item in pending))
+    for organization_id in organizations:
+        events = [item for item in pending if item.organization_id == organization_id]
+        # Taken last, held only through the commit: concurrent transactions of the organization queue
+        # here for a moment, and the numbers follow commit order (a stream never sees 7 before 6).
+        last = session.execute(
+            pg_insert(EventCounter)
+            .values(organization_id=organization_id, last_sequence=len(events))
+            .on_conflict_do_update(
+                index_elements=[EventCounter.organization_id],
+                set_={"last_sequence": EventCounter.last_sequence + len(events)},
+            )
+            .returning(EventCounter.last_sequence)
+        ).scalar_one()
+        first = last - len(events) + 1
+        session.execute(
+            insert(Event),
+            [
+                {
+                    "organization_id": organization_id,
+                    "sequence": first + index,
+                    "id": item.id,
+                    "type": item.type,
+                    "occurred_at": item.occurred_at,
+                    "conversation_id": item.conversation_id,
+                    "private": item.private,
+                    "payload": item.payload,
+                }
+                for index, item in enumerate(events)
+            ],
+        )
+        session.execute(select(func.pg_notify(CHANNEL, f"{organization_id}:{last}")))
+
+
+@event.listens_for(TenantSession, "after_rollback")
+def _forget_pending(session: Session) -> None:
+    session.info.pop(PENDING, None)
