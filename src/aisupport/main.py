@@ -12,6 +12,7 @@ from pathlib import Path
 
 import structlog
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 from starlette.routing import compile_path
 
 from aisupport.access.cache import PRINCIPALS, PrincipalCache, Principals
@@ -43,6 +44,8 @@ from aisupport.health.router import router as health_router
 from aisupport.mail.delivery import worker_context
 from aisupport.openapi import install_problem_documentation, operation_id
 from aisupport.organizations.router import router as organizations_router
+from aisupport.realtime.hub import EventHub
+from aisupport.realtime.router import router as realtime_router
 from aisupport.storage import create_storage
 
 log = structlog.get_logger("aisupport")
@@ -69,6 +72,7 @@ ROUTERS = (
     conversation_router,
     tag_router,
     attachment_router,
+    realtime_router,
 )
 
 
@@ -121,6 +125,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rate_limiter=limiter,
             principals=principals,
         )
+        conninfo = make_url(app_database_url(settings, database_url(settings))).set(drivername="postgresql")
+        hub = EventHub(
+            conninfo.render_as_string(hide_password=False),
+            app.state.sessionmaker,
+            settings.STREAM_BUFFER_EVENTS,
+        )
+        await hub.start()
+        app.state.event_hub = hub
         if redis is None:
             log.info("rate_limiting_in_process", reason="REDIS_URL is unset; counters are per process")
         else:
@@ -140,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 worker.cancel()  # procrastinate lets running jobs finish (WORKER_SHUTDOWN_SECONDS)
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
+            await hub.stop()
             await principals.stop(listener)
             await app.state.storage.aclose()
             passwords.close()

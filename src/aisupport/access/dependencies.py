@@ -300,5 +300,17 @@ def requires(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     return check
 
 
+async def principal_again(request: Request, permission: Permission) -> Principal:
+    """The caller of a long-lived request (a stream) resolved again, as on a new request: an error if
+    their session, key or membership is gone or no longer holds `permission`. Within the principal
+    cache's lifetime (or at once when it is evicted), a revocation shows here."""
+    bearer_token = await bearer_scheme(request)
+    api_key_header = await api_key_scheme(request)
+    principal = await current_principal(request, bearer_token, api_key_header)
+    if permission not in principal.permissions:
+        raise role_does_not_allow(permission)
+    return principal
+
+
 # A signed-in person acting on their own account (API keys never hold this permission).
 Account = Annotated[Principal, Depends(requires(Permission.ACCOUNT))]

@@ -46,3 +46,15 @@ async def purge(db: AsyncSession, organization_id: uuid.UUID, before: datetime, 
         )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def envelope(event: Event) -> dict[str, Any]:
+    """The event as consumers receive it (docs/events.md): JSON-ready."""
+    return {
+        "id": str(event.id),
+        "type": event.type,
+        "organization_id": str(event.organization_id),
+        "sequence": event.sequence,
+        "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
+        "data": event.payload,
+    }

@@ -1,0 +1,162 @@
+"""One hub per API process: it listens for the outbox's notifications (PostgreSQL LISTEN), reads each
+organization's new events once, and hands them to that organization's streams in this process.
+
+The outbox is the source of truth: a notification only says "organization X is at n now". A lost one
+(the listening connection dropped) is caught up by the next, or by the poll every POLL_SECONDS. Each
+stream has a bounded queue: a stream that falls further behind is closed, never allowed to grow."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aisupport.core.tenancy import tenant_session
+from aisupport.events import repository
+from aisupport.events.models import Event
+from aisupport.events.outbox import CHANNEL
+
+log = structlog.get_logger("aisupport.realtime")
+
+POLL_SECONDS = 5.0  # a safety net: notifications carry the news, this catches one lost in a reconnect
+READ_BATCH = 500
+RECONNECT_SECONDS = (0.5, 1, 2, 5)
+
+
+@dataclass(eq=False)
+class Subscription:
+    """A stream's place at the hub: its queue of (sequence, envelope), and why it was closed, if."""
+
+    organization_id: uuid.UUID
+    queue: asyncio.Queue[tuple[int, dict[str, Any]]]
+    closed: str | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, sequence: int, envelope: dict[str, Any]) -> None:
+        if self.closed is not None:
+            return
+        try:
+            self.queue.put_nowait((sequence, envelope))
+        except asyncio.QueueFull:
+            self.closed = "too_slow"
+            self.wake.set()
+
+
+class EventHub:
+    def __init__(self, conninfo: str, sessionmaker: async_sessionmaker[AsyncSession], buffer: int) -> None:
+        self._conninfo = conninfo
+        self._sessionmaker = sessionmaker
+        self._buffer = buffer
+        self._subscriptions: dict[uuid.UUID, set[Subscription]] = {}
+        self._last: dict[uuid.UUID, int] = {}  # per organization followed: the last sequence handed out
+        self._reading: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._again: set[uuid.UUID] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.listening = asyncio.Event()
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._poll())]
+
+    async def stop(self) -> None:
+        for task in [*self._tasks, *self._reading.values()]:
+            task.cancel()
+        for task in [*self._tasks, *self._reading.values()]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for subscriptions in self._subscriptions.values():
+            for subscription in subscriptions:
+                subscription.closed = "server_shutting_down"
+                subscription.wake.set()
+
+    @property
+    def streams(self) -> int:
+        return sum(len(subscriptions) for subscriptions in self._subscriptions.values())
+
+    async def subscribe(self, organization_id: uuid.UUID) -> Subscription:
+        """A new stream of the organization: it receives every event after the organization's last
+        sequence as of now (what came before, it reads from the outbox itself)."""
+        subscription = Subscription(organization_id, asyncio.Queue(maxsize=self._buffer))
+        if organization_id not in self._last:
+            async with tenant_session(self._sessionmaker, organization_id=organization_id) as db:
+                _, last = await repository.bounds(db, organization_id)
+            self._last.setdefault(organization_id, last)
+        self._subscriptions.setdefault(organization_id, set()).add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        subscriptions = self._subscriptions.get(subscription.organization_id, set())
+        subscriptions.discard(subscription)
+        if not subscriptions:
+            self._subscriptions.pop(subscription.organization_id, None)
+            self._last.pop(subscription.organization_id, None)
+
+    def _read_soon(self, organization_id: uuid.UUID) -> None:
+        """Read the organization's new events, once at a time (a read under way reads again after)."""
+        if organization_id not in self._subscriptions:
+            return
+        if organization_id in self._reading:
+            self._again.add(organization_id)
+            return
+        self._reading[organization_id] = asyncio.create_task(self._read(organization_id))
+
+    async def _read(self, organization_id: uuid.UUID) -> None:
+        try:
+            while True:
+                self._again.discard(organization_id)
+                await self._read_new(organization_id)
+                if organization_id not in self._again:
+                    return
+        except Exception:  # the next notification or poll tries again
+            log.exception("realtime_read_failed", organization_id=str(organization_id))
+        finally:
+            self._reading.pop(organization_id, None)
+
+    async def _read_new(self, organization_id: uuid.UUID) -> None:
+        while organization_id in self._last:
+            async with tenant_session(self._sessionmaker, organization_id=organization_id) as db:
+                events: list[Event] = await repository.after(
+                    db, organization_id, self._last[organization_id], limit=READ_BATCH
+                )
+            if organization_id not in self._last:
+                return  # its last stream went away meanwhile
+            for event in events:
+                envelope = repository.envelope(event)
+                for subscription in list(self._subscriptions.get(organization_id, ())):
+                    subscription.offer(event.sequence, envelope)
+                self._last[organization_id] = event.sequence
+            if len(events) < READ_BATCH:
+                return
+
+    async def _listen(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    attempt = 0
+                    self.listening.set()
+                    for organization_id in list(self._subscriptions):
+                        self._read_soon(organization_id)  # what came while not listening
+                    async for notice in conn.notifies():
+                        organization, _, _ = notice.payload.partition(":")
+                        with contextlib.suppress(ValueError):
+                            self._read_soon(uuid.UUID(organization))
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the database restarted, the network dropped: listen again
+                self.listening.clear()
+                log.warning("realtime_listen_lost", error=type(error).__name__)
+                await asyncio.sleep(RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)])
+                attempt += 1
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            for organization_id in list(self._subscriptions):
+                self._read_soon(organization_id)

@@ -1,0 +1,143 @@
+"""GET /orgs/{org_id}/events/stream: the organization's events as Server-Sent Events (docs/realtime.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from aisupport.access.dependencies import principal_again, requires
+from aisupport.access.permissions import Permission
+from aisupport.access.principal import Principal
+from aisupport.core.config import Settings
+from aisupport.core.errors import AppError, ProblemAnswer, problem_responses
+from aisupport.core.tenancy import tenant_session
+from aisupport.events import repository
+from aisupport.events.catalogue import CATALOGUE
+from aisupport.realtime.hub import EventHub, Subscription
+
+router = APIRouter(tags=["realtime"])
+
+STREAM_PERMISSION = Permission.CONVERSATIONS_READ
+REPLAY_BATCH = 500
+SEND_TIMEOUT_SECONDS = 30  # a client that stops reading (its TCP window full) is dropped after this
+BAD_POSITION = ProblemAnswer(400, "`Last-Event-ID` is not an event number (`invalid_last_event_id`)")
+
+
+def _bad_position() -> AppError:
+    return AppError(400, "invalid_last_event_id", "Last-Event-ID must be an event's `sequence` (a number).")
+
+
+@router.get(
+    "/orgs/{org_id}/events/stream",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The stream (docs/realtime.md)."},
+        **problem_responses(BAD_POSITION),
+    },
+)
+async def stream_events(
+    org_id: uuid.UUID,
+    request: Request,
+    principal: Annotated[Principal, Depends(requires(STREAM_PERMISSION))],
+    last_event_id: Annotated[
+        str | None,
+        Header(description="The `id` of the last event received: the stream resumes after it."),
+    ] = None,
+    after: Annotated[
+        int | None,
+        Query(ge=0, description="The same as `Last-Event-ID`, for clients that cannot set headers."),
+    ] = None,
+) -> EventSourceResponse:
+    """The organization's events from now on (or after `Last-Event-ID`), those the caller may see, each
+    with its `sequence` as its SSE `id`; a heartbeat comment every STREAM_HEARTBEAT_SECONDS."""
+    position = after
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit() or len(last_event_id.strip()) > 18:
+            raise _bad_position()
+        position = int(last_event_id)
+    hub: EventHub = request.app.state.event_hub
+    subscription = await hub.subscribe(principal.organization_id)
+    return EventSourceResponse(
+        _events(request, principal, hub, subscription, position),
+        send_timeout=SEND_TIMEOUT_SECONDS,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def _events(
+    request: Request, principal: Principal, hub: EventHub, subscription: Subscription, position: int | None
+) -> AsyncIterator[ServerSentEvent]:
+    settings: Settings = request.app.state.settings
+    heartbeat = min(settings.STREAM_HEARTBEAT_SECONDS, settings.SESSION_CACHE_TTL_SECONDS)
+    organization_id = principal.organization_id
+    try:
+        async with tenant_session(request.app.state.sessionmaker, organization_id=organization_id) as db:
+            first, last = await repository.bounds(db, organization_id)
+        sent = last
+        if position is not None and (position > last or position < (first or last + 1) - 1):
+            # Numbers this organization never gave out, or events purged since: start again from now.
+            yield ServerSentEvent(
+                json.dumps({"reason": "position_unknown_or_expired", "last_sequence": last}),
+                event="reset",
+                id=str(last),
+            )
+        elif position is not None:
+            sent = position
+            while sent < last:
+                async with tenant_session(
+                    request.app.state.sessionmaker, organization_id=organization_id
+                ) as db:
+                    events = await repository.after(db, organization_id, sent, limit=REPLAY_BATCH)
+                for event in events:
+                    sent = event.sequence
+                    if _may_see(principal, event.type):
+                        yield _sse(event.sequence, repository.envelope(event))
+                if len(events) < REPLAY_BATCH:
+                    break
+        checked = time.monotonic()
+        while True:
+            if subscription.closed is not None:
+                yield _closing(subscription.closed)
+                return
+            if time.monotonic() - checked >= heartbeat:
+                try:
+                    principal = await principal_again(request, STREAM_PERMISSION)
+                except AppError:
+                    yield _closing("access_revoked")
+                    return
+                checked = time.monotonic()
+            try:
+                sequence, envelope = await asyncio.wait_for(subscription.queue.get(), timeout=heartbeat)
+            except TimeoutError:
+                yield ServerSentEvent(comment="heartbeat")
+                continue
+            if sequence <= sent:
+                continue  # already sent from the outbox while catching up
+            sent = sequence
+            if _may_see(principal, envelope["type"]):
+                yield _sse(sequence, envelope)
+    finally:
+        hub.unsubscribe(subscription)
+
+
+def _may_see(principal: Principal, type: str) -> bool:
+    return CATALOGUE[type].permission in principal.permissions
+
+
+def _sse(sequence: int, envelope: dict[str, Any]) -> ServerSentEvent:
+    return ServerSentEvent(
+        json.dumps(envelope, separators=(",", ":")), event=envelope["type"], id=str(sequence)
+    )
+
+
+def _closing(reason: str) -> ServerSentEvent:
+    """The last event of a stream the server ends: `too_slow` (the client fell STREAM_BUFFER_EVENTS
+    behind), `access_revoked` (signed out, removed, key revoked), `server_shutting_down`."""
+    return ServerSentEvent(json.dumps({"reason": reason}), event="closed")
