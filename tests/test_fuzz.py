@@ -56,6 +56,8 @@ RULES_BEYOND_THE_SCHEMA = [
     "post_message",  # attachment_ids must be this conversation's uploads, not yet attached
     "upload_attachment",  # the file part must have a file name and not be empty
     "list_conversations",  # ranges in order, relevance only with q, a q with a word to look up
+    "create_webhook_endpoint",  # an https URL outside our network, event types of the catalogue
+    "update_webhook_endpoint",
 ]
 
 

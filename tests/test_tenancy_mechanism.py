@@ -21,7 +21,9 @@ TENANCY = "aisupport.core.tenancy"
 BINDING = {
     "bind_request_tenant": ("aisupport.access.*",),  # the principal dependency, and act_as
     "rebind_request_tenant": ("aisupport.access.tenancy",),  # act_as only
-    "tenant_session": ("aisupport.access.*", "*.tasks"),  # work outside a request's transaction
+    # Work outside a request's transaction: jobs, and the realtime hub reading an organization's events
+    # for its streams.
+    "tenant_session": ("aisupport.access.*", "*.tasks", "aisupport.realtime.hub"),
     "REQUEST_STATE": ("aisupport.core.db",),  # the request's session gets its scope
     "apply_tenant": (),  # the session's own hook (and the benchmark's floor, outside src)
 }

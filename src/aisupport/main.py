@@ -47,6 +47,7 @@ from aisupport.organizations.router import router as organizations_router
 from aisupport.realtime.hub import EventHub
 from aisupport.realtime.router import router as realtime_router
 from aisupport.storage import create_storage
+from aisupport.webhooks.router import router as webhooks_router
 
 log = structlog.get_logger("aisupport")
 
@@ -56,6 +57,7 @@ TASK_MODULES = (
     "aisupport.organizations.tasks",
     "aisupport.conversations.tasks",
     "aisupport.events.tasks",
+    "aisupport.webhooks.tasks",
 )
 jobs.import_paths = list(TASK_MODULES)
 
@@ -73,6 +75,7 @@ ROUTERS = (
     tag_router,
     attachment_router,
     realtime_router,
+    webhooks_router,
 )
 
 

@@ -9,6 +9,7 @@ from aisupport.core.db import Base
 from aisupport.events.models import Event, EventCounter
 from aisupport.mail.delivery import EmailDelivery
 from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization
+from aisupport.webhooks.models import WebhookAttempt, WebhookCursor, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "AccountActivity",
@@ -31,6 +32,10 @@ __all__ = [
     "Team",
     "TeamMember",
     "User",
+    "WebhookAttempt",
+    "WebhookCursor",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]
 
 

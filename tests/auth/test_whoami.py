@@ -69,6 +69,7 @@ async def test_an_api_key_learns_its_organization_role_and_itself_never_its_secr
             "members:read",
             "org:read",
             "tags:manage",
+            "webhooks:manage",
         ]
         assert body["user"] is None
         assert set(body["api_key"]) == {"id", "name", "prefix", "created_at", "expires_at"}

@@ -47,6 +47,7 @@ class Permission(StrEnum):
     CONVERSATIONS_READ = "conversations:read"
     CONVERSATIONS_WORK = "conversations:work"
     TAGS_MANAGE = "tags:manage"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
     @property
     def description(self) -> str:
@@ -77,6 +78,8 @@ DESCRIPTIONS = {
     "attributes",
     Permission.TAGS_MANAGE: "create, rename, describe and delete the organization's tags (a rename or "
     "deletion applies to every conversation carrying the tag)",
+    Permission.WEBHOOKS_MANAGE: "create, change, test and delete webhook endpoints, rotate their signing "
+    "secrets, list and replay their deliveries",
 }
 
 _EVERYONE = {
@@ -100,6 +103,7 @@ _MANAGERS = _AGENTS | {
     Permission.TEAMS_MANAGE,
     Permission.CONTACTS_ERASE,
     Permission.TAGS_MANAGE,
+    Permission.WEBHOOKS_MANAGE,
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(_MANAGERS | {Permission.ORG_DELETE}),

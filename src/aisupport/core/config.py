@@ -183,6 +183,10 @@ class Settings(BaseSettings):
     # Events a stream may have waiting to be sent; a consumer further behind is disconnected.
     STREAM_BUFFER_EVENTS: int = Field(default=1000, ge=10, le=100_000)
 
+    # Webhooks may reach private, loopback and link-local addresses, and plain http (development and
+    # tests only: refused in production).
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: bool = False
+
     # Files (attachments): a local folder by default, S3-compatible object storage with
     # STORAGE_BACKEND=s3 (docs/decisions/0037). Credentials unset = the usual AWS chain (environment,
     # profile, instance role).
@@ -273,6 +277,10 @@ class Settings(BaseSettings):
             )
         if self.smtp is None:
             raise ValueError("SMTP_URL or SMTP_HOST must be set when ENV=prod: account emails must go out")
+        if self.WEBHOOK_ALLOW_PRIVATE_TARGETS:
+            raise ValueError(
+                "WEBHOOK_ALLOW_PRIVATE_TARGETS is for development: webhooks could reach the network"
+            )
         if not self.APP_DATABASE_URL and len(self.APP_DATABASE_PASSWORD or "") < 16:
             raise ValueError(
                 "APP_DATABASE_PASSWORD must be at least 16 characters when ENV=prod (or set "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import procrastinate
@@ -53,15 +54,26 @@ def services_of(context: JobContext) -> Services:
 ORIGIN = "_origin"
 
 
-async def defer(db: AsyncSession, task_name: str, **arguments: Any) -> None:
-    """Queue a job in the request's transaction: it commits, or vanishes, with the request's writes."""
+async def defer(
+    db: AsyncSession, task_name: str, *, after: timedelta | None = None, **arguments: Any
+) -> None:
+    """Queue a job in the request's transaction: it commits, or vanishes, with the request's writes;
+    to run no sooner than `after` from now, if given."""
     connection = await db.connection()
     raw = await connection.get_raw_connection()
     mark_written(db)
+    await defer_on(raw.driver_connection, task_name, after=after, **arguments)
+
+
+async def defer_on(
+    driver_connection: Any, task_name: str, *, after: timedelta | None = None, **arguments: Any
+) -> None:
+    """`defer` on a psycopg connection already in the transaction (a session hook's, at commit)."""
     origin = {"request_id": structlog.contextvars.get_contextvars().get("request_id"), **current_carrier()}
-    await jobs.configure_task(task_name, allow_unknown=False, connection=raw.driver_connection).defer_async(
-        **arguments, **{ORIGIN: origin}
-    )
+    schedule = {"schedule_in": {"seconds": after.total_seconds()}} if after is not None else {}
+    await jobs.configure_task(
+        task_name, allow_unknown=False, connection=driver_connection, **schedule
+    ).defer_async(**arguments, **{ORIGIN: origin})
 
 
 def libpq_url(url: str) -> str:

@@ -67,6 +67,12 @@ CATALOGUE = {
             "a message changed (reserved: nothing edits messages yet; an erasure says `contact.deleted`)",
         ),
         EventType(
+            "webhook.test",
+            Permission.WEBHOOKS_MANAGE,
+            "`endpoint_id`: the endpoint tested (its `sequence` is 0: it is not in the outbox)",
+            "an admin asked for a test of a webhook endpoint (sent to that endpoint only, never to streams)",
+        ),
+        EventType(
             "contact.created",
             Permission.CONTACTS_READ,
             "`contact`: as `GET .../contacts/{id}` shows it",

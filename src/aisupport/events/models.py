@@ -44,3 +44,5 @@ class EventCounter(TenantOwned, Base):
         ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
     )
     last_sequence: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # The organization has an enabled webhook endpoint: a commit with events queues the dispatch job.
+    webhooks: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))

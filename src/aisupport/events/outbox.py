@@ -14,8 +14,10 @@ from sqlalchemy import event, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.util import await_
 
 from aisupport.core.db import mark_written
+from aisupport.core.jobs import defer_on
 from aisupport.core.tenancy import TenantSession
 from aisupport.events.catalogue import CATALOGUE
 from aisupport.events.models import Event, EventCounter
@@ -23,6 +25,7 @@ from aisupport.events.models import Event, EventCounter
 # The channel every API process listens on; a notification's payload is "<organization id>:<last sequence>".
 CHANNEL = "aisupport_events"
 PENDING = "pending_events"
+DISPATCH_TASK = "webhooks:dispatch"  # webhooks/tasks.py; named, not imported (it is a layer above)
 
 
 @dataclass
@@ -61,15 +64,15 @@ def _write_pending(session: Session) -> None:
         events = [item for item in pending if item.organization_id == organization_id]
         # Taken last, held only through the commit: concurrent transactions of the organization queue
         # here for a moment, and the numbers follow commit order (a stream never sees 7 before 6).
-        last = session.execute(
+        last, webhooks = session.execute(
             pg_insert(EventCounter)
             .values(organization_id=organization_id, last_sequence=len(events))
             .on_conflict_do_update(
                 index_elements=[EventCounter.organization_id],
                 set_={"last_sequence": EventCounter.last_sequence + len(events)},
             )
-            .returning(EventCounter.last_sequence)
-        ).scalar_one()
+            .returning(EventCounter.last_sequence, EventCounter.webhooks)
+        ).one()
         first = last - len(events) + 1
         session.execute(
             insert(Event),
@@ -88,6 +91,29 @@ def _write_pending(session: Session) -> None:
             ],
         )
         session.execute(select(func.pg_notify(CHANNEL, f"{organization_id}:{last}")))
+        if webhooks:  # the dispatcher turns the new events into deliveries, once this commits
+            driver_connection = session.connection().connection.driver_connection
+            await_(defer_on(driver_connection, DISPATCH_TASK, organization_id=str(organization_id)))
+
+
+async def follow_for_webhooks(db: AsyncSession, organization_id: uuid.UUID, *, on: bool) -> int | None:
+    """Whether the organization's commits with events queue the webhook dispatcher (it has an enabled
+    endpoint). Turned on from off: the organization's last sequence (deliveries start after it)."""
+    was = (
+        await db.execute(
+            select(EventCounter.webhooks, EventCounter.last_sequence)
+            .where(EventCounter.organization_id == organization_id)
+            .with_for_update()
+        )
+    ).one_or_none()
+    await db.execute(
+        pg_insert(EventCounter)
+        .values(organization_id=organization_id, webhooks=on)
+        .on_conflict_do_update(index_elements=[EventCounter.organization_id], set_={"webhooks": on})
+    )
+    if on and (was is None or not was.webhooks):
+        return was.last_sequence if was is not None else 0
+    return None
 
 
 @event.listens_for(TenantSession, "after_rollback")

@@ -41,9 +41,7 @@ async def purge(db: AsyncSession, organization_id: uuid.UUID, before: datetime, 
         .limit(limit)
     )
     result = await db.execute(
-        delete(Event).where(
-            Event.organization_id == organization_id, Event.sequence.in_(oldest.scalar_subquery())
-        )
+        scoped(delete(Event), Event, organization_id).where(Event.sequence.in_(oldest.scalar_subquery()))
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

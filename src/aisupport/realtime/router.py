@@ -16,10 +16,11 @@ from aisupport.access.dependencies import principal_again, requires
 from aisupport.access.permissions import Permission
 from aisupport.access.principal import Principal
 from aisupport.core.config import Settings
-from aisupport.core.errors import AppError, ProblemAnswer, problem_responses
-from aisupport.core.tenancy import tenant_session
+from aisupport.core.db import request_session
+from aisupport.core.errors import AppError, problem_responses
 from aisupport.events import repository
 from aisupport.events.catalogue import CATALOGUE
+from aisupport.realtime import errors
 from aisupport.realtime.hub import EventHub, Subscription
 
 router = APIRouter(tags=["realtime"])
@@ -27,11 +28,6 @@ router = APIRouter(tags=["realtime"])
 STREAM_PERMISSION = Permission.CONVERSATIONS_READ
 REPLAY_BATCH = 500
 SEND_TIMEOUT_SECONDS = 30  # a client that stops reading (its TCP window full) is dropped after this
-BAD_POSITION = ProblemAnswer(400, "`Last-Event-ID` is not an event number (`invalid_last_event_id`)")
-
-
-def _bad_position() -> AppError:
-    return AppError(400, "invalid_last_event_id", "Last-Event-ID must be an event's `sequence` (a number).")
 
 
 @router.get(
@@ -39,7 +35,7 @@ def _bad_position() -> AppError:
     response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "The stream (docs/realtime.md)."},
-        **problem_responses(BAD_POSITION),
+        **problem_responses(errors.BAD_POSITION),
     },
 )
 async def stream_events(
@@ -60,7 +56,7 @@ async def stream_events(
     position = after
     if last_event_id is not None:
         if not last_event_id.strip().isdigit() or len(last_event_id.strip()) > 18:
-            raise _bad_position()
+            raise errors.bad_position()
         position = int(last_event_id)
     hub: EventHub = request.app.state.event_hub
     subscription = await hub.subscribe(principal.organization_id)
@@ -78,7 +74,7 @@ async def _events(
     heartbeat = min(settings.STREAM_HEARTBEAT_SECONDS, settings.SESSION_CACHE_TTL_SECONDS)
     organization_id = principal.organization_id
     try:
-        async with tenant_session(request.app.state.sessionmaker, organization_id=organization_id) as db:
+        async with request_session(request) as db:
             first, last = await repository.bounds(db, organization_id)
         sent = last
         if position is not None and (position > last or position < (first or last + 1) - 1):
@@ -91,9 +87,7 @@ async def _events(
         elif position is not None:
             sent = position
             while sent < last:
-                async with tenant_session(
-                    request.app.state.sessionmaker, organization_id=organization_id
-                ) as db:
+                async with request_session(request) as db:
                     events = await repository.after(db, organization_id, sent, limit=REPLAY_BATCH)
                 for event in events:
                     sent = event.sequence

@@ -1,0 +1,119 @@
+"""All SQL of webhooks, scoped to one organization (row-level security scopes it again)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aisupport.core.db import row_of, rows_of, scoped
+from aisupport.core.pagination import keyset
+from aisupport.events.models import Event
+from aisupport.webhooks.models import WebhookAttempt, WebhookCursor, WebhookDelivery, WebhookEndpoint
+
+
+async def endpoint(
+    db: AsyncSession, organization_id: uuid.UUID, endpoint_id: uuid.UUID, *, lock: bool = False
+) -> WebhookEndpoint | None:
+    return await db.scalar(
+        row_of(WebhookEndpoint, organization_id, WebhookEndpoint.id == endpoint_id, lock=lock)
+    )
+
+
+async def endpoints(
+    db: AsyncSession,
+    organization_id: uuid.UUID,
+    *,
+    enabled_only: bool = False,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int | None = None,
+) -> list[WebhookEndpoint]:
+    """The organization's endpoints, oldest first (a page of them with `after` and `limit`)."""
+    query = rows_of(WebhookEndpoint, organization_id)
+    if enabled_only:
+        query = query.where(WebhookEndpoint.enabled)
+    query = keyset(query, (WebhookEndpoint.created_at, WebhookEndpoint.id), after, limit)
+    return list((await db.scalars(query)).all())
+
+
+async def delivery(
+    db: AsyncSession, organization_id: uuid.UUID, delivery_id: uuid.UUID, *, lock: bool = False
+) -> WebhookDelivery | None:
+    return await db.scalar(
+        row_of(WebhookDelivery, organization_id, WebhookDelivery.id == delivery_id, lock=lock)
+    )
+
+
+async def deliveries(
+    db: AsyncSession,
+    organization_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    *,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[WebhookDelivery]:
+    """The endpoint's deliveries, newest first."""
+    query = rows_of(WebhookDelivery, organization_id).where(WebhookDelivery.endpoint_id == endpoint_id)
+    if before is not None:
+        query = query.where(tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < before)
+    query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(limit)
+    return list((await db.scalars(query)).all())
+
+
+async def attempts(
+    db: AsyncSession, organization_id: uuid.UUID, delivery_id: uuid.UUID
+) -> list[WebhookAttempt]:
+    query = (
+        rows_of(WebhookAttempt, organization_id)
+        .where(WebhookAttempt.delivery_id == delivery_id)
+        .order_by(WebhookAttempt.attempted_at, WebhookAttempt.id)
+    )
+    return list((await db.scalars(query)).all())
+
+
+async def event(db: AsyncSession, organization_id: uuid.UUID, sequence: int) -> Event | None:
+    return await db.scalar(rows_of(Event, organization_id).where(Event.sequence == sequence))
+
+
+async def locked_cursor(db: AsyncSession, organization_id: uuid.UUID) -> int:
+    """The dispatcher's place, its row locked until the transaction ends (dispatchers queue here)."""
+    await db.execute(
+        pg_insert(WebhookCursor)
+        .values(organization_id=organization_id, last_sequence=0)
+        .on_conflict_do_nothing()
+    )
+    cursor = await db.scalar(
+        scoped(select(WebhookCursor.last_sequence), WebhookCursor, organization_id).with_for_update()
+    )
+    return cursor or 0
+
+
+async def place_cursor(db: AsyncSession, organization_id: uuid.UUID, sequence: int) -> None:
+    """Put the dispatcher's place at `sequence` (its row made if new)."""
+    await db.execute(
+        pg_insert(WebhookCursor)
+        .values(organization_id=organization_id, last_sequence=sequence)
+        .on_conflict_do_update(
+            index_elements=[WebhookCursor.organization_id], set_={"last_sequence": sequence}
+        )
+    )
+
+
+async def move_cursor(db: AsyncSession, organization_id: uuid.UUID, sequence: int) -> None:
+    row = await db.get(WebhookCursor, organization_id)
+    assert row is not None
+    row.last_sequence = sequence
+    await db.flush()
+
+
+async def add(db: AsyncSession, row: WebhookEndpoint | WebhookDelivery | WebhookAttempt) -> None:
+    db.add(row)
+    await db.flush()
+
+
+async def remove(db: AsyncSession, row: WebhookEndpoint) -> None:
+    await db.delete(row)
+    await db.flush()
