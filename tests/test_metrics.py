@@ -54,6 +54,8 @@ async def test_metrics_count_requests_failures_rejections_and_read_the_database(
     assert _value(after, "aisupport_db_pool_size") == 2 * Settings().DATABASE_POOL_SIZE  # kept + overflow
     assert ("aisupport_jobs", (("status", "todo"),)) in after  # read from the queue at scrape time
     assert ("aisupport_job_oldest_todo_age_seconds", ()) in after
+    assert ("aisupport_webhook_pending", ()) in after  # read across organizations at scrape time
+    assert ("aisupport_webhook_oldest_pending_age_seconds", ()) in after
     assert ("aisupport_db_pool_connections", (("state", "waiting"),)) in after
 
 

@@ -119,9 +119,22 @@ def upgrade() -> None:
         "ix_webhook_attempts_delivery", "webhook_attempts", ["organization_id", "delivery_id", "attempted_at"]
     )
     op.execute("".join(POLICIES.format(table=table) for table in TABLES))
+    op.execute(
+        """
+        -- For the metrics only: how many deliveries wait (first tries and retries) in every organization,
+        -- and since when the oldest; counts and a time, nothing of any organization's data.
+        CREATE FUNCTION webhook_backlog() RETURNS TABLE (pending bigint, oldest timestamptz)
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+            AS $$ SELECT count(*), min(created_at) FROM public.webhook_deliveries WHERE status = 'pending' $$;
+        REVOKE EXECUTE ON FUNCTION webhook_backlog() FROM PUBLIC;
+        CREATE INDEX ix_webhook_deliveries_pending ON webhook_deliveries (created_at)
+            WHERE status = 'pending';
+        """
+    )
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION webhook_backlog()")
     for table in reversed(TABLES):
         op.drop_table(table)
     op.drop_column("event_counters", "webhooks")

@@ -47,6 +47,10 @@ async def test_a_stream_receives_what_another_app_writes_in_order(
         await _conversation(client, other, other_inbox["id"])  # another organization: never seen
         await patch(client, owner, conversation["id"], priority="high")
         received = await stream.take(5)
+        async with AsyncClient(base_url=base) as http:
+            metrics = (await http.get("/metrics")).text
+    assert "aisupport_event_streams 1.0" in metrics
+    assert 'aisupport_events_written_total{type="conversation.updated"}' in metrics
     assert [event.event for event in received] == [
         "contact.created",
         "conversation.created",

@@ -57,6 +57,22 @@ JOB_OLDEST_TODO_AGE = Gauge(
     "aisupport_job_oldest_todo_age_seconds", "How long the oldest due job has waited for a worker."
 )
 JOB_OUTCOMES = Counter("aisupport_job_outcomes", "Jobs run by this process's workers.", ["task", "outcome"])
+EVENTS_WRITTEN = Counter("aisupport_events_written", "Events written to the outbox, by type.", ["type"])
+EVENT_STREAMS = Gauge("aisupport_event_streams", "Realtime event streams open on this process.")
+EVENT_STREAM_CLOSES = Counter(
+    "aisupport_event_stream_closes", "Realtime streams the server ended, by reason.", ["reason"]
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "aisupport_webhook_attempts",
+    "Webhook delivery attempts by outcome (succeeded, retrying, failed).",
+    ["outcome"],
+)
+WEBHOOK_PENDING = Gauge(
+    "aisupport_webhook_pending", "Webhook deliveries waiting to succeed (first tries and retries)."
+)
+WEBHOOK_OLDEST_PENDING_AGE = Gauge(
+    "aisupport_webhook_oldest_pending_age_seconds", "Age of the oldest webhook delivery not yet delivered."
+)
 RATE_LIMIT_REJECTIONS = Counter("aisupport_rate_limit_rejections", "Requests refused by a limit.", ["limit"])
 RATE_LIMIT_FALLBACK = Gauge(
     "aisupport_rate_limit_fallback", "1 while Redis is unreachable and limits are counted in this process."
@@ -103,6 +119,10 @@ async def read_database_gauges(engine: AsyncEngine, sessionmaker: async_sessionm
         rows = await db.execute(text("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status"))
         counts = {status: count for status, count in rows.all()}
         oldest = await db.scalar(OLDEST_DUE_JOB)
+        pending, oldest_delivery = (await db.execute(text("SELECT * FROM webhook_backlog()"))).one()
     for status in JOB_STATUSES:
         JOBS.labels(status).set(counts.get(status, 0))
-    JOB_OLDEST_TODO_AGE.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
+    now = datetime.now(UTC)
+    JOB_OLDEST_TODO_AGE.set((now - oldest).total_seconds() if oldest else 0)
+    WEBHOOK_PENDING.set(pending)
+    WEBHOOK_OLDEST_PENDING_AGE.set((now - oldest_delivery).total_seconds() if oldest_delivery else 0)

@@ -18,6 +18,7 @@ from sqlalchemy.util import await_
 
 from aisupport.core.db import mark_written
 from aisupport.core.jobs import defer_on
+from aisupport.core.metrics import EVENTS_WRITTEN
 from aisupport.core.tenancy import TenantSession
 from aisupport.events.catalogue import CATALOGUE
 from aisupport.events.models import Event, EventCounter
@@ -74,6 +75,8 @@ def _write_pending(session: Session) -> None:
             .returning(EventCounter.last_sequence, EventCounter.webhooks)
         ).one()
         first = last - len(events) + 1
+        for item in events:
+            EVENTS_WRITTEN.labels(item.type).inc()
         session.execute(
             insert(Event),
             [

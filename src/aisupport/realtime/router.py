@@ -18,6 +18,7 @@ from aisupport.access.principal import Principal
 from aisupport.core.config import Settings
 from aisupport.core.db import request_session
 from aisupport.core.errors import AppError, problem_responses
+from aisupport.core.metrics import EVENT_STREAM_CLOSES, EVENT_STREAMS
 from aisupport.events import repository
 from aisupport.events.catalogue import CATALOGUE
 from aisupport.realtime import errors
@@ -73,6 +74,7 @@ async def _events(
     settings: Settings = request.app.state.settings
     heartbeat = min(settings.STREAM_HEARTBEAT_SECONDS, settings.SESSION_CACHE_TTL_SECONDS)
     organization_id = principal.organization_id
+    EVENT_STREAMS.inc()
     try:
         async with request_session(request) as db:
             first, last = await repository.bounds(db, organization_id)
@@ -118,6 +120,7 @@ async def _events(
             if _may_see(principal, envelope["type"]):
                 yield _sse(sequence, envelope)
     finally:
+        EVENT_STREAMS.dec()
         hub.unsubscribe(subscription)
 
 
@@ -134,4 +137,5 @@ def _sse(sequence: int, envelope: dict[str, Any]) -> ServerSentEvent:
 def _closing(reason: str) -> ServerSentEvent:
     """The last event of a stream the server ends: `too_slow` (the client fell STREAM_BUFFER_EVENTS
     behind), `access_revoked` (signed out, removed, key revoked), `server_shutting_down`."""
+    EVENT_STREAM_CLOSES.labels(reason).inc()
     return ServerSentEvent(json.dumps({"reason": reason}), event="closed")

@@ -74,6 +74,7 @@ class WebhookDelivery(TenantOwned, Base):
             ondelete="CASCADE",
         ),
         Index("ix_webhook_deliveries_endpoint_created", "organization_id", "endpoint_id", "created_at", "id"),
+        Index("ix_webhook_deliveries_pending", "created_at", postgresql_where=text("status = 'pending'")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

@@ -28,6 +28,7 @@ from aisupport.audit import service as audit
 from aisupport.core import sealing
 from aisupport.core.client import Client
 from aisupport.core.config import Settings
+from aisupport.core.metrics import WEBHOOK_ATTEMPTS
 from aisupport.events import repository as events
 from aisupport.events.catalogue import CATALOGUE
 from aisupport.events.outbox import follow_for_webhooks
@@ -350,6 +351,7 @@ async def record(
     delivery.attempts += 1
     endpoint = await repo.endpoint(db, organization_id, delivery.endpoint_id, lock=True)
     if outcome.succeeded:
+        WEBHOOK_ATTEMPTS.labels("succeeded").inc()
         _finish(delivery, "succeeded")
         if endpoint is not None:
             endpoint.consecutive_failures = 0
@@ -384,8 +386,10 @@ async def record(
         or disabled
         or (endpoint is not None and not endpoint.enabled)
     ):
+        WEBHOOK_ATTEMPTS.labels("failed").inc()
         _finish(delivery, "failed")
         return Recorded(None, disabled)
+    WEBHOOK_ATTEMPTS.labels("retrying").inc()
     wait = RETRY_SCHEDULE[delivery.attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)  # noqa: S311
     delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=wait)
     delivery.updated_at = datetime.now(UTC)
