@@ -7,7 +7,7 @@ PYTHON ?= python3
 # (PYTHONDONTWRITEBYTECODE=1, common in CI and containers) does not compile them again at each start.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install run test test-fast test-system lint format bench bench-inbox load clean
+.PHONY: install run test test-fast test-system lint format bench bench-inbox bench-events load clean
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
@@ -51,6 +51,9 @@ load: install
 # (bench/README.md); writes its own section of docs/benchmarks.md.
 bench-inbox: install
 	$(UV) run --frozen python bench/inbox.py
+
+bench-events: install
+	$(UV) run --frozen python bench/events.py
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1053,6 +1053,8 @@ LOAD_START = "<!-- load:start -->"
 LOAD_END = "<!-- load:end -->"
 INBOX_START = "<!-- inbox:start -->"
 INBOX_END = "<!-- inbox:end -->"
+EVENTS_START = "<!-- events:start -->"
+EVENTS_END = "<!-- events:end -->"
 
 
 def section_of(text: str, start: str = LOAD_START, end: str = LOAD_END) -> str | None:
@@ -1249,8 +1251,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.output != "-":
         output = Path(args.output)
         previous = output.read_text() if output.exists() else ""
-        # bench/load.py's and bench/inbox.py's sections are other commands' figures: carried over unchanged.
-        for start, end in ((LOAD_START, LOAD_END), (INBOX_START, INBOX_END)):
+        # bench/load.py's, inbox.py's and events.py's sections are other commands' figures: kept as they are.
+        for start, end in ((LOAD_START, LOAD_END), (INBOX_START, INBOX_END), (EVENTS_START, EVENTS_END)):
             text = with_section(text, section_of(previous, start, end), start, end)
         output.write_text(text)
         print(f"\nwrote {args.output}")

@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +27,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from aisupport.core.config import Settings
-from tests.conftest import Mailbox, free_port, run_jobs, serve
+from tests.conftest import Mailbox, free_port, run_jobs, serve, service_env
 from tests.contacts.helpers import create_contact, unique_email
 from tests.organizations.helpers import Person, add_member, new_owner
 
@@ -35,6 +40,7 @@ class Receiver:
     url: str
     statuses: list[int] = field(default_factory=list)
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    stall: tuple[asyncio.Event, asyncio.Event] | None = None  # (arrived, release): hold the next request
 
     def bodies(self) -> list[dict[str, Any]]:
         return [json.loads(body) for _, body in self.received]
@@ -47,6 +53,11 @@ async def receiver() -> AsyncIterator[Receiver]:
 
     async def hook(request: Request) -> PlainTextResponse:
         state.received.append((dict(request.headers), await request.body()))
+        if state.stall is not None:
+            arrived, release = state.stall
+            state.stall = None
+            arrived.set()
+            await release.wait()
         status = state.statuses.pop(0) if state.statuses else 200
         return PlainTextResponse("ok" if status < 300 else "nope " * 500, status_code=status)
 
@@ -230,3 +241,43 @@ async def test_webhooks_are_for_admins(hooked: AsyncClient, mailbox: Mailbox) ->
     refused = await hooked.post(_url(agent), json={"url": "https://example.com/h"}, headers=agent.headers)
     assert refused.status_code == 403
     assert (await hooked.get(_url(agent), headers=agent.headers)).status_code == 403
+
+
+async def test_a_worker_killed_mid_delivery_still_delivers(
+    make_settings: Callable[..., Settings], database_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
+    async with serve(settings) as client, receiver() as hook:
+        owner = await new_owner(client)
+        endpoint = await _endpoint(client, owner, hook.url)
+        arrived, release = asyncio.Event(), asyncio.Event()
+        hook.stall = (arrived, release)  # the first request is held: its worker is killed meanwhile
+        await create_contact(client, owner, name="Ada", email=unique_email())
+        env = service_env(
+            ENV="test",
+            DATABASE_URL=database_url,
+            SECRET_KEY=settings.SECRET_KEY,
+            WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
+            WORKER_HEARTBEAT_SECONDS="0.5",
+            LOG_LEVEL="WARNING",
+        )
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "aisupport.cli", "worker", env=env, cwd=tmp_path, stdout=subprocess.DEVNULL
+        )
+        try:
+            await asyncio.wait_for(arrived.wait(), 60)  # the worker is sending the delivery
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            await worker.wait()
+        release.set()
+        # Once its heartbeat is older than WORKER_STALLED_AFTER_SECONDS (2 s here), the job runs again.
+        killed = time.monotonic()
+        while len(hook.received) < 2 and time.monotonic() - killed < 30:
+            await asyncio.sleep(0.25)
+            await deliver_all(client)
+        listed = await client.get(_url(owner, endpoint["id"], "deliveries"), headers=owner.headers)
+    [delivery] = listed.json()["items"]
+    assert delivery["status"] == "succeeded"
+    ids = [headers["webhook-id"] for headers, _ in hook.received]
+    assert len(ids) == 2  # the killed attempt's request arrived too: at least once,
+    assert set(ids) == {delivery["event_id"]}  # and once after de-duplication by id
