@@ -34,6 +34,8 @@ TENANT_TABLES = {str(model.__tablename__): tenant_column(model) for model in ten
 # walked; a new route with a body needs its example here, or the walk fails with a 422).
 BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("PATCH", "/orgs/{org_id}"): {"name": "x"},
+    ("POST", "/orgs/{org_id}/webhooks"): {"url": "https://1.1.1.1/hook"},
+    ("PATCH", "/orgs/{org_id}/webhooks/{endpoint_id}"): {"description": "x"},
     ("DELETE", "/orgs/{org_id}"): {"confirm": "x"},
     ("PATCH", "/orgs/{org_id}/members/{user_id}"): {"role": "viewer"},
     ("POST", "/orgs/{org_id}/invitations"): {"email": "x@example.com", "role": "viewer"},
@@ -112,6 +114,7 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
     )
     tags = await client.get(f"/orgs/{owner.organization_id}/tags", headers=owner.headers)
     attachment = await _upload(client, owner, conversation.json()["id"])
+    endpoint_id, delivery_id = await _webhook(client, owner)
     return owner, {
         **conversations,
         "org_id": owner.organization_id,
@@ -123,7 +126,21 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
         "conversation_id": conversation.json()["id"],
         "tag_id": tags.json()["items"][0]["id"],
         "attachment_id": attachment["id"],
+        "endpoint_id": endpoint_id,
+        "delivery_id": delivery_id,
     }
+
+
+async def _webhook(client: AsyncClient, person: Person) -> tuple[str, str]:
+    """A disabled webhook endpoint (nothing is ever sent) and a test delivery to it: their ids."""
+    url = f"/orgs/{person.organization_id}/webhooks"
+    endpoint = await client.post(
+        url, json={"url": "https://1.1.1.1/hook", "enabled": False}, headers=person.headers
+    )
+    assert endpoint.status_code == 201, endpoint.text
+    ping = await client.post(f"{url}/{endpoint.json()['id']}/test", headers=person.headers)
+    assert ping.status_code == 202, ping.text
+    return endpoint.json()["id"], ping.json()["id"]
 
 
 async def _upload(client: AsyncClient, person: Person, conversation_id: str) -> dict[str, str]:
@@ -196,9 +213,24 @@ async def test_an_unscoped_select_sees_only_the_current_tenant(
     keyed = {**a.headers, "Idempotency-Key": "a"}
     opened = await client.post(f"/orgs/{a.organization_id}/conversations", json=conversation, headers=keyed)
     await _upload(client, a, opened.json()["id"])
-    owner_b, _ = await _tenant_b(client, mailbox)
+    _, a_delivery = await _webhook(client, a)
+    owner_b, b_ids = await _tenant_b(client, mailbox)
     owner_url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(owner_url) as conn:  # the owner, not bound by row-level security
+        # Rows only a delivery's job writes (an attempt, the dispatcher's place), made here for A and B.
+        for organization_id, delivery_id in (
+            (a.organization_id, a_delivery),
+            (owner_b.organization_id, b_ids["delivery_id"]),
+        ):
+            conn.execute(
+                "INSERT INTO webhook_attempts (id, organization_id, delivery_id, attempted_at, latency_ms)"
+                " VALUES (gen_random_uuid(), %s, %s, now(), 1)",
+                (organization_id, delivery_id),
+            )
+            conn.execute(
+                "INSERT INTO webhook_cursors (organization_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                (organization_id,),
+            )
         for table, column in TENANT_TABLES.items():
             held = {str(row[0]) for row in conn.execute(f"SELECT DISTINCT {column} FROM {table}")}  # noqa: S608
             assert {a.organization_id, owner_b.organization_id} <= held, f"make rows of {table} for A and B"
