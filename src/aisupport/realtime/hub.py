@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 import psycopg
 import structlog
@@ -29,20 +29,38 @@ READ_BATCH = 500
 RECONNECT_SECONDS = (0.5, 1, 2, 5)
 
 
+@dataclass(frozen=True)
+class Frame:
+    """An event as every stream sends it: encoded once for all of them."""
+
+    sequence: int
+    type: str
+    data: bytes  # the whole SSE message: id, event, data lines
+
+
+def frame_of(event: Event) -> Frame:
+    envelope = json.dumps(repository.envelope(event), separators=(",", ":"))
+    return Frame(
+        event.sequence,
+        event.type,
+        f"id: {event.sequence}\r\nevent: {event.type}\r\ndata: {envelope}\r\n\r\n".encode(),
+    )
+
+
 @dataclass(eq=False)
 class Subscription:
-    """A stream's place at the hub: its queue of (sequence, envelope), and why it was closed, if."""
+    """A stream's place at the hub: its queue of frames, and why it was closed, if."""
 
     organization_id: uuid.UUID
-    queue: asyncio.Queue[tuple[int, dict[str, Any]]]
+    queue: asyncio.Queue[Frame]
     closed: str | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def offer(self, sequence: int, envelope: dict[str, Any]) -> None:
+    def offer(self, frame: Frame) -> None:
         if self.closed is not None:
             return
         try:
-            self.queue.put_nowait((sequence, envelope))
+            self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.closed = "too_slow"
             self.wake.set()
@@ -126,9 +144,9 @@ class EventHub:
             if organization_id not in self._last:
                 return  # its last stream went away meanwhile
             for event in events:
-                envelope = repository.envelope(event)
+                frame = frame_of(event)
                 for subscription in list(self._subscriptions.get(organization_id, ())):
-                    subscription.offer(event.sequence, envelope)
+                    subscription.offer(frame)
                 self._last[organization_id] = event.sequence
             if len(events) < READ_BATCH:
                 return

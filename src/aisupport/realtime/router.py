@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -22,7 +22,7 @@ from aisupport.core.metrics import EVENT_STREAM_CLOSES, EVENT_STREAMS
 from aisupport.events import repository
 from aisupport.events.catalogue import CATALOGUE
 from aisupport.realtime import errors
-from aisupport.realtime.hub import EventHub, Subscription
+from aisupport.realtime.hub import EventHub, Subscription, frame_of
 
 router = APIRouter(tags=["realtime"])
 
@@ -70,7 +70,7 @@ async def stream_events(
 
 async def _events(
     request: Request, principal: Principal, hub: EventHub, subscription: Subscription, position: int | None
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncIterator[ServerSentEvent | bytes]:
     settings: Settings = request.app.state.settings
     heartbeat = min(settings.STREAM_HEARTBEAT_SECONDS, settings.SESSION_CACHE_TTL_SECONDS)
     organization_id = principal.organization_id
@@ -94,7 +94,7 @@ async def _events(
                 for event in events:
                     sent = event.sequence
                     if _may_see(principal, event.type):
-                        yield _sse(event.sequence, repository.envelope(event))
+                        yield frame_of(event).data
                 if len(events) < REPLAY_BATCH:
                     break
         checked = time.monotonic()
@@ -110,15 +110,15 @@ async def _events(
                     return
                 checked = time.monotonic()
             try:
-                sequence, envelope = await asyncio.wait_for(subscription.queue.get(), timeout=heartbeat)
+                frame = await asyncio.wait_for(subscription.queue.get(), timeout=heartbeat)
             except TimeoutError:
                 yield ServerSentEvent(comment="heartbeat")
                 continue
-            if sequence <= sent:
+            if frame.sequence <= sent:
                 continue  # already sent from the outbox while catching up
-            sent = sequence
-            if _may_see(principal, envelope["type"]):
-                yield _sse(sequence, envelope)
+            sent = frame.sequence
+            if _may_see(principal, frame.type):
+                yield frame.data
     finally:
         EVENT_STREAMS.dec()
         hub.unsubscribe(subscription)
@@ -126,12 +126,6 @@ async def _events(
 
 def _may_see(principal: Principal, type: str) -> bool:
     return CATALOGUE[type].permission in principal.permissions
-
-
-def _sse(sequence: int, envelope: dict[str, Any]) -> ServerSentEvent:
-    return ServerSentEvent(
-        json.dumps(envelope, separators=(",", ":")), event=envelope["type"], id=str(sequence)
-    )
 
 
 def _closing(reason: str) -> ServerSentEvent:

@@ -12,12 +12,29 @@ import asyncio
 import ipaddress
 import socket
 import time
+import weakref
 from dataclasses import dataclass
 
 import httpx
 
 EXCERPT_BYTES = 1024  # of the answer, kept with the attempt
 TIMEOUT_SECONDS = 10.0
+
+
+_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_client() -> httpx.AsyncClient:
+    """The event loop's client for webhooks: its connections are kept and reused (per checked address),
+    where a client per request would pay a new TLS context and connection every time."""
+    loop = asyncio.get_running_loop()
+    client = _CLIENTS.get(loop)
+    if client is None:
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50, keepalive_expiry=30)
+        client = _CLIENTS[loop] = httpx.AsyncClient(trust_env=False, limits=limits, timeout=TIMEOUT_SECONDS)
+    return client
 
 
 class TargetRefused(Exception):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-import httpx
 from procrastinate import JobContext
 from sqlalchemy import select
 
@@ -19,6 +18,7 @@ from aisupport.organizations import repository as organizations
 from aisupport.organizations.models import Membership
 from aisupport.webhooks import repository as repo
 from aisupport.webhooks import service
+from aisupport.webhooks.sender import shared_client
 
 TEMPLATES = "aisupport.webhooks"  # webhooks/templates/email/
 REASONS = {
@@ -50,8 +50,7 @@ async def deliver(context: JobContext, organization_id: str, delivery_id: str) -
     if prepared is None:
         return
     attempted_at = datetime.now(UTC)
-    async with httpx.AsyncClient(trust_env=False) as client:
-        outcome = await service.send(client, services.settings, prepared)
+    outcome = await service.send(shared_client(), services.settings, prepared)
     async with tenant_session(services.sessionmaker, organization_id=organization) as db:
         recorded = await service.record(db, organization, delivery, outcome, attempted_at)
         if recorded.retry_in is not None:
