@@ -302,10 +302,12 @@ def report(result: dict[str, Any], args: argparse.Namespace, started: datetime, 
         "process (they share the 2 cores with the server)",
         f"- latency: {args.posts} messages posted one after another, each timed from its POST to its "
         "`message.created` on a stream, first with that stream alone, then with "
-        f"{args.streams - 1} more streams open on the organization (each reading every event, on a bare socket)",
+        f"{args.streams - 1} more streams open on the organization (each reading every event, on a "
+        "bare socket)",
         f"- webhooks: {args.deliveries} contacts created (8 at a time), each a `contact.created` delivered "
-        "to a receiver on loopback; the raw rate: the same client library (one client, connections kept, as "
-        f"the worker's jobs share one) posting the same body to the same receiver from {args.worker_concurrency} tasks",
+        "to a receiver on loopback; the raw rate: the same client library (one client, connections kept, "
+        "as the worker's jobs share one) posting the same body to the same receiver from "
+        f"{args.worker_concurrency} tasks",
         "",
         "| target | figures | ratio | goal | result |",
         "|---|---|---|---|---|",
