@@ -3,6 +3,7 @@ mail to the admins of an endpoint the service disabled."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -18,7 +19,7 @@ from aisupport.organizations import repository as organizations
 from aisupport.organizations.models import Membership
 from aisupport.webhooks import repository as repo
 from aisupport.webhooks import service
-from aisupport.webhooks.sender import shared_client
+from aisupport.webhooks.sender import Outcome, shared_client
 
 TEMPLATES = "aisupport.webhooks"  # webhooks/templates/email/
 REASONS = {
@@ -27,47 +28,73 @@ REASONS = {
 }
 
 
+SEND_CONCURRENCY = 20  # requests of one job in flight at once
+
+
 @jobs.task(name="webhooks:dispatch", retry=RETRY, pass_context=True)
 async def dispatch(context: JobContext, organization_id: str) -> None:
     """Queued by every commit with events of an organization with an enabled endpoint (events/outbox.py):
-    its new events become deliveries, each tried at once. Dispatchers of one organization queue on its
-    cursor row, so each event is turned into deliveries once."""
+    its new events become deliveries, whose first attempts one job makes together (queued in the same
+    transaction, so none is lost). Dispatchers of one organization queue on its cursor row, so each
+    event becomes deliveries once."""
     organization = uuid.UUID(organization_id)
     async with tenant_session(services_of(context).sessionmaker, organization_id=organization) as db:
-        for delivery in await service.dispatch(db, organization):
-            await defer(db, "webhooks:deliver", organization_id=organization_id, delivery_id=str(delivery.id))
+        created = await service.dispatch(db, organization)
+        if created:
+            ids = [str(delivery.id) for delivery in created]
+            await defer(db, "webhooks:deliver_batch", organization_id=organization_id, delivery_ids=ids)
+
+
+@jobs.task(name="webhooks:deliver_batch", retry=RETRY, pass_context=True)
+async def deliver_batch(context: JobContext, organization_id: str, delivery_ids: list[str]) -> None:
+    """The first attempts of a dispatcher's deliveries, SEND_CONCURRENCY at a time."""
+    await _attempt(context, organization_id, delivery_ids)
 
 
 @jobs.task(name="webhooks:deliver", retry=RETRY, pass_context=True)
 async def deliver(context: JobContext, organization_id: str, delivery_id: str) -> None:
-    """One attempt: read what to send (a short transaction), send it with no transaction open, record
-    the outcome and queue the retry or the admins' mail (another). A worker killed while sending leaves
-    the delivery pending; its job is retried (at least once: receivers de-duplicate on `webhook-id`)."""
+    """One more attempt of a delivery: a retry, a replay, a test."""
+    await _attempt(context, organization_id, [delivery_id])
+
+
+async def _attempt(context: JobContext, organization_id: str, delivery_ids: list[str]) -> None:
+    """Read what to send (one short transaction), send it with no transaction open, record the outcomes
+    and queue the retries or the admins' mail (another). A worker killed while sending leaves the
+    deliveries pending and its job is run again (at least once: receivers de-duplicate on `webhook-id`)."""
     services = services_of(context)
-    organization, delivery = uuid.UUID(organization_id), uuid.UUID(delivery_id)
+    organization = uuid.UUID(organization_id)
     async with tenant_session(services.sessionmaker, organization_id=organization) as db:
-        prepared = await service.prepare(db, services.settings, organization, delivery)
-    if prepared is None:
-        return
-    attempted_at = datetime.now(UTC)
-    outcome = await service.send(shared_client(), services.settings, prepared)
+        prepared = [
+            (delivery_id, ready)
+            for delivery_id in map(uuid.UUID, delivery_ids)
+            if (ready := await service.prepare(db, services.settings, organization, delivery_id)) is not None
+        ]
+    gate = asyncio.Semaphore(SEND_CONCURRENCY)
+
+    async def send(ready: service.Prepared) -> tuple[datetime, Outcome]:
+        async with gate:
+            attempted_at = datetime.now(UTC)
+            return attempted_at, await service.send(shared_client(), services.settings, ready)
+
+    outcomes = await asyncio.gather(*(send(ready) for _, ready in prepared))
     async with tenant_session(services.sessionmaker, organization_id=organization) as db:
-        recorded = await service.record(db, organization, delivery, outcome, attempted_at)
-        if recorded.retry_in is not None:
-            await defer(
-                db,
-                "webhooks:deliver",
-                after=recorded.retry_in,
-                organization_id=organization_id,
-                delivery_id=delivery_id,
-            )
-        if recorded.disabled is not None:
-            await defer(
-                db,
-                "webhooks:mail_disabled",
-                organization_id=organization_id,
-                endpoint_id=str(recorded.disabled.id),
-            )
+        for (delivery_id, _), (attempted_at, outcome) in zip(prepared, outcomes, strict=True):
+            recorded = await service.record(db, organization, delivery_id, outcome, attempted_at)
+            if recorded.retry_in is not None:
+                await defer(
+                    db,
+                    "webhooks:deliver",
+                    after=recorded.retry_in,
+                    organization_id=organization_id,
+                    delivery_id=str(delivery_id),
+                )
+            if recorded.disabled is not None:
+                await defer(
+                    db,
+                    "webhooks:mail_disabled",
+                    organization_id=organization_id,
+                    endpoint_id=str(recorded.disabled.id),
+                )
 
 
 @jobs.task(name="webhooks:mail_disabled", retry=RETRY, pass_context=True)
