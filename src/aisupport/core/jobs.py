@@ -76,6 +76,23 @@ async def defer_on(
     ).defer_async(**arguments, **{ORIGIN: origin})
 
 
+async def defer_unless_queued(driver_connection: Any, task_name: str, lock: str, **arguments: Any) -> None:
+    """`defer_on`, unless a job with the same queueing `lock` is queued and not started yet (that one
+    will see this transaction's work too). Inside a savepoint: the refused insert would otherwise abort
+    the transaction."""
+    origin = {"request_id": structlog.contextvars.get_contextvars().get("request_id"), **current_carrier()}
+    task = jobs.configure_task(
+        task_name, allow_unknown=False, connection=driver_connection, queueing_lock=lock
+    )
+    await driver_connection.execute("SAVEPOINT defer_unless_queued")
+    try:
+        await task.defer_async(**arguments, **{ORIGIN: origin})
+    except procrastinate.exceptions.AlreadyEnqueued:
+        await driver_connection.execute("ROLLBACK TO SAVEPOINT defer_unless_queued")
+    else:
+        await driver_connection.execute("RELEASE SAVEPOINT defer_unless_queued")
+
+
 def libpq_url(url: str) -> str:
     """The libpq form of a SQLAlchemy URL (procrastinate's psycopg pool takes no driver suffix)."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

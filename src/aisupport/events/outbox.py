@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.util import await_
 
 from aisupport.core.db import mark_written
-from aisupport.core.jobs import defer_on
+from aisupport.core.jobs import defer_unless_queued
 from aisupport.core.metrics import EVENTS_WRITTEN
 from aisupport.core.tenancy import TenantSession
 from aisupport.events.catalogue import CATALOGUE
@@ -96,7 +96,13 @@ def _write_pending(session: Session) -> None:
         session.execute(select(func.pg_notify(CHANNEL, f"{organization_id}:{last}")))
         if webhooks:  # the dispatcher turns the new events into deliveries, once this commits
             driver_connection = session.connection().connection.driver_connection
-            await_(defer_on(driver_connection, DISPATCH_TASK, organization_id=str(organization_id)))
+            # One dispatcher queued per organization at a time: a burst of commits is dispatched in batches.
+            lock = f"{DISPATCH_TASK}:{organization_id}"
+            await_(
+                defer_unless_queued(
+                    driver_connection, DISPATCH_TASK, lock, organization_id=str(organization_id)
+                )
+            )
 
 
 async def follow_for_webhooks(db: AsyncSession, organization_id: uuid.UUID, *, on: bool) -> int | None:

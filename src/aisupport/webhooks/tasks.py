@@ -29,6 +29,7 @@ REASONS = {
 
 
 SEND_CONCURRENCY = 20  # requests of one job in flight at once
+BATCH = 200  # first attempts per job: a burst of events spreads over the worker's jobs
 
 
 @jobs.task(name="webhooks:dispatch", retry=RETRY, pass_context=True)
@@ -40,9 +41,10 @@ async def dispatch(context: JobContext, organization_id: str) -> None:
     organization = uuid.UUID(organization_id)
     async with tenant_session(services_of(context).sessionmaker, organization_id=organization) as db:
         created = await service.dispatch(db, organization)
-        if created:
-            ids = [str(delivery.id) for delivery in created]
-            await defer(db, "webhooks:deliver_batch", organization_id=organization_id, delivery_ids=ids)
+        ids = [str(delivery.id) for delivery in created]
+        for start in range(0, len(ids), BATCH):
+            batch = ids[start : start + BATCH]
+            await defer(db, "webhooks:deliver_batch", organization_id=organization_id, delivery_ids=batch)
 
 
 @jobs.task(name="webhooks:deliver_batch", retry=RETRY, pass_context=True)
