@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -40,6 +41,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from inbox import sign_up
+from load import owner_conninfo
 from run import (
     DEFAULT_OUTPUT,
     EVENTS_END,
@@ -150,7 +152,7 @@ async def measure_latency(
 
 
 async def measure_webhooks(
-    base: str, token: str, org: str, deliveries: int, concurrency: int
+    base: str, token: str, org: str, deliveries: int, concurrency: int, owner: dict[str, Any]
 ) -> dict[str, float]:
     headers = {"Authorization": f"Bearer {token}"}
     port = free_port()
@@ -195,20 +197,30 @@ async def measure_webhooks(
         )
         if created.status_code != 201:
             raise SystemExit(f"events: webhook endpoint: {created.status_code} {created.text}")
-        started = time.perf_counter()
-        sem = asyncio.Semaphore(8)
-
-        async def contact(n: int) -> None:
-            async with sem:
-                answer = await http.post(
-                    f"/orgs/{org}/contacts",
-                    json={"name": f"Bench {n}", "email": f"bench-{n}-{secrets.token_hex(3)}@example.com"},
-                    headers=headers,
+        # The backlog: `deliveries` - 1 events written straight into the outbox (as the owner, the way
+        # commits write them), then one contact through the API, whose commit queues the dispatcher.
+        with psycopg.connect(**owner) as conn:
+            conn.execute(
+                """
+                WITH counter AS (
+                    UPDATE event_counters SET last_sequence = last_sequence + %(n)s
+                     WHERE organization_id = %(org)s RETURNING last_sequence - %(n)s AS before
                 )
-                if answer.status_code != 201:
-                    raise SystemExit(f"events: contact: {answer.status_code} {answer.text}")
-
-        await asyncio.gather(*(contact(n) for n in range(deliveries)))
+                INSERT INTO events (organization_id, sequence, id, type, occurred_at, payload)
+                SELECT %(org)s, counter.before + i, gen_random_uuid(), 'contact.created', now(),
+                       jsonb_build_object(
+                           'contact', jsonb_build_object('id', gen_random_uuid(), 'name', 'Bench')
+                       )
+                  FROM counter, generate_series(1, %(n)s) AS i
+                """,
+                {"n": deliveries - 1, "org": org},
+            )
+        started = time.perf_counter()
+        answer = await http.post(
+            f"/orgs/{org}/contacts", json={"name": "Last", "email": "last@example.com"}, headers=headers
+        )
+        if answer.status_code != 201:
+            raise SystemExit(f"events: contact: {answer.status_code} {answer.text}")
         created_at = time.perf_counter()
         await asyncio.wait_for(done.wait(), timeout=600)
         finished = time.perf_counter()
@@ -243,7 +255,13 @@ def set_up(base_url: str) -> tuple[str, str, str]:
 
 
 async def measured(
-    args: argparse.Namespace, base: str, pid: int, org: str, token: str, conversation: str
+    args: argparse.Namespace,
+    base: str,
+    pid: int,
+    org: str,
+    token: str,
+    conversation: str,
+    owner: dict[str, Any],
 ) -> dict[str, Any]:
     rss: dict[str, int] = {"0": rss_kib(pid)}
     step(f"latency with 1 stream, {args.posts} posts")
@@ -251,7 +269,7 @@ async def measured(
     step(f"latency with {args.streams} streams, {args.posts} posts")
     many = await measure_latency(base, token, org, conversation, args.posts, args.streams - 1, rss, pid)
     step(f"webhooks: {args.deliveries} deliveries")
-    hooks = await measure_webhooks(base, token, org, args.deliveries, args.worker_concurrency)
+    hooks = await measure_webhooks(base, token, org, args.deliveries, args.worker_concurrency, owner)
     return {"one": one, "many": many, "rss": rss, "hooks": hooks}
 
 
@@ -261,7 +279,8 @@ def scenario(args: argparse.Namespace) -> dict[str, Any]:
     overrides.setdefault("LOG_LEVEL", "WARNING")
     with running_server(overrides, args.redis_url, log_name="events-server.log") as server:
         org, token, conversation = set_up(server.base_url)
-        return asyncio.run(measured(args, server.base_url, server.pid, org, token, conversation))
+        owner = owner_conninfo(server)
+        return asyncio.run(measured(args, server.base_url, server.pid, org, token, conversation, owner))
 
 
 def report(result: dict[str, Any], args: argparse.Namespace, started: datetime, seconds: float) -> str:
@@ -304,9 +323,11 @@ def report(result: dict[str, Any], args: argparse.Namespace, started: datetime, 
         "`message.created` on a stream, first with that stream alone, then with "
         f"{args.streams - 1} more streams open on the organization (each reading every event, on a "
         "bare socket)",
-        f"- webhooks: {args.deliveries} contacts created (8 at a time), each a `contact.created` delivered "
-        "to a receiver on loopback; the raw rate: the same client library (one client, connections kept, "
-        "as the worker's jobs share one) posting the same body to the same receiver from "
+        f"- webhooks: a backlog of {args.deliveries} `contact.created` events ({args.deliveries - 1} written "
+        "straight into the outbox, then one contact through the API, whose commit queues the dispatcher), "
+        "each delivered to a receiver on loopback, timed from that POST to the last delivery; the raw "
+        "rate: the same client library (one client, connections kept, as the worker's jobs share one) "
+        "posting the same body to the same receiver from "
         f"{args.worker_concurrency} tasks",
         "",
         "| target | figures | ratio | goal | result |",
@@ -327,9 +348,8 @@ def report(result: dict[str, Any], args: argparse.Namespace, started: datetime, 
         f"(({rss[str(args.streams)]:,} - {rss['1']:,}) KiB ÷ {args.streams - 1} streams); before any stream "
         f"{rss['0'] / 1024:.1f} MiB. Each stream's queue is bounded by `STREAM_BUFFER_EVENTS`.",
         "",
-        f"Webhooks: {args.deliveries} events created in {hooks['creation_seconds']:.1f} s, all delivered "
-        f"{hooks['delivery_seconds']:.1f} s after the first was created: {hooks['delivery_rate']:.0f}/s; "
-        f"the raw client {hooks['raw_rate']:.0f}/s.",
+        f"Webhooks: {args.deliveries} deliveries in {hooks['delivery_seconds']:.1f} s: "
+        f"{hooks['delivery_rate']:.0f}/s; the raw client {hooks['raw_rate']:.0f}/s.",
         EVENTS_END,
     ]
     return "\n".join(lines)
