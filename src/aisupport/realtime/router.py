@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.responses import StreamingResponse
 
 from aisupport.access.dependencies import principal_again, requires
 from aisupport.access.permissions import Permission
@@ -28,12 +28,12 @@ router = APIRouter(tags=["realtime"])
 
 STREAM_PERMISSION = Permission.CONVERSATIONS_READ
 REPLAY_BATCH = 500
-SEND_TIMEOUT_SECONDS = 30  # a client that stops reading (its TCP window full) is dropped after this
+HEARTBEAT = b": heartbeat\r\n\r\n"  # a comment line: keeps proxies from closing an idle stream
 
 
 @router.get(
     "/orgs/{org_id}/events/stream",
-    response_class=EventSourceResponse,
+    response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "The stream (docs/realtime.md)."},
         **problem_responses(errors.BAD_POSITION),
@@ -51,7 +51,7 @@ async def stream_events(
         int | None,
         Query(ge=0, description="The same as `Last-Event-ID`, for clients that cannot set headers."),
     ] = None,
-) -> EventSourceResponse:
+) -> StreamingResponse:
     """The organization's events from now on (or after `Last-Event-ID`), those the caller may see, each
     with its `sequence` as its SSE `id`; a heartbeat comment every STREAM_HEARTBEAT_SECONDS."""
     position = after
@@ -61,16 +61,16 @@ async def stream_events(
         position = int(last_event_id)
     hub: EventHub = request.app.state.event_hub
     subscription = await hub.subscribe(principal.organization_id)
-    return EventSourceResponse(
+    return StreamingResponse(
         _events(request, principal, hub, subscription, position),
-        send_timeout=SEND_TIMEOUT_SECONDS,
-        headers={"Cache-Control": "no-store"},
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
 async def _events(
     request: Request, principal: Principal, hub: EventHub, subscription: Subscription, position: int | None
-) -> AsyncIterator[ServerSentEvent | bytes]:
+) -> AsyncIterator[bytes]:
     settings: Settings = request.app.state.settings
     heartbeat = min(settings.STREAM_HEARTBEAT_SECONDS, settings.SESSION_CACHE_TTL_SECONDS)
     organization_id = principal.organization_id
@@ -81,11 +81,8 @@ async def _events(
         sent = last
         if position is not None and (position > last or position < (first or last + 1) - 1):
             # Numbers this organization never gave out, or events purged since: start again from now.
-            yield ServerSentEvent(
-                json.dumps({"reason": "position_unknown_or_expired", "last_sequence": last}),
-                event="reset",
-                id=str(last),
-            )
+            reset = json.dumps({"reason": "position_unknown_or_expired", "last_sequence": last})
+            yield f"id: {last}\r\nevent: reset\r\ndata: {reset}\r\n\r\n".encode()
         elif position is not None:
             sent = position
             while sent < last:
@@ -110,9 +107,10 @@ async def _events(
                     return
                 checked = time.monotonic()
             try:
-                frame = await asyncio.wait_for(subscription.queue.get(), timeout=heartbeat)
+                async with asyncio.timeout(heartbeat):  # no task per wait, unlike wait_for
+                    frame = await subscription.queue.get()
             except TimeoutError:
-                yield ServerSentEvent(comment="heartbeat")
+                yield HEARTBEAT
                 continue
             if frame.sequence <= sent:
                 continue  # already sent from the outbox while catching up
@@ -128,8 +126,8 @@ def _may_see(principal: Principal, type: str) -> bool:
     return CATALOGUE[type].permission in principal.permissions
 
 
-def _closing(reason: str) -> ServerSentEvent:
+def _closing(reason: str) -> bytes:
     """The last event of a stream the server ends: `too_slow` (the client fell STREAM_BUFFER_EVENTS
     behind), `access_revoked` (signed out, removed, key revoked), `server_shutting_down`."""
     EVENT_STREAM_CLOSES.labels(reason).inc()
-    return ServerSentEvent(json.dumps({"reason": reason}), event="closed")
+    return f"event: closed\r\ndata: {json.dumps({'reason': reason})}\r\n\r\n".encode()

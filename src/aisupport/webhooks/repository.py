@@ -47,6 +47,40 @@ async def delivery(
     )
 
 
+async def deliveries_by_id(
+    db: AsyncSession, organization_id: uuid.UUID, delivery_ids: list[uuid.UUID]
+) -> list[WebhookDelivery]:
+    """These deliveries, locked until the transaction ends, in the order given (missing ones left out)."""
+    query = (
+        rows_of(WebhookDelivery, organization_id)
+        .where(WebhookDelivery.id.in_(delivery_ids))
+        .order_by(WebhookDelivery.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    found = {delivery.id: delivery for delivery in (await db.scalars(query)).all()}
+    return [found[delivery_id] for delivery_id in delivery_ids if delivery_id in found]
+
+
+async def endpoints_by_id(
+    db: AsyncSession, organization_id: uuid.UUID, endpoint_ids: set[uuid.UUID], *, lock: bool = False
+) -> dict[uuid.UUID, WebhookEndpoint]:
+    query = rows_of(WebhookEndpoint, organization_id).where(WebhookEndpoint.id.in_(endpoint_ids))
+    if lock:
+        query = query.order_by(WebhookEndpoint.id).with_for_update().execution_options(populate_existing=True)
+    return {endpoint.id: endpoint for endpoint in (await db.scalars(query)).all()}
+
+
+async def events_by_sequence(
+    db: AsyncSession, organization_id: uuid.UUID, sequences: list[int]
+) -> list[Event]:
+    if not sequences:
+        return []
+    return list(
+        (await db.scalars(rows_of(Event, organization_id).where(Event.sequence.in_(sequences)))).all()
+    )
+
+
 async def deliveries(
     db: AsyncSession,
     organization_id: uuid.UUID,
@@ -72,10 +106,6 @@ async def attempts(
         .order_by(WebhookAttempt.attempted_at, WebhookAttempt.id)
     )
     return list((await db.scalars(query)).all())
-
-
-async def event(db: AsyncSession, organization_id: uuid.UUID, sequence: int) -> Event | None:
-    return await db.scalar(rows_of(Event, organization_id).where(Event.sequence == sequence))
 
 
 async def locked_cursor(db: AsyncSession, organization_id: uuid.UUID) -> int:

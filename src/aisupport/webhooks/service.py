@@ -213,9 +213,9 @@ async def _audit(
 # --- Deliveries ---------------------------------------------------------------------------------------
 
 
-def signed_headers(secrets_now: list[str], message_id: str, now: datetime, body: str) -> dict[str, str]:
+def signed_headers(signers: list[Webhook], message_id: str, now: datetime, body: str) -> dict[str, str]:
     """The Standard Webhooks headers: one `v1,` signature per secret that signs now."""
-    signatures = " ".join(Webhook(secret).sign(message_id, now, body) for secret in secrets_now)
+    signatures = " ".join(signer.sign(message_id, now, body) for signer in signers)
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(int(now.timestamp())),
@@ -267,29 +267,35 @@ class Prepared:
 
 
 async def prepare(
-    db: AsyncSession, settings: Settings, organization_id: uuid.UUID, delivery_id: uuid.UUID
-) -> Prepared | None:
-    """The request of the delivery's next attempt; None if there is nothing to send (done, endpoint
-    gone or disabled: then it is marked failed), or its event is past the retention."""
-    delivery = await repo.delivery(db, organization_id, delivery_id, lock=True)
-    if delivery is None or delivery.status != "pending":
-        return None
-    endpoint = await repo.endpoint(db, organization_id, delivery.endpoint_id)
-    if endpoint is None or not endpoint.enabled:
-        _finish(delivery, "failed")
-        return None
+    db: AsyncSession, settings: Settings, organization_id: uuid.UUID, delivery_ids: list[uuid.UUID]
+) -> list[tuple[uuid.UUID, Prepared]]:
+    """The requests of the deliveries' next attempts, in three queries whatever their number. A
+    delivery not pending is left out; one whose endpoint is gone or disabled, or whose event is past
+    the retention, is marked failed and left out."""
+    deliveries = await repo.deliveries_by_id(db, organization_id, delivery_ids)
+    endpoints = await repo.endpoints_by_id(
+        db, organization_id, {delivery.endpoint_id for delivery in deliveries}
+    )
+    sequences = [delivery.event_sequence for delivery in deliveries if delivery.event_type != TEST_EVENT]
+    found = {event.sequence: event for event in await repo.events_by_sequence(db, organization_id, sequences)}
     now = datetime.now(UTC)
-    if delivery.event_type == TEST_EVENT:
-        envelope = _test_envelope(delivery, endpoint, now)
-    else:
-        event = await repo.event(db, organization_id, delivery.event_sequence)
-        if event is None:
+    signers: dict[uuid.UUID, list[Webhook]] = {}
+    prepared = []
+    for delivery in deliveries:
+        endpoint = endpoints.get(delivery.endpoint_id)
+        event = found.get(delivery.event_sequence)
+        if delivery.status != "pending":
+            continue
+        if endpoint is None or not endpoint.enabled or (event is None and delivery.event_type != TEST_EVENT):
             _finish(delivery, "failed")
-            return None
-        envelope = events.envelope(event)
-    body = json.dumps(envelope, separators=(",", ":"))
-    headers = signed_headers(_secrets(settings, endpoint, now), str(delivery.event_id), now, body)
-    return Prepared(endpoint.url, body.encode(), headers)
+            continue
+        envelope = _test_envelope(delivery, endpoint, now) if event is None else events.envelope(event)
+        body = json.dumps(envelope, separators=(",", ":"))
+        if endpoint.id not in signers:
+            signers[endpoint.id] = [Webhook(secret) for secret in _secrets(settings, endpoint, now)]
+        headers = signed_headers(signers[endpoint.id], str(delivery.event_id), now, body)
+        prepared.append((delivery.id, Prepared(endpoint.url, body.encode(), headers)))
+    return prepared
 
 
 def _test_envelope(delivery: WebhookDelivery, endpoint: WebhookEndpoint, now: datetime) -> dict[str, Any]:
@@ -325,31 +331,49 @@ class Recorded:
     disabled: WebhookEndpoint | None  # the endpoint this attempt disabled (its admins are mailed)
 
 
-async def record(
-    db: AsyncSession,
-    organization_id: uuid.UUID,
-    delivery_id: uuid.UUID,
-    outcome: Outcome,
-    attempted_at: datetime,
-) -> Recorded:
-    """Keep the attempt and decide what follows: done, a retry, the endpoint disabled."""
-    delivery = await repo.delivery(db, organization_id, delivery_id, lock=True)
-    if delivery is None:
-        return Recorded(None, None)
-    await repo.add(
-        db,
-        WebhookAttempt(
-            organization_id=organization_id,
-            delivery_id=delivery.id,
-            attempted_at=attempted_at,
-            status_code=outcome.status_code,
-            latency_ms=outcome.latency_ms,
-            error=outcome.error,
-            response_excerpt=outcome.excerpt,
-        ),
+@dataclass(frozen=True)
+class Attempted:
+    delivery_id: uuid.UUID
+    attempted_at: datetime
+    outcome: Outcome
+
+
+async def record(db: AsyncSession, organization_id: uuid.UUID, attempts: list[Attempted]) -> list[Recorded]:
+    """Keep the attempts and decide what follows each: done, a retry, its endpoint disabled."""
+    deliveries = {
+        delivery.id: delivery
+        for delivery in await repo.deliveries_by_id(db, organization_id, [a.delivery_id for a in attempts])
+    }
+    endpoints = await repo.endpoints_by_id(
+        db, organization_id, {delivery.endpoint_id for delivery in deliveries.values()}, lock=True
     )
+    recorded = []
+    for attempt in attempts:
+        delivery = deliveries.get(attempt.delivery_id)
+        if delivery is None:
+            recorded.append(Recorded(None, None))
+            continue
+        outcome = attempt.outcome
+        db.add(
+            WebhookAttempt(
+                organization_id=organization_id,
+                delivery_id=delivery.id,
+                attempted_at=attempt.attempted_at,
+                status_code=outcome.status_code,
+                latency_ms=outcome.latency_ms,
+                error=outcome.error,
+                response_excerpt=outcome.excerpt,
+            )
+        )
+        recorded.append(await _after_attempt(db, delivery, endpoints.get(delivery.endpoint_id), outcome))
+    await db.flush()
+    return recorded
+
+
+async def _after_attempt(
+    db: AsyncSession, delivery: WebhookDelivery, endpoint: WebhookEndpoint | None, outcome: Outcome
+) -> Recorded:
     delivery.attempts += 1
-    endpoint = await repo.endpoint(db, organization_id, delivery.endpoint_id, lock=True)
     if outcome.succeeded:
         WEBHOOK_ATTEMPTS.labels("succeeded").inc()
         _finish(delivery, "succeeded")
@@ -371,10 +395,11 @@ async def record(
             endpoint.disabled_reason = reason
             endpoint.updated_at = datetime.now(UTC)
             disabled = endpoint
-            await _refresh_following(db, organization_id)
+            await db.flush()
+            await _refresh_following(db, endpoint.organization_id)
             await audit.record(
                 db,
-                organization_id,
+                endpoint.organization_id,
                 "webhook_endpoint.disabled",
                 actor=audit.Actor(kind="system"),
                 target=("webhook_endpoint", endpoint.id),

@@ -19,7 +19,7 @@ from aisupport.organizations import repository as organizations
 from aisupport.organizations.models import Membership
 from aisupport.webhooks import repository as repo
 from aisupport.webhooks import service
-from aisupport.webhooks.sender import Outcome, shared_client
+from aisupport.webhooks.sender import shared_client
 
 TEMPLATES = "aisupport.webhooks"  # webhooks/templates/email/
 REASONS = {
@@ -66,29 +66,27 @@ async def _attempt(context: JobContext, organization_id: str, delivery_ids: list
     services = services_of(context)
     organization = uuid.UUID(organization_id)
     async with tenant_session(services.sessionmaker, organization_id=organization) as db:
-        prepared = [
-            (delivery_id, ready)
-            for delivery_id in map(uuid.UUID, delivery_ids)
-            if (ready := await service.prepare(db, services.settings, organization, delivery_id)) is not None
-        ]
+        prepared = await service.prepare(
+            db, services.settings, organization, [uuid.UUID(i) for i in delivery_ids]
+        )
     gate = asyncio.Semaphore(SEND_CONCURRENCY)
 
-    async def send(ready: service.Prepared) -> tuple[datetime, Outcome]:
+    async def send(delivery_id: uuid.UUID, ready: service.Prepared) -> service.Attempted:
         async with gate:
             attempted_at = datetime.now(UTC)
-            return attempted_at, await service.send(shared_client(), services.settings, ready)
+            outcome = await service.send(shared_client(), services.settings, ready)
+            return service.Attempted(delivery_id, attempted_at, outcome)
 
-    outcomes = await asyncio.gather(*(send(ready) for _, ready in prepared))
+    attempts = await asyncio.gather(*(send(delivery_id, ready) for delivery_id, ready in prepared))
     async with tenant_session(services.sessionmaker, organization_id=organization) as db:
-        for (delivery_id, _), (attempted_at, outcome) in zip(prepared, outcomes, strict=True):
-            recorded = await service.record(db, organization, delivery_id, outcome, attempted_at)
+        for attempt, recorded in zip(attempts, await service.record(db, organization, attempts), strict=True):
             if recorded.retry_in is not None:
                 await defer(
                     db,
                     "webhooks:deliver",
                     after=recorded.retry_in,
                     organization_id=organization_id,
-                    delivery_id=str(delivery_id),
+                    delivery_id=str(attempt.delivery_id),
                 )
             if recorded.disabled is not None:
                 await defer(
