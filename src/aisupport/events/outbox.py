@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import uuid_utils.compat as uuid7
-from sqlalchemy import event, func, insert, select
+from psycopg.types.json import Jsonb
+from sqlalchemy import event, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -21,12 +22,35 @@ from aisupport.core.jobs import defer_unless_queued
 from aisupport.core.metrics import EVENTS_WRITTEN
 from aisupport.core.tenancy import TenantSession
 from aisupport.events.catalogue import CATALOGUE
-from aisupport.events.models import Event, EventCounter
+from aisupport.events.models import EventCounter
 
 # The channel every API process listens on; a notification's payload is "<organization id>:<last sequence>".
 CHANNEL = "aisupport_events"
 PENDING = "pending_events"
 DISPATCH_TASK = "webhooks:dispatch"  # webhooks/tasks.py; named, not imported (it is a layer above)
+
+
+WRITE = text(
+    """
+    WITH counter AS (
+        INSERT INTO event_counters AS counter (organization_id, last_sequence)
+        VALUES (:organization, :count)
+        ON CONFLICT (organization_id) DO UPDATE SET last_sequence = counter.last_sequence + :count
+        RETURNING last_sequence, webhooks
+    ), written AS (
+        INSERT INTO events
+               (organization_id, sequence, id, type, occurred_at, conversation_id, private, payload)
+        SELECT :organization, counter.last_sequence - :count + item.position, item.id, item.type,
+               item.occurred_at, item.conversation_id, item.private, item.payload
+          FROM counter,
+               unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]), CAST(:times AS timestamptz[]),
+                      CAST(:conversations AS uuid[]), CAST(:private AS boolean[]), CAST(:payloads AS jsonb[]))
+               WITH ORDINALITY AS item(id, type, occurred_at, conversation_id, private, payload, position)
+    )
+    SELECT last_sequence, webhooks, pg_notify(:channel, CAST(:organization AS text) || ':' || last_sequence)
+      FROM counter
+    """
+)
 
 
 @dataclass
@@ -64,36 +88,25 @@ def _write_pending(session: Session) -> None:
     for organization_id in organizations:
         events = [item for item in pending if item.organization_id == organization_id]
         # Taken last, held only through the commit: concurrent transactions of the organization queue
-        # here for a moment, and the numbers follow commit order (a stream never sees 7 before 6).
-        last, webhooks = session.execute(
-            pg_insert(EventCounter)
-            .values(organization_id=organization_id, last_sequence=len(events))
-            .on_conflict_do_update(
-                index_elements=[EventCounter.organization_id],
-                set_={"last_sequence": EventCounter.last_sequence + len(events)},
-            )
-            .returning(EventCounter.last_sequence, EventCounter.webhooks)
+        # here for a moment, and the numbers follow commit order (a stream never sees 7 before 6). One
+        # statement: the counter, the events, the notification.
+        written = session.execute(
+            WRITE,
+            {
+                "organization": organization_id,
+                "count": len(events),
+                "ids": [item.id for item in events],
+                "types": [item.type for item in events],
+                "times": [item.occurred_at for item in events],
+                "conversations": [item.conversation_id for item in events],
+                "private": [item.private for item in events],
+                "payloads": [Jsonb(item.payload) for item in events],
+                "channel": CHANNEL,
+            },
         ).one()
-        first = last - len(events) + 1
+        webhooks = written.webhooks
         for item in events:
             EVENTS_WRITTEN.labels(item.type).inc()
-        session.execute(
-            insert(Event),
-            [
-                {
-                    "organization_id": organization_id,
-                    "sequence": first + index,
-                    "id": item.id,
-                    "type": item.type,
-                    "occurred_at": item.occurred_at,
-                    "conversation_id": item.conversation_id,
-                    "private": item.private,
-                    "payload": item.payload,
-                }
-                for index, item in enumerate(events)
-            ],
-        )
-        session.execute(select(func.pg_notify(CHANNEL, f"{organization_id}:{last}")))
         if webhooks:  # the dispatcher turns the new events into deliveries, once this commits
             driver_connection = session.connection().connection.driver_connection
             # One dispatcher queued per organization at a time: a burst of commits is dispatched in batches.
