@@ -147,6 +147,12 @@ class EventHub:
                 frame = frame_of(event)
                 for subscription in list(self._subscriptions.get(organization_id, ())):
                     subscription.offer(frame)
+                    if subscription.closed is not None:
+                        # Too far behind: its stream ends when it next looks; a stream whose response
+                        # never started (its client gone at once) is let go here, not kept forever.
+                        self.unsubscribe(subscription)
+                if organization_id not in self._subscriptions:
+                    return  # its last stream went away
                 self._last[organization_id] = event.sequence
             if len(events) < READ_BATCH:
                 return
