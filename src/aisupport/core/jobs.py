@@ -62,35 +62,33 @@ async def defer(
     connection = await db.connection()
     raw = await connection.get_raw_connection()
     mark_written(db)
-    await defer_on(raw.driver_connection, task_name, after=after, **arguments)
-
-
-async def defer_on(
-    driver_connection: Any, task_name: str, *, after: timedelta | None = None, **arguments: Any
-) -> None:
-    """`defer` on a psycopg connection already in the transaction (a session hook's, at commit)."""
-    origin = {"request_id": structlog.contextvars.get_contextvars().get("request_id"), **current_carrier()}
     schedule = {"schedule_in": {"seconds": after.total_seconds()}} if after is not None else {}
-    await jobs.configure_task(
-        task_name, allow_unknown=False, connection=driver_connection, **schedule
-    ).defer_async(**arguments, **{ORIGIN: origin})
+    await _task(raw.driver_connection, task_name, **schedule).defer_async(**arguments, **_origin())
 
 
 async def defer_unless_queued(driver_connection: Any, task_name: str, lock: str, **arguments: Any) -> None:
-    """`defer_on`, unless a job with the same queueing `lock` is queued and not started yet (that one
-    will see this transaction's work too). Inside a savepoint: the refused insert would otherwise abort
-    the transaction."""
-    origin = {"request_id": structlog.contextvars.get_contextvars().get("request_id"), **current_carrier()}
-    task = jobs.configure_task(
-        task_name, allow_unknown=False, connection=driver_connection, queueing_lock=lock
-    )
+    """Queue a job on a psycopg connection already in the transaction (a session hook's, at commit),
+    unless a job with the same queueing `lock` is queued and not started yet (that one will see this
+    transaction's work too). Inside a savepoint: the refused insert would otherwise abort the
+    transaction."""
+    task = _task(driver_connection, task_name, queueing_lock=lock)
     await driver_connection.execute("SAVEPOINT defer_unless_queued")
     try:
-        await task.defer_async(**arguments, **{ORIGIN: origin})
+        await task.defer_async(**arguments, **_origin())
     except procrastinate.exceptions.AlreadyEnqueued:
         await driver_connection.execute("ROLLBACK TO SAVEPOINT defer_unless_queued")
     else:
         await driver_connection.execute("RELEASE SAVEPOINT defer_unless_queued")
+
+
+def _task(driver_connection: Any, task_name: str, **options: Any) -> Any:
+    return jobs.configure_task(task_name, allow_unknown=False, connection=driver_connection, **options)
+
+
+def _origin() -> dict[str, dict[str, Any]]:
+    """Where a job comes from: the request id and trace context of the code that queues it."""
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    return {ORIGIN: {"request_id": request_id, **current_carrier()}}
 
 
 def libpq_url(url: str) -> str:
