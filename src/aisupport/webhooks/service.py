@@ -31,6 +31,7 @@ from aisupport.core.config import Settings
 from aisupport.core.metrics import WEBHOOK_ATTEMPTS
 from aisupport.events import repository as events
 from aisupport.events.catalogue import CATALOGUE
+from aisupport.events.models import Event
 from aisupport.events.outbox import follow_for_webhooks
 from aisupport.webhooks import errors
 from aisupport.webhooks import repository as repo
@@ -289,7 +290,7 @@ async def prepare(
         if endpoint is None or not endpoint.enabled or (event is None and delivery.event_type != TEST_EVENT):
             _finish(delivery, "failed")
             continue
-        envelope = _test_envelope(delivery, endpoint, now) if event is None else events.envelope(event)
+        envelope = events.envelope(event or _test_event(delivery, endpoint, now))
         body = json.dumps(envelope, separators=(",", ":"))
         if endpoint.id not in signers:
             signers[endpoint.id] = [Webhook(secret) for secret in _secrets(settings, endpoint, now)]
@@ -298,15 +299,16 @@ async def prepare(
     return prepared
 
 
-def _test_envelope(delivery: WebhookDelivery, endpoint: WebhookEndpoint, now: datetime) -> dict[str, Any]:
-    return {
-        "id": str(delivery.event_id),
-        "type": TEST_EVENT,
-        "organization_id": str(delivery.organization_id),
-        "sequence": 0,
-        "occurred_at": now.isoformat().replace("+00:00", "Z"),
-        "data": {"endpoint_id": str(endpoint.id)},
-    }
+def _test_event(delivery: WebhookDelivery, endpoint: WebhookEndpoint, now: datetime) -> Event:
+    """The `webhook.test` event of a test delivery (never written to the outbox: its sequence is 0)."""
+    return Event(
+        id=delivery.event_id,
+        organization_id=delivery.organization_id,
+        sequence=0,
+        type=TEST_EVENT,
+        occurred_at=now,
+        payload={"endpoint_id": str(endpoint.id)},
+    )
 
 
 def _finish(delivery: WebhookDelivery, status: str) -> None:
