@@ -224,8 +224,7 @@ async def update_conversation(
     changes = {name: value for name, value in changes.items() if getattr(conversation, name) != value}
     if not changes:
         return conversation
-    before = {name: getattr(conversation, name) for name in TRACKED}
-    old = {name: getattr(conversation, name) for name in CHANGEABLE}
+    before = {name: getattr(conversation, name) for name in CHANGEABLE}
     setting = None
     if "status" in changes or "priority" in changes:
         setting = await timers.setting_of(db, organization_id, conversation.inbox_id)
@@ -243,7 +242,7 @@ async def update_conversation(
     conversation.version += 1
     conversation.updated_at = conversation.last_activity_at = now
     await db.flush()
-    previous = {name: to_jsonable_python(value) for name, value in old.items() if name in changes}
+    previous = {name: to_jsonable_python(value) for name, value in before.items() if name in changes}
     published.conversation_event(db, "conversation.updated", conversation, changes=previous)
     if "assignee_id" in changes:
         published.conversation_event(

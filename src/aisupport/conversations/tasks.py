@@ -20,6 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import structlog
 from procrastinate import JobContext
@@ -39,6 +40,7 @@ BATCH = 200  # conversations per transaction
 MAX_BATCHES = 50  # per organization and run; what is left waits for the next minute
 UNATTACHED_UPLOAD_TTL = timedelta(hours=24)
 KEYS_PER_JOB = 500  # files one deletion job deletes
+_in_each_organization = partial(in_each_organization, batch_size=BATCH, max_batches=MAX_BATCHES)
 
 
 async def _organizations(
@@ -62,9 +64,7 @@ async def mark_sla_breaches(context: JobContext, timestamp: int) -> None:
     async def batch(db: AsyncSession, organization_id: uuid.UUID) -> int:
         return await service.mark_sla_breaches(db, organization_id, limit=BATCH)
 
-    looked_at = await in_each_organization(
-        sessionmaker, organizations, batch, batch_size=BATCH, max_batches=MAX_BATCHES
-    )
+    looked_at = await _in_each_organization(sessionmaker, organizations, batch)
     if looked_at:
         log.info("sla_breaches_checked", organizations=len(organizations), conversations=looked_at)
 
@@ -81,9 +81,7 @@ async def wake_snoozed(context: JobContext, timestamp: int) -> None:
     async def batch(db: AsyncSession, organization_id: uuid.UUID) -> int:
         return await service.wake_snoozed(db, organization_id, limit=BATCH)
 
-    woken = await in_each_organization(
-        sessionmaker, organizations, batch, batch_size=BATCH, max_batches=MAX_BATCHES
-    )
+    woken = await _in_each_organization(sessionmaker, organizations, batch)
     if woken:
         log.info("snoozed_conversations_woken", organizations=len(organizations), conversations=woken)
 
@@ -103,9 +101,7 @@ async def purge_idempotency_keys(context: JobContext, timestamp: int) -> None:
     async def batch(db: AsyncSession, organization_id: uuid.UUID) -> int:
         return await idempotency.purge(db, organization_id, before, limit=BATCH)
 
-    purged = await in_each_organization(
-        sessionmaker, organizations, batch, batch_size=BATCH, max_batches=MAX_BATCHES
-    )
+    purged = await _in_each_organization(sessionmaker, organizations, batch)
     if purged:
         log.info("idempotency_keys_purged", organizations=len(organizations), keys=purged)
 
@@ -170,9 +166,7 @@ async def purge_stale_uploads(context: JobContext, timestamp: int) -> None:
         await delete_files_later(db, organization_id, keys)
         return len(keys)
 
-    purged = await in_each_organization(
-        sessionmaker, organizations, batch, batch_size=BATCH, max_batches=MAX_BATCHES
-    )
+    purged = await _in_each_organization(sessionmaker, organizations, batch)
     log.info("stale_uploads_purged", organizations=len(organizations), uploads=purged)
 
 

@@ -76,7 +76,6 @@ class EventHub:
         self._reading: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._again: set[uuid.UUID] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self.listening = asyncio.Event()
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._poll())]
@@ -164,7 +163,6 @@ class EventHub:
                 async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     attempt = 0
-                    self.listening.set()
                     for organization_id in list(self._subscriptions):
                         self._read_soon(organization_id)  # what came while not listening
                     async for notice in conn.notifies():
@@ -174,7 +172,6 @@ class EventHub:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the database restarted, the network dropped: listen again
-                self.listening.clear()
                 log.warning("realtime_listen_lost", error=type(error).__name__)
                 await asyncio.sleep(RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)])
                 attempt += 1
