@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from starlette.types import ASGIApp
 
 from aisupport.core.config import Settings
 from aisupport.main import create_app
@@ -18,10 +19,10 @@ from tests.conftest import free_port
 
 
 @asynccontextmanager
-async def live_server(settings: Settings) -> AsyncIterator[str]:
-    """The app served by uvicorn on a loopback port of this process, with its lifespan; its base URL."""
+async def serving(app: ASGIApp, *, lifespan: str = "on") -> AsyncIterator[str]:
+    """`app` served by uvicorn on a loopback port of this process; its base URL."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan=lifespan)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -33,6 +34,13 @@ async def live_server(settings: Settings) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=30)
+
+
+@asynccontextmanager
+async def live_server(settings: Settings) -> AsyncIterator[str]:
+    """The service itself, with its lifespan, on a real HTTP server (streams need one)."""
+    async with serving(create_app(settings)) as base_url:
+        yield base_url
 
 
 @dataclass

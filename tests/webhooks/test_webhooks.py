@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from httpx import AsyncClient
 from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -27,9 +26,10 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from aisupport.core.config import Settings
-from tests.conftest import Mailbox, free_port, run_jobs, serve, service_env
+from tests.conftest import Mailbox, run_jobs, serve, service_env
 from tests.contacts.helpers import create_contact, unique_email
 from tests.organizations.helpers import Person, add_member, new_owner
+from tests.realtime.helpers import serving
 
 
 @dataclass
@@ -48,8 +48,7 @@ class Receiver:
 
 @asynccontextmanager
 async def receiver() -> AsyncIterator[Receiver]:
-    port = free_port()
-    state = Receiver(f"http://127.0.0.1:{port}/hook")
+    state = Receiver("")
 
     async def hook(request: Request) -> PlainTextResponse:
         state.received.append((dict(request.headers), await request.body()))
@@ -62,15 +61,9 @@ async def receiver() -> AsyncIterator[Receiver]:
         return PlainTextResponse("ok" if status < 300 else "nope " * 500, status_code=status)
 
     app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-        await asyncio.sleep(0.02)
-    try:
+    async with serving(app, lifespan="off") as base_url:
+        state.url = f"{base_url}/hook"
         yield state
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture
