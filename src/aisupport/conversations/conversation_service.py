@@ -243,15 +243,12 @@ async def update_conversation(
     conversation.updated_at = conversation.last_activity_at = now
     await db.flush()
     previous = {name: to_jsonable_python(value) for name, value in before.items() if name in changes}
-    published.conversation_event(db, "conversation.updated", conversation, changes=previous)
+    events: list[tuple[str, dict[str, Any]]] = [("conversation.updated", {"changes": previous})]
     if "assignee_id" in changes:
-        published.conversation_event(
-            db, "conversation.assigned", conversation, previous_assignee_id=previous["assignee_id"]
-        )
+        events.append(("conversation.assigned", {"previous_assignee_id": previous["assignee_id"]}))
     if "status" in changes:
-        published.conversation_event(
-            db, "conversation.status_changed", conversation, previous_status=previous["status"]
-        )
+        events.append(("conversation.status_changed", {"previous_status": previous["status"]}))
+    published.conversation_events(db, conversation, events)
     for name in TRACKED:
         if name in changes:
             label = name.removesuffix("_id")

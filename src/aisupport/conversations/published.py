@@ -15,14 +15,22 @@ from aisupport.events.outbox import emit
 
 def conversation_event(db: AsyncSession, type: str, conversation: Conversation, **extra: Any) -> None:
     """`type` with the conversation as it is now, and `extra` fields (JSON-ready)."""
+    conversation_events(db, conversation, [(type, extra)])
+
+
+def conversation_events(
+    db: AsyncSession, conversation: Conversation, events: Sequence[tuple[str, dict[str, Any]]]
+) -> None:
+    """Several events of one change, each with the conversation as it is now (shown once for all)."""
     shown = ConversationOut.model_validate(conversation).model_dump(mode="json")
-    emit(
-        db,
-        conversation.organization_id,
-        type,
-        {"conversation": shown, **extra},
-        conversation_id=conversation.id,
-    )
+    for type, extra in events:
+        emit(
+            db,
+            conversation.organization_id,
+            type,
+            {"conversation": shown, **extra},
+            conversation_id=conversation.id,
+        )
 
 
 def messages_created(
