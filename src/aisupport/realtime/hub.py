@@ -27,6 +27,7 @@ log = structlog.get_logger("aisupport.realtime")
 POLL_SECONDS = 5.0  # a safety net: notifications carry the news, this catches one lost in a reconnect
 READ_BATCH = 500
 RECONNECT_SECONDS = (0.5, 1, 2, 5)
+START_WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,12 @@ def frame_of(event: Event) -> Frame:
 
 @dataclass(eq=False)
 class Subscription:
-    """A stream's place at the hub: its queue of frames, and why it was closed, if."""
+    """A stream's place at the hub: its queue of frames (every event after `start`), and why it was
+    closed, if."""
 
     organization_id: uuid.UUID
     queue: asyncio.Queue[Frame]
+    start: int = 0
     closed: str | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -76,9 +79,14 @@ class EventHub:
         self._reading: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._again: set[uuid.UUID] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._listening = asyncio.Event()
 
     async def start(self) -> None:
+        """Start listening; wait a moment for it, so that streams opened at once hear of events
+        without waiting for the poll (a database not there yet is listened to when it comes)."""
         self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._poll())]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), START_WAIT_SECONDS)
 
     async def stop(self) -> None:
         for task in [*self._tasks, *self._reading.values()]:
@@ -98,11 +106,15 @@ class EventHub:
     async def subscribe(self, organization_id: uuid.UUID) -> Subscription:
         """A new stream of the organization: it receives every event after the organization's last
         sequence as of now (what came before, it reads from the outbox itself)."""
-        subscription = Subscription(organization_id, asyncio.Queue(maxsize=self._buffer))
         if organization_id not in self._last:
             async with tenant_session(self._sessionmaker, organization_id=organization_id) as db:
                 _, last = await repository.bounds(db, organization_id)
             self._last.setdefault(organization_id, last)
+        # Joined now, it is offered every event after the last one handed out (a read under way
+        # offers it the events after that too).
+        subscription = Subscription(
+            organization_id, asyncio.Queue(maxsize=self._buffer), start=self._last[organization_id]
+        )
         self._subscriptions.setdefault(organization_id, set()).add(subscription)
         return subscription
 
@@ -162,6 +174,7 @@ class EventHub:
             try:
                 async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
                     attempt = 0
                     for organization_id in list(self._subscriptions):
                         self._read_soon(organization_id)  # what came while not listening

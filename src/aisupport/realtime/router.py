@@ -76,15 +76,16 @@ async def _events(
     organization_id = principal.organization_id
     EVENT_STREAMS.inc()
     try:
-        async with request_session(request) as db:
-            first, last = await repository.bounds(db, organization_id)
-        sent = last
-        if position is not None and (position > last or position < (first or last + 1) - 1):
-            # Numbers this organization never gave out, or events purged since: start again from now.
-            reset = json.dumps({"reason": "position_unknown_or_expired", "last_sequence": last})
-            yield f"id: {last}\r\nevent: reset\r\ndata: {reset}\r\n\r\n".encode()
-        elif position is not None:
-            sent = position
+        sent = subscription.start  # "from now": the hub hands this stream every event after it
+        if position is not None:
+            async with request_session(request) as db:
+                first, last = await repository.bounds(db, organization_id)
+            if position > last or position < (first or last + 1) - 1:
+                # Numbers this organization never gave out, or events purged since: start from now.
+                reset = json.dumps({"reason": "position_unknown_or_expired", "last_sequence": sent})
+                yield f"id: {sent}\r\nevent: reset\r\ndata: {reset}\r\n\r\n".encode()
+            else:
+                sent = position
             while sent < last:
                 async with request_session(request) as db:
                     events = await repository.after(db, organization_id, sent, limit=REPLAY_BATCH)
