@@ -48,6 +48,9 @@ from aisupport.realtime.hub import EventHub
 from aisupport.realtime.router import router as realtime_router
 from aisupport.storage import create_storage
 from aisupport.webhooks.router import router as webhooks_router
+from aisupport.widget.cors import WidgetCORS
+from aisupport.widget.router import UPLOAD_PATH as WIDGET_UPLOAD_PATH
+from aisupport.widget.router import router as widget_router
 
 log = structlog.get_logger("aisupport")
 
@@ -76,6 +79,7 @@ ROUTERS = (
     attachment_router,
     realtime_router,
     webhooks_router,
+    widget_router,
 )
 
 
@@ -204,8 +208,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body_limits={"/auth/": AUTH_MAX_BODY_BYTES},
         max_json_depth=settings.MAX_JSON_DEPTH,
         route_body_limits=[
-            (compile_path(UPLOAD_PATH)[0], settings.ATTACHMENT_MAX_BYTES + MULTIPART_OVERHEAD_BYTES)
+            (compile_path(path)[0], settings.ATTACHMENT_MAX_BYTES + MULTIPART_OVERHEAD_BYTES)
+            for path in (UPLOAD_PATH, WIDGET_UPLOAD_PATH)
         ],
+        cors_by_prefix=[("/widget/", WidgetCORS)],
         json_routes=json_body_routes(route for router in ROUTERS for route in router.routes),
     )
     return app

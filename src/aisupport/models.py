@@ -4,12 +4,20 @@ from aisupport.accounts.models import User
 from aisupport.audit.models import AuditEvent
 from aisupport.auth.models import AccountActivity, AccountToken, AuthSession, RefreshToken
 from aisupport.contacts.models import Contact
-from aisupport.conversations.models import Inbox, MemberAvailability, SlaPolicy, Team, TeamMember
+from aisupport.conversations.models import (
+    ConversationRating,
+    Inbox,
+    MemberAvailability,
+    SlaPolicy,
+    Team,
+    TeamMember,
+)
 from aisupport.core.db import Base
 from aisupport.events.models import Event, EventCounter
 from aisupport.mail.delivery import EmailDelivery
 from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization
 from aisupport.webhooks.models import WebhookAttempt, WebhookCursor, WebhookDelivery, WebhookEndpoint
+from aisupport.widget.models import WidgetVisitor, WidgetVisitorConversation
 
 __all__ = [
     "AccountActivity",
@@ -19,6 +27,7 @@ __all__ = [
     "AuthSession",
     "Base",
     "Contact",
+    "ConversationRating",
     "EmailDelivery",
     "Event",
     "EventCounter",
@@ -36,6 +45,8 @@ __all__ = [
     "WebhookCursor",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "WidgetVisitor",
+    "WidgetVisitorConversation",
 ]
 
 

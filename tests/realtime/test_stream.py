@@ -14,6 +14,7 @@ import pytest
 from httpx import AsyncClient
 
 from aisupport.core.config import Settings
+from aisupport.events.models import Event
 from aisupport.realtime.hub import Frame, Subscription
 from tests.conftest import running_service, serve, service_env
 from tests.contacts.helpers import create_contact, unique_email
@@ -131,7 +132,8 @@ async def test_signing_out_ends_the_stream_and_idle_streams_get_heartbeats(
 def test_a_stream_too_far_behind_is_closed_not_grown() -> None:
     subscription = Subscription(uuid.uuid4(), asyncio.Queue(maxsize=2))
     for sequence in (1, 2, 3):
-        subscription.offer(Frame(sequence, "contact.created", b"..."))
+        event = Event(organization_id=subscription.organization_id, sequence=sequence, type="contact.created")
+        subscription.offer(Frame(sequence, "contact.created", b"...", event))
     assert subscription.closed == "too_slow"
     assert subscription.queue.qsize() == 2
     assert subscription.wake.is_set()

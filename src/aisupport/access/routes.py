@@ -1,5 +1,6 @@
-"""How a route declares who may call it: a permission dependency (`requires(...)`, access/dependencies.py)
-or the `@public` marker on its endpoint. A test walks every route and fails on one that declares
+"""How a route declares who may call it: a permission dependency (`requires(...)`, access/dependencies.py),
+the widget's visitor dependency (`current_visitor`, access/visitor.py), or the `@public` marker on its
+endpoint. A test walks every route and fails on one that declares
 neither; the OpenAPI document reads the same declarations (401/403 where they apply)."""
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ def public(endpoint: Endpoint) -> Endpoint:
 
 
 def declared_access(call: object) -> Any:
-    """What an endpoint or a route dependency declares: its permission, "public", or None."""
-    if getattr(call, "access", None) == PUBLIC:
-        return PUBLIC
-    return getattr(call, "permission", None)
+    """What an endpoint or a route dependency declares: its permission, "public", "widget_visitor",
+    or None."""
+    return getattr(call, "access", None) or getattr(call, "permission", None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import StreamingResponse
@@ -40,7 +40,7 @@ def _storage(request: Request) -> Storage:
 
 AppStorage = Annotated[Storage, Depends(_storage)]
 
-_UPLOAD_BODY = {
+UPLOAD_BODY = {
     "required": True,
     "content": {
         "multipart/form-data": {
@@ -62,7 +62,7 @@ _UPLOAD_BODY = {
 }
 
 
-async def _body(request: Request) -> AsyncIterator[bytes]:
+async def request_body(request: Request) -> AsyncIterator[bytes]:
     try:
         async for chunk in request.stream():
             yield chunk
@@ -74,7 +74,7 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
     UPLOAD_PATH,
     status_code=status.HTTP_201_CREATED,
     response_model=AttachmentOut,
-    openapi_extra={"requestBody": _UPLOAD_BODY},
+    openapi_extra={"requestBody": UPLOAD_BODY},
     responses=problem_responses(
         errors.ATTACHMENT_TOO_LARGE,
         errors.MULTIPART_REQUIRED,
@@ -101,23 +101,26 @@ async def upload_attachment(
         storage,
         conversation_id,
         content_type=request.headers.get("content-type"),
-        body=_body(request),
+        body=request_body(request),
         max_bytes=settings.ATTACHMENT_MAX_BYTES,
     )
     return AttachmentOut.model_validate(attachment)
 
 
+DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The file, as an attachment (never shown inline), with its stored type if "
+        "that type is inert (images, audio, video, plain text...), else `application/octet-stream`.",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    **problem_responses(errors.STORAGE_UNAVAILABLE),
+}
+
+
 @router.get(
     UPLOAD_PATH + "/{attachment_id}",
     response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "The file, as an attachment (never shown inline), with its stored type if "
-            "that type is inert (images, audio, video, plain text...), else `application/octet-stream`.",
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-        },
-        **problem_responses(errors.STORAGE_UNAVAILABLE),
-    },
+    responses=DOWNLOAD_RESPONSES,
 )
 async def download_attachment(
     org_id: uuid.UUID,
@@ -130,7 +133,11 @@ async def download_attachment(
     """The file, streamed, with `Content-Disposition: attachment` and its name. Sent with its type,
     except types a browser would run or render as a page (HTML, SVG, XML, scripts, PDF...), which
     go as `application/octet-stream`; always with `X-Content-Type-Options: nosniff`."""
-    download = await service.download(db, principal, storage, conversation_id, attachment_id)
+    return file_response(await service.download(db, principal, storage, conversation_id, attachment_id))
+
+
+def file_response(download: service.Download) -> StreamingResponse:
+    """A download, streamed as an attachment that no browser runs or renders as a page."""
     return StreamingResponse(
         download.content,
         headers={  # the type as it is: Starlette would add a charset to text/* that nobody declared

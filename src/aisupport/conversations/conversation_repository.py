@@ -40,6 +40,7 @@ from aisupport.conversations import sla_repository
 from aisupport.conversations.models import (
     Conversation,
     ConversationCounter,
+    ConversationRating,
     Inbox,
     Message,
     MessageAttachment,
@@ -433,12 +434,16 @@ async def messages(
     *,
     before: tuple[datetime, uuid.UUID] | None,
     limit: int,
+    public_only: bool = False,
 ) -> list[MessageRow]:
-    """A page of a conversation's messages, newest first: rows of the columns an answer shows, not
-    mapped objects (a page is read, never changed, and building 50 objects costs more than the query)."""
+    """A page of a conversation's messages (`public_only`: no notes, no activity), newest first: rows
+    of the columns an answer shows, not mapped objects (a page is read, never changed, and building 50
+    objects costs more than the query)."""
     query = scoped(select(*MESSAGE_SHOWN), Message, organization_id).where(
         Message.conversation_id == conversation_id
     )
+    if public_only:
+        query = query.where(Message.private.is_(False))
     if before is not None:
         query = query.where(tuple_(Message.created_at, Message.id) < before)
     query = query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)
@@ -514,3 +519,29 @@ async def conversations_by_id(
 async def add_messages(db: AsyncSession, rows: list[dict[str, object]]) -> None:
     if rows:
         await db.execute(insert(Message), rows)
+
+
+async def rating(
+    db: AsyncSession, organization_id: uuid.UUID, conversation_id: uuid.UUID
+) -> ConversationRating | None:
+    return await db.scalar(
+        row_of(ConversationRating, organization_id, ConversationRating.conversation_id == conversation_id)
+    )
+
+
+async def save_rating(db: AsyncSession, values: dict[str, Any]) -> ConversationRating:
+    """Insert the rating, or replace the conversation's one."""
+    statement = pg_insert(ConversationRating).values(values)
+    changed = {name: statement.excluded[name] for name in ("score", "comment", "updated_at")}
+    await db.execute(
+        statement.on_conflict_do_update(index_elements=["organization_id", "conversation_id"], set_=changed)
+    )
+    found = await db.scalar(
+        row_of(
+            ConversationRating,
+            values["organization_id"],
+            ConversationRating.conversation_id == values["conversation_id"],
+        ).execution_options(populate_existing=True)
+    )
+    assert found is not None
+    return found

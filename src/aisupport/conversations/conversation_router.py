@@ -26,6 +26,7 @@ from aisupport.conversations.conversation_schemas import (
     ListedConversation,
     MessageCreate,
     MessageOut,
+    RatingOut,
     SortOrder,
     Status,
     Tag,
@@ -319,6 +320,15 @@ async def list_messages(
     return paging.page_json(
         rows, lambda row: (row.created_at, row.id), lambda row: message_json(row, attachments.get(row.id, []))
     )
+
+
+@router.get("/orgs/{org_id}/conversations/{conversation_id}/rating", response_model=RatingOut)
+async def get_rating(
+    org_id: uuid.UUID, conversation_id: uuid.UUID, principal: Reader, db: DbSession
+) -> RatingOut:
+    """The customer's rating of the conversation (given in the widget once it was resolved); 404 if
+    there is none."""
+    return RatingOut.model_validate(await service.rating_of(db, principal, conversation_id))
 
 
 def _message_out(message: Message, attachments: list[MessageAttachment]) -> MessageOut:

@@ -244,3 +244,15 @@ class TagOut(BaseModel):
     color: str | None
     description: str | None
     created_at: datetime
+
+
+class RatingOut(BaseModel):
+    """The customer's rating of the resolved conversation (in the widget)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    conversation_id: uuid.UUID
+    score: int = Field(description="1 (bad) to 5 (excellent).")
+    comment: str | None
+    created_at: datetime
+    updated_at: datetime = Field(description="When it was last given (a new rating replaces it).")

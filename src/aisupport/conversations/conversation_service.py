@@ -38,7 +38,7 @@ from aisupport.conversations import conversation_repository as repo
 from aisupport.conversations import sla_repository as timers
 from aisupport.conversations.authors import author_of
 from aisupport.conversations.conversation_repository import ConversationFilters, Listed, Sort
-from aisupport.conversations.models import Conversation, Message, MessageAttachment
+from aisupport.conversations.models import Conversation, ConversationRating, Message, MessageAttachment
 from aisupport.conversations.sla import Setting
 from aisupport.core.db import plan_for_values, rows_of
 
@@ -438,10 +438,13 @@ async def list_messages(
     *,
     before: tuple[datetime, uuid.UUID] | None,
     limit: int,
+    public_only: bool = False,
 ) -> list[repo.MessageRow]:
-    """A page of the conversation's messages (rows of `repo.MESSAGE_SHOWN`), newest first; 404 if there
-    is no such conversation."""
-    rows = await repo.messages(db, principal.organization_id, conversation_id, before=before, limit=limit)
+    """A page of the conversation's messages (rows of `repo.MESSAGE_SHOWN`; `public_only`: what its
+    customer sees), newest first; 404 if there is no such conversation."""
+    rows = await repo.messages(
+        db, principal.organization_id, conversation_id, before=before, limit=limit, public_only=public_only
+    )
     if not rows:  # a message found is of a conversation of this organization (composite foreign key)
         await get_conversation(db, principal, conversation_id)
     return rows
@@ -452,6 +455,41 @@ async def attachments_of(
 ) -> dict[uuid.UUID, list[MessageAttachment]]:
     """The attachments of these messages by message id, in one query."""
     return await attachments.of_messages(db, principal.organization_id, message_ids)
+
+
+async def rate_conversation(
+    db: AsyncSession, principal: Principal, conversation_id: uuid.UUID, score: int, comment: str | None
+) -> ConversationRating:
+    """The customer's rating of a resolved conversation (given again, it replaces the first); 409
+    `conversation_not_resolved` otherwise. Emits `conversation.rated`."""
+    conversation = await _locked(db, principal, conversation_id, None)
+    if conversation.status != "resolved":
+        raise errors.conversation_not_resolved()
+    now = datetime.now(UTC)
+    values = {
+        "organization_id": principal.organization_id,
+        "conversation_id": conversation_id,
+        "score": score,
+        "comment": comment,
+        "created_at": now,
+        "updated_at": now,
+    }
+    rating = await repo.save_rating(db, values)
+    published.conversation_event(db, "conversation.rated", conversation, rating=rating_json(rating))
+    return rating
+
+
+def rating_json(rating: ConversationRating) -> dict[str, Any]:
+    return {"score": rating.score, "comment": rating.comment, "updated_at": rating.updated_at.isoformat()}
+
+
+async def rating_of(db: AsyncSession, principal: Principal, conversation_id: uuid.UUID) -> ConversationRating:
+    """The conversation's rating; 404 if it has none (or there is no such conversation)."""
+    await get_conversation(db, principal, conversation_id)
+    found = await repo.rating(db, principal.organization_id, conversation_id)
+    if found is None:
+        raise errors.rating_not_found()
+    return found
 
 
 # --- What a contact's merge or erasure does to conversations (hooks run in its transaction) -------------

@@ -77,6 +77,17 @@ def conversation_not_found() -> AppError:
     return AppError(404, "conversation_not_found", "No such conversation.")
 
 
+NOT_RESOLVED = ProblemAnswer(409, "only a resolved conversation can be rated (`conversation_not_resolved`)")
+
+
+def conversation_not_resolved() -> AppError:
+    return AppError(409, "conversation_not_resolved", "Only a resolved conversation can be rated.")
+
+
+def rating_not_found() -> AppError:
+    return AppError(404, "rating_not_found", "This conversation has not been rated.")
+
+
 def precondition_failed() -> AppError:
     return AppError(412, "precondition_failed", "The conversation changed: If-Match names another version.")
 

@@ -367,7 +367,8 @@ class Conversation(TenantOwned, Timestamped, Base):
 
 class Message(TenantOwned, Timestamped, Base):
     """One message of a conversation. `private` (notes and activity) is for members only; `author_type`
-    is `member`, `api_key`, `contact` or `system`, `author_id` the user or key (none for the others)."""
+    is `member`, `api_key`, `widget_visitor`, `ai` or `system`, `author_id` the user, key or visitor
+    (none for the others)."""
 
     __tablename__ = "messages"
     __table_args__ = (
@@ -451,6 +452,33 @@ class MessageAttachment(TenantOwned, Timestamped, Base):
     storage_key: Mapped[str] = mapped_column(String(512))
     uploaded_by_type: Mapped[str] = mapped_column(String(20))
     uploaded_by_id: Mapped[uuid.UUID | None] = mapped_column()
+
+
+RATING_COMMENT_MAX = 2000
+
+
+class ConversationRating(TenantOwned, Timestamped, Base):
+    """The customer's rating of a resolved conversation (1 to 5, and a comment); rated again, it is
+    replaced."""
+
+    __tablename__ = "conversation_ratings"
+    __table_args__ = (
+        CheckConstraint("score BETWEEN 1 AND 5", name="score_between_1_and_5"),
+        ForeignKeyConstraint(
+            ["organization_id", "conversation_id"],
+            ["conversations.organization_id", "conversations.id"],
+            name="fk_conversation_ratings_conversation_same_org",
+            ondelete="CASCADE",
+        ),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(String(RATING_COMMENT_MAX))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class IdempotencyKey(TenantOwned, Timestamped, Base):

@@ -38,6 +38,9 @@ RATE_LIMIT_SETTINGS = (
     "RATE_LIMIT_INVITATIONS_PER_IP",
     "RATE_LIMIT_ORG_CREATION_PER_USER",
     "RATE_LIMIT_ORG_CREATION_PER_IP",
+    "RATE_LIMIT_WIDGET_SESSIONS_PER_IP",
+    "RATE_LIMIT_WIDGET_PER_IP",
+    "RATE_LIMIT_WIDGET_PER_VISITOR",
 )
 
 
@@ -112,6 +115,11 @@ class Settings(BaseSettings):
     RATE_LIMIT_INVITATIONS_PER_IP: str = "300/day"
     RATE_LIMIT_ORG_CREATION_PER_USER: str = "10/day"
     RATE_LIMIT_ORG_CREATION_PER_IP: str = "20/day"
+    # The customer widget (docs/widget.md): sessions started (each anonymous one makes a contact), all
+    # widget requests from one address, and one visitor's requests.
+    RATE_LIMIT_WIDGET_SESSIONS_PER_IP: str = "60/hour"
+    RATE_LIMIT_WIDGET_PER_IP: str = "600/minute"
+    RATE_LIMIT_WIDGET_PER_VISITOR: str = "120/minute"
     RATE_LIMIT_KEY_PREFIX: str = "aisupport"
 
     # Network.
@@ -182,6 +190,13 @@ class Settings(BaseSettings):
     STREAM_HEARTBEAT_SECONDS: float = Field(default=15, gt=0, le=300)
     # Events a stream may have waiting to be sent; a consumer further behind is disconnected.
     STREAM_BUFFER_EVENTS: int = Field(default=1000, ge=10, le=100_000)
+
+    # The customer widget (docs/widget.md): how long a visitor token lasts (a session started again
+    # with it renews it), the longest lifetime accepted for an identity JWT (`exp` - `iat`), and how
+    # many conversations a visitor may have open (not resolved) at once.
+    WIDGET_VISITOR_TOKEN_TTL_SECONDS: int = Field(default=7 * 24 * 3600, ge=60, le=90 * 24 * 3600)
+    WIDGET_IDENTITY_TOKEN_MAX_SECONDS: int = Field(default=3600, ge=60, le=24 * 3600)
+    WIDGET_MAX_OPEN_CONVERSATIONS: int = Field(default=5, ge=1, le=100)
 
     # Webhooks may reach private, loopback and link-local addresses, and plain http (development and
     # tests only: refused in production).
@@ -342,6 +357,9 @@ class Settings(BaseSettings):
             "invitations_ip": parse(self.RATE_LIMIT_INVITATIONS_PER_IP),
             "org_creation_user": parse(self.RATE_LIMIT_ORG_CREATION_PER_USER),
             "org_creation_ip": parse(self.RATE_LIMIT_ORG_CREATION_PER_IP),
+            "widget_sessions_ip": parse(self.RATE_LIMIT_WIDGET_SESSIONS_PER_IP),
+            "widget_ip": parse(self.RATE_LIMIT_WIDGET_PER_IP),
+            "widget_visitor": parse(self.RATE_LIMIT_WIDGET_PER_VISITOR),
         }
 
     @property

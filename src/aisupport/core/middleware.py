@@ -17,7 +17,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 import structlog
@@ -52,11 +52,14 @@ class ServiceMiddleware:
         max_json_depth: int,
         route_body_limits: Sequence[tuple[re.Pattern[str], int]] = (),
         json_routes: list[tuple[frozenset[str], re.Pattern[str]]],
+        cors_by_prefix: Sequence[tuple[str, Callable[[ASGIApp], ASGIApp]]] = (),
     ) -> None:
         self.app = app
         self.json_routes = json_routes
         # CORS wraps the body checks too, so a browser can read the 413, 415 or 422 they answer.
         self.cors_app = ProblemCORSMiddleware(self._checked, **cors)
+        # Paths with CORS of their own (the widget's: each inbox's origins), instead of CORS_ORIGINS.
+        self.cors_by_prefix = [(prefix, wrap(self._checked)) for prefix, wrap in cors_by_prefix]
         self.proxy: Any = ProxyHeadersMiddleware(cast(Any, _nothing), trusted_hosts=list(trusted_proxies))
         self.default_body_limit = default_body_limit
         self.body_limits = sorted(body_limits.items(), key=lambda item: len(item[0]), reverse=True)
@@ -90,7 +93,7 @@ class ServiceMiddleware:
                 message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, request_id.encode())]
             await send(message)
 
-        app = self.cors_app if b"origin" in headers else self._checked
+        app = self._cors_for(scope["path"]) if b"origin" in headers else self._checked
         try:
             await app(scope, receive, send_with_id)
         except Exception:
@@ -114,6 +117,12 @@ class ServiceMiddleware:
                 )
             self.metrics.observe(scope["method"], route, status, duration)
             structlog.contextvars.reset_contextvars(**bound)
+
+    def _cors_for(self, path: str) -> ASGIApp:
+        for prefix, app in self.cors_by_prefix:
+            if path.startswith(prefix):
+                return app
+        return self.cors_app
 
     async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app, behind the body's bounds: size (413), JSON depth (422), JSON where the route takes

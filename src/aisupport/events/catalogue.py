@@ -55,6 +55,12 @@ CATALOGUE = {
             "an SLA clock ran past its due time (marked by the periodic job)",
         ),
         EventType(
+            "conversation.rated",
+            Permission.CONVERSATIONS_READ,
+            f"{CONVERSATION}; `rating`: `score` (1 to 5), `comment`, `updated_at`",
+            "the customer rated the resolved conversation in the widget (again: the rating was replaced)",
+        ),
+        EventType(
             "message.created",
             Permission.CONVERSATIONS_READ,
             "`message`: as `GET .../messages` lists it (notes and activity are `private`)",

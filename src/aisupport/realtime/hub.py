@@ -27,24 +27,29 @@ log = structlog.get_logger("aisupport.realtime")
 POLL_SECONDS = 5.0  # a safety net: notifications carry the news, this catches one lost in a reconnect
 READ_BATCH = 500
 RECONNECT_SECONDS = (0.5, 1, 2, 5)
-START_WAIT_SECONDS = 5.0
+START_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
 class Frame:
-    """An event as every stream sends it: encoded once for all of them."""
+    """An event as every member's stream sends it: encoded once for all of them; with the event, for
+    streams that show it otherwise (a visitor's)."""
 
     sequence: int
     type: str
     data: bytes  # the whole SSE message: id, event, data lines
+    event: Event
+
+
+def sse_message(sequence: int, type: str, data: dict[str, object]) -> bytes:
+    """One SSE message: the event's sequence as its `id`, its type as `event`, `data` as JSON."""
+    encoded = json.dumps(data, separators=(",", ":"))
+    return f"id: {sequence}\r\nevent: {type}\r\ndata: {encoded}\r\n\r\n".encode()
 
 
 def frame_of(event: Event) -> Frame:
-    envelope = json.dumps(repository.envelope(event), separators=(",", ":"))
     return Frame(
-        event.sequence,
-        event.type,
-        f"id: {event.sequence}\r\nevent: {event.type}\r\ndata: {envelope}\r\n\r\n".encode(),
+        event.sequence, event.type, sse_message(event.sequence, event.type, repository.envelope(event)), event
     )
 
 
@@ -79,14 +84,14 @@ class EventHub:
         self._reading: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._again: set[uuid.UUID] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._listening = asyncio.Event()
+        self._first_try = asyncio.Event()  # set once the first LISTEN succeeded or failed
 
     async def start(self) -> None:
-        """Start listening; wait a moment for it, so that streams opened at once hear of events
-        without waiting for the poll (a database not there yet is listened to when it comes)."""
+        """Start listening, and wait for the first try, so that streams opened at once hear of events
+        without waiting for the poll (a database not there is listened to when it comes)."""
         self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._poll())]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._listening.wait(), START_WAIT_SECONDS)
+            await asyncio.wait_for(self._first_try.wait(), START_WAIT_SECONDS)
 
     async def stop(self) -> None:
         for task in [*self._tasks, *self._reading.values()]:
@@ -174,7 +179,7 @@ class EventHub:
             try:
                 async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
-                    self._listening.set()
+                    self._first_try.set()
                     attempt = 0
                     for organization_id in list(self._subscriptions):
                         self._read_soon(organization_id)  # what came while not listening
@@ -185,6 +190,7 @@ class EventHub:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the database restarted, the network dropped: listen again
+                self._first_try.set()
                 log.warning("realtime_listen_lost", error=type(error).__name__)
                 await asyncio.sleep(RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)])
                 attempt += 1

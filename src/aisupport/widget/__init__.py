@@ -1,0 +1,1 @@
+"""The customer widget API: visitors, their sessions, conversations, messages, ratings and events."""
