@@ -38,7 +38,9 @@ async def start(client: AsyncClient, inbox_id: str, **claim: Any) -> Visitor:
     response = await client.post(f"/widget/v1/inboxes/{inbox_id}/session", json=claim)
     assert response.status_code == 201, response.text
     body = response.json()
-    return Visitor(inbox_id, body["visitor_token"], body["visitor_id"], body["contact"]["id"], body["verified"])
+    return Visitor(
+        inbox_id, body["visitor_token"], body["visitor_id"], body["contact"]["id"], body["verified"]
+    )
 
 
 async def open_conversation(client: AsyncClient, visitor: Visitor, body: str = "Hello?") -> dict[str, Any]:

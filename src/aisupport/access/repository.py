@@ -11,8 +11,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import column, table, text, update
+from sqlalchemy import Row, and_, column, select, table, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from aisupport.access.permissions import Role
@@ -23,6 +24,18 @@ API_KEY_PRINCIPAL = text(
     " FROM api_key_principal(:key_hash)"
 )
 api_keys = table("api_keys", column("id"), column("organization_id"), column("last_used_at"))
+visitors = table(
+    "widget_visitors",
+    column("id"),
+    column("organization_id"),
+    column("inbox_id"),
+    column("contact_id"),
+    column("verified"),
+)
+inboxes = table(
+    "inboxes", column("id"), column("organization_id"), column("kind"), column("identity_secret_rotated_at")
+)
+contacts = table("contacts", column("id"), column("organization_id"), column("erased_at"))
 
 
 @dataclass(frozen=True)
@@ -82,3 +95,41 @@ async def touch_api_key(
         .where(api_keys.c.organization_id == organization_id, api_keys.c.id == key_id)
         .values(last_used_at=now)
     )
+
+
+async def visitor_standing(
+    db: AsyncSession, organization_id: uuid.UUID, visitor_id: uuid.UUID, inbox_id: uuid.UUID
+) -> Row[Any] | None:
+    """A widget visitor's contact and whether verified, with what decides whether their token still
+    holds: the inbox's kind and last secret rotation, the contact's erasure. None if the visitor is
+    gone. Read in the request's session (the visitor's organization is its tenant)."""
+    query = (
+        select(
+            visitors.c.contact_id,
+            visitors.c.verified,
+            inboxes.c.kind,
+            inboxes.c.identity_secret_rotated_at,
+            contacts.c.erased_at,
+        )
+        .select_from(
+            visitors.join(
+                inboxes,
+                and_(
+                    inboxes.c.organization_id == visitors.c.organization_id,
+                    inboxes.c.id == visitors.c.inbox_id,
+                ),
+            ).join(
+                contacts,
+                and_(
+                    contacts.c.organization_id == visitors.c.organization_id,
+                    contacts.c.id == visitors.c.contact_id,
+                ),
+            )
+        )
+        .where(
+            visitors.c.organization_id == organization_id,
+            visitors.c.id == visitor_id,
+            visitors.c.inbox_id == inbox_id,
+        )
+    )
+    return (await db.execute(query)).first()

@@ -18,9 +18,9 @@ from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aisupport.access import repository
 from aisupport.access.components import AccessComponents
 from aisupport.access.dependencies import bearer_scheme, client_from
 from aisupport.access.principal import Principal
@@ -34,14 +34,6 @@ VISITOR_TOKEN_TYPE = "widget_visitor"
 VISITOR_TOKEN_HEADER_TYPE = "vt+jwt"
 ALGORITHM = "HS256"
 VISITOR = "widget_visitor"  # what the widget's routes declare as their access (access/routes.py)
-
-STANDING = text(
-    "SELECT v.contact_id, v.verified, i.kind, i.identity_secret_rotated_at, c.erased_at"
-    " FROM widget_visitors v"
-    " JOIN inboxes i ON i.organization_id = v.organization_id AND i.id = v.inbox_id"
-    " JOIN contacts c ON c.organization_id = v.organization_id AND c.id = v.contact_id"
-    " WHERE v.organization_id = :organization_id AND v.id = :visitor_id AND v.inbox_id = :inbox_id"
-)
 
 
 @dataclass(frozen=True)
@@ -179,12 +171,7 @@ async def visitor_again(request: Request) -> Visitor | None:
 
 
 async def _standing(db: AsyncSession, claims: VisitorClaims) -> Visitor | None:
-    arguments = {
-        "organization_id": claims.organization_id,
-        "visitor_id": claims.visitor_id,
-        "inbox_id": claims.inbox_id,
-    }
-    row = (await db.execute(STANDING, arguments)).first()
+    row = await repository.visitor_standing(db, claims.organization_id, claims.visitor_id, claims.inbox_id)
     if (
         row is None
         or row.kind != "widget"

@@ -85,7 +85,7 @@ class VisitorConversationCreate(RequestModel):
 
 
 class RatingIn(RequestModel):
-    score: int = Field(ge=1, le=5)
+    score: int = Field(ge=1, le=5, strict=True, description="1 (bad) to 5 (excellent).")
     comment: str | None = Field(default=None, max_length=RATING_COMMENT_MAX)
 
 
