@@ -58,6 +58,7 @@ RULES_BEYOND_THE_SCHEMA = [
     "list_conversations",  # ranges in order, relevance only with q, a q with a word to look up
     "create_webhook_endpoint",  # an https URL outside our network, event types of the catalogue
     "update_webhook_endpoint",
+    "start_session",  # an identity token alone, or the other identity fields without it
 ]
 
 

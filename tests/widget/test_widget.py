@@ -161,12 +161,19 @@ async def test_an_identity_claimed_without_a_valid_proof_is_refused_and_merges_n
     await created(client, owner, "conversations", {"inbox_id": inbox["id"], "contact_id": victim["id"]})
     before = len(await _contacts(client, owner))
     forged = [
-        {"external_id": "cust-1", "identity_hash": _hash("ivs_guessed", "cust-1")},  # another key
+        {
+            "external_id": "cust-1",
+            "identity_hash": _hash("ivs_guessed_by_an_attacker_who_lacks_the_secret", "cust-1"),
+        },  # another key
         {"external_id": "cust-1", "identity_hash": _hash(secret, "cust-2")},  # another id's hash
         {"external_id": "cust-1"},  # no proof
         {"email": victim["email"]},  # an email alone proves nothing
         {"name": "Victim"},
-        {"identity_token": _identity_token("ivs_guessed", external_id="cust-1")},
+        {
+            "identity_token": _identity_token(
+                "ivs_guessed_by_an_attacker_who_lacks_the_secret", external_id="cust-1"
+            )
+        },
         {"identity_token": _identity_token(secret, lifetime=-120, external_id="cust-1")},  # expired
         {"identity_token": _identity_token(secret, lifetime=7 * 24 * 3600, external_id="cust-1")},  # too long
         {"identity_token": _identity_token(secret, email=victim["email"])},  # no external_id

@@ -26,6 +26,10 @@ def invalid_access_token() -> Unauthorized:
     return Unauthorized("invalid_token", "The access token is invalid, expired or revoked.")
 
 
+def invalid_visitor_token() -> Unauthorized:
+    return Unauthorized("invalid_visitor_token", "The visitor token is invalid, expired or revoked.")
+
+
 def invalid_api_key(*, keep_changes: bool = False) -> Unauthorized:
     return Unauthorized(
         "invalid_api_key", "The API key is invalid, expired or revoked.", keep_changes=keep_changes

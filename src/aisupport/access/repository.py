@@ -11,9 +11,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Row, and_, column, select, table, text, update
+from sqlalchemy import and_, column, select, table, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from aisupport.access.permissions import Role
@@ -53,6 +52,15 @@ class ApiKeyStanding:
     revoked_at: datetime | None
     last_used_at: datetime | None
     creator_role: Role | None  # None: the creator is no longer a member
+
+
+@dataclass(frozen=True)
+class VisitorStanding:
+    contact_id: uuid.UUID
+    verified: bool
+    inbox_kind: str
+    identity_secret_rotated_at: datetime | None
+    contact_erased_at: datetime | None
 
 
 async def session_standing(
@@ -99,7 +107,7 @@ async def touch_api_key(
 
 async def visitor_standing(
     db: AsyncSession, organization_id: uuid.UUID, visitor_id: uuid.UUID, inbox_id: uuid.UUID
-) -> Row[Any] | None:
+) -> VisitorStanding | None:
     """A widget visitor's contact and whether verified, with what decides whether their token still
     holds: the inbox's kind and last secret rotation, the contact's erasure. None if the visitor is
     gone. Read in the request's session (the visitor's organization is its tenant)."""
@@ -132,4 +140,9 @@ async def visitor_standing(
             visitors.c.inbox_id == inbox_id,
         )
     )
-    return (await db.execute(query)).first()
+    row = (await db.execute(query)).first()
+    if row is None:
+        return None
+    return VisitorStanding(
+        row.contact_id, row.verified, row.kind, row.identity_secret_rotated_at, row.erased_at
+    )

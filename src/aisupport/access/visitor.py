@@ -23,9 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aisupport.access import repository
 from aisupport.access.components import AccessComponents
 from aisupport.access.dependencies import bearer_scheme, client_from
+from aisupport.access.errors import invalid_visitor_token
 from aisupport.access.principal import Principal
 from aisupport.core.db import DbSession, request_session
-from aisupport.core.errors import Unauthorized, answers
+from aisupport.core.errors import answers
 from aisupport.core.ratelimit import RATE_LIMITED
 from aisupport.core.security import derive_key, key_id
 from aisupport.core.tenancy import bind_request_tenant
@@ -127,10 +128,6 @@ def visitor_tokens(request: Request) -> VisitorTokens:
     return tokens
 
 
-def invalid_visitor_token() -> Unauthorized:
-    return Unauthorized("invalid_visitor_token", "The visitor token is invalid, expired or revoked.")
-
-
 async def hit_widget_ip_limit(request: Request) -> None:
     """The widget's limit per client address, counted on every widget request."""
     access: AccessComponents = request.app.state.auth
@@ -174,8 +171,8 @@ async def _standing(db: AsyncSession, claims: VisitorClaims) -> Visitor | None:
     row = await repository.visitor_standing(db, claims.organization_id, claims.visitor_id, claims.inbox_id)
     if (
         row is None
-        or row.kind != "widget"
-        or row.erased_at is not None
+        or row.inbox_kind != "widget"
+        or row.contact_erased_at is not None
         or (row.verified and _rotated_since(row.identity_secret_rotated_at, claims.issued_at))
     ):
         return None

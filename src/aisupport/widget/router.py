@@ -40,16 +40,16 @@ from aisupport.realtime.router import SSE_HEADERS, After, LastEventId
 from aisupport.realtime.streaming import event_stream, position_of
 from aisupport.widget import errors, repository, service
 from aisupport.widget.schemas import (
-    ContactView,
     RatingIn,
     RatingView,
-    SessionOut,
     SessionStart,
     VisitorAttachment,
+    VisitorContact,
     VisitorConversation,
     VisitorConversationCreate,
     VisitorMessage,
     VisitorMessageCreate,
+    VisitorSession,
     conversation_view,
     message_view,
 )
@@ -66,27 +66,27 @@ def _session(
     contact: Contact,
     organization_id: uuid.UUID,
     inbox_id: uuid.UUID,
-) -> SessionOut:
+) -> VisitorSession:
     token, expires_at = visitor_tokens(request).issue(organization_id, inbox_id, visitor_id)
-    return SessionOut(
+    return VisitorSession(
         visitor_token=token,
         expires_at=expires_at,
         visitor_id=visitor_id,
         verified=verified,
-        contact=ContactView.model_validate(contact),
+        contact=VisitorContact.model_validate(contact),
     )
 
 
 @router.post(
     PREFIX + "/session",
     status_code=status.HTTP_201_CREATED,
-    response_model=SessionOut,
+    response_model=VisitorSession,
     responses=problem_responses(errors.IDENTITY_NOT_PROVEN, errors.ORIGIN_NOT_ALLOWED),
 )
 @public
 async def start_session(
     inbox_id: uuid.UUID, payload: SessionStart, request: Request, db: DbSession
-) -> SessionOut:
+) -> VisitorSession:
     """Start a visitor's session in a widget inbox: anonymous with an empty body (a new contact, who
     sees only what this session starts), or verified by an identity proof signed with the inbox's
     identity secret (the contact with that `external_id`, and its history from any device). A claimed
@@ -107,10 +107,10 @@ async def start_session(
     return _session(request, visitor.id, visitor.verified, started.contact, organization_id, inbox_id)
 
 
-@router.post(PREFIX + "/session/refresh", response_model=SessionOut)
+@router.post(PREFIX + "/session/refresh", response_model=VisitorSession)
 async def refresh_session(
     inbox_id: uuid.UUID, visitor: CurrentVisitor, request: Request, db: DbSession
-) -> SessionOut:
+) -> VisitorSession:
     """A new visitor token for the same visitor, before theirs expires (an expired one starts over)."""
     contact = await service.renew(db, visitor)
     return _session(request, visitor.id, visitor.verified, contact, visitor.organization_id, inbox_id)

@@ -40,7 +40,7 @@ class SessionStart(RequestModel):
         return self
 
 
-class ContactView(BaseModel):
+class VisitorContact(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -48,12 +48,12 @@ class ContactView(BaseModel):
     email: str | None
 
 
-class SessionOut(BaseModel):
+class VisitorSession(BaseModel):
     visitor_token: str = Field(description="`Authorization: Bearer <visitor_token>` on the widget's routes.")
     expires_at: datetime = Field(description="`POST .../session/refresh` before then gets a new one.")
     visitor_id: uuid.UUID
     verified: bool = Field(description="An identity was proven: the contact's history shows on any device.")
-    contact: ContactView
+    contact: VisitorContact
 
 
 class VisitorMessageCreate(RequestModel):
