@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -106,6 +107,107 @@ async def attempts(
         .order_by(WebhookAttempt.attempted_at, WebhookAttempt.id)
     )
     return list((await db.scalars(query)).all())
+
+
+async def last_of_next_events(
+    db: AsyncSession, organization_id: uuid.UUID, after: int, limit: int
+) -> int | None:
+    """The sequence of the `limit`-th event after `after` (or of the last one, if fewer); None if none."""
+    following = (
+        scoped(select(Event.sequence), Event, organization_id)
+        .where(Event.sequence > after)
+        .order_by(Event.sequence)
+        .limit(limit)
+        .subquery()
+    )
+    found: int | None = await db.scalar(select(func.max(following.c.sequence)))
+    return found
+
+
+async def add_deliveries(
+    db: AsyncSession, organization_id: uuid.UUID, after: int, upto: int
+) -> list[uuid.UUID]:
+    """One pending delivery per event numbered in (`after`, `upto`] and enabled endpoint subscribed to
+    its type (all types when it names none) that existed when the event occurred, made by one INSERT
+    ... SELECT in the database; their ids, in event order."""
+    endpoint = WebhookEndpoint
+    pairs = (
+        scoped(
+            select(
+                func.gen_random_uuid(),
+                Event.organization_id,
+                endpoint.id,
+                Event.sequence,
+                Event.id,
+                Event.type,
+                literal("pending"),
+                literal(0),
+            ),
+            Event,
+            organization_id,
+        )
+        .join(endpoint, and_(endpoint.organization_id == Event.organization_id, endpoint.enabled.is_(True)))
+        .where(
+            Event.sequence > after,
+            Event.sequence <= upto,
+            or_(func.cardinality(endpoint.event_types) == 0, Event.type == func.any(endpoint.event_types)),
+            Event.occurred_at >= endpoint.created_at,
+        )
+        .order_by(Event.sequence, endpoint.id)
+    )
+    columns = [
+        "id",
+        "organization_id",
+        "endpoint_id",
+        "event_sequence",
+        "event_id",
+        "event_type",
+        "status",
+        "attempts",
+    ]
+    inserted = await db.execute(
+        pg_insert(WebhookDelivery).from_select(columns, pairs).returning(WebhookDelivery.id)
+    )
+    return list(inserted.scalars().all())
+
+
+async def mark_succeeded(
+    db: AsyncSession, organization_id: uuid.UUID, delivery_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    """Mark these deliveries succeeded, those still pending; their endpoints by delivery id."""
+    if not delivery_ids:
+        return {}
+    changed = await db.execute(
+        scoped(update(WebhookDelivery), WebhookDelivery, organization_id)
+        .where(WebhookDelivery.id.in_(delivery_ids), WebhookDelivery.status == "pending")
+        .values(
+            status="succeeded",
+            attempts=WebhookDelivery.attempts + 1,
+            next_attempt_at=None,
+            updated_at=func.now(),
+        )
+        .returning(WebhookDelivery.id, WebhookDelivery.endpoint_id)
+        .execution_options(synchronize_session=False)
+    )
+    return {row.id: row.endpoint_id for row in changed}
+
+
+async def reset_failures(db: AsyncSession, organization_id: uuid.UUID, endpoint_ids: set[uuid.UUID]) -> None:
+    """A success ends an endpoint's run of failures (written only where there was one)."""
+    if endpoint_ids:
+        await db.execute(
+            scoped(update(WebhookEndpoint), WebhookEndpoint, organization_id)
+            .where(WebhookEndpoint.id.in_(endpoint_ids), WebhookEndpoint.consecutive_failures != 0)
+            .values(consecutive_failures=0)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def add_attempts(db: AsyncSession, organization_id: uuid.UUID, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await db.execute(
+            insert(WebhookAttempt), [{**row, "organization_id": organization_id} for row in rows]
+        )
 
 
 async def locked_cursor(db: AsyncSession, organization_id: uuid.UUID) -> int:

@@ -13,6 +13,7 @@ import ipaddress
 import socket
 import time
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import httpx
@@ -21,20 +22,88 @@ EXCERPT_BYTES = 1024  # of the answer, kept with the attempt
 TIMEOUT_SECONDS = 10.0
 
 
-_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-    weakref.WeakKeyDictionary()
-)
+# At most LANES x LANE_CONNECTIONS requests in flight at once to one origin from one process: what a
+# receiver sees from us is bounded, and a slow one holds only its own lanes.
+LANES = 5
+LANE_CONNECTIONS = 2
+ORIGINS_KEPT = 512  # origins whose clients a process keeps (the least recently used go)
 
 
-def shared_client() -> httpx.AsyncClient:
-    """The event loop's client for webhooks: its connections are kept and reused (per checked address),
-    where a client per request would pay a new TLS context and connection every time."""
+@dataclass
+class Lane:
+    """A client of its own (its connections kept and reused) and the gate of its requests in flight."""
+
+    client: httpx.AsyncClient
+    gate: asyncio.Semaphore
+
+
+@dataclass
+class Origin:
+    lanes: list[Lane]
+    turn: int = 0
+
+    def lane(self) -> Lane:
+        """The next lane with room, round the lanes (all full: the next one, to wait at)."""
+        count = len(self.lanes)
+        for offset in range(count):
+            lane = self.lanes[(self.turn + offset) % count]
+            if not lane.gate.locked():
+                break
+        else:
+            offset = 0
+        self.turn = (self.turn + offset + 1) % count
+        return self.lanes[(self.turn - 1) % count]
+
+
+class Origins:
+    """The event loop's webhook clients, by origin (scheme, host, port), in lanes of LANE_CONNECTIONS
+    connections: httpcore's pool looks at each of its connections (a system call each) for every
+    request it places, so one client for every endpoint spent a third of a busy worker's time there
+    and ten connections in one pool still half (bench/events.py); small pools do not. They share one
+    TLS context, loaded once."""
+
+    def __init__(self) -> None:
+        self._tls = httpx.create_ssl_context()
+        self._origins: OrderedDict[str, Origin] = OrderedDict()
+
+    def of(self, url: httpx.URL) -> Origin:
+        key = f"{url.scheme}://{url.host}:{url.port}"
+        origin = self._origins.get(key)
+        if origin is None:
+            origin = self._origins[key] = Origin([self._lane() for _ in range(LANES)])
+            if len(self._origins) > ORIGINS_KEPT:
+                _, evicted = self._origins.popitem(last=False)
+                # Requests in flight on it end within their timeout; then its connections close.
+                for lane in evicted.lanes:
+                    asyncio.get_running_loop().call_later(2 * TIMEOUT_SECONDS, _close_later, lane.client)
+        self._origins.move_to_end(key)
+        return origin
+
+    def _lane(self) -> Lane:
+        limits = httpx.Limits(
+            max_connections=LANE_CONNECTIONS, max_keepalive_connections=LANE_CONNECTIONS, keepalive_expiry=30
+        )
+        client = httpx.AsyncClient(trust_env=False, limits=limits, timeout=TIMEOUT_SECONDS, verify=self._tls)
+        return Lane(client, asyncio.Semaphore(LANE_CONNECTIONS))
+
+
+def _close_later(client: httpx.AsyncClient) -> None:
+    task = asyncio.ensure_future(client.aclose())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
+
+
+_CLOSING: set[asyncio.Future[None]] = set()
+_ORIGINS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Origins] = weakref.WeakKeyDictionary()
+
+
+def origins() -> Origins:
+    """The event loop's clients (a process's jobs share them)."""
     loop = asyncio.get_running_loop()
-    client = _CLIENTS.get(loop)
-    if client is None:
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50, keepalive_expiry=30)
-        client = _CLIENTS[loop] = httpx.AsyncClient(trust_env=False, limits=limits, timeout=TIMEOUT_SECONDS)
-    return client
+    found = _ORIGINS.get(loop)
+    if found is None:
+        found = _ORIGINS[loop] = Origins()
+    return found
 
 
 class TargetRefused(Exception):
@@ -105,12 +174,19 @@ async def resolve(url: httpx.URL, *, allow_private: bool) -> str:
     return addresses[0]
 
 
-async def post(
-    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], *, allow_private: bool
-) -> Outcome:
-    """POST `body` to `url` through `client` (no redirects followed), to the checked address."""
-    started = time.monotonic()
+async def post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool) -> Outcome:
+    """POST `body` to `url` (no redirects followed), to the checked address, through a lane of its
+    origin; the time counted is the request's, not the wait for a lane."""
     target = httpx.URL(url)
+    lane = origins().of(target).lane()
+    async with lane.gate:
+        return await _post(lane.client, target, body, headers, allow_private=allow_private)
+
+
+async def _post(
+    client: httpx.AsyncClient, target: httpx.URL, body: bytes, headers: dict[str, str], *, allow_private: bool
+) -> Outcome:
+    started = time.monotonic()
     try:
         address = await resolve(target, allow_private=allow_private)
         pinned = target.copy_with(host=address)

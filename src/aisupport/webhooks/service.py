@@ -44,7 +44,7 @@ ROTATION_OVERLAP = timedelta(hours=24)
 RETRY_SCHEDULE = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
 JITTER = 0.2  # each wait is drawn within ±20 %, so failed endpoints' retries do not arrive together
 DISABLE_AFTER = 30  # consecutive failed attempts (with a day of retries, several events' worth)
-DISPATCH_BATCH = 500
+DISPATCH_BATCH = 5000
 TEST_EVENT = "webhook.test"
 
 
@@ -224,36 +224,16 @@ def signed_headers(signers: list[Webhook], message_id: str, now: datetime, body:
     }
 
 
-async def dispatch(db: AsyncSession, organization_id: uuid.UUID) -> list[WebhookDelivery]:
+async def dispatch(db: AsyncSession, organization_id: uuid.UUID) -> list[uuid.UUID]:
     """Turn the organization's events after the dispatcher's place into deliveries (one per enabled
-    endpoint subscribed to the type), and move the place; the new deliveries, to be tried."""
+    endpoint subscribed to the type that existed when the event occurred), and move the place; the new
+    deliveries' ids, to be tried. The rows are made in the database (INSERT ... SELECT), DISPATCH_BATCH
+    events at a time: a burst of thousands costs no object per row here."""
     after = await repo.locked_cursor(db, organization_id)
-    endpoints = await repo.endpoints(db, organization_id, enabled_only=True)
-    created: list[WebhookDelivery] = []
-    while True:
-        batch = await events.after(db, organization_id, after, limit=DISPATCH_BATCH)
-        for event in batch:
-            for endpoint in endpoints:
-                if endpoint.event_types and event.type not in endpoint.event_types:
-                    continue
-                if event.occurred_at < endpoint.created_at:
-                    continue  # before the endpoint existed
-                delivery = WebhookDelivery(
-                    id=uuid.uuid4(),
-                    organization_id=organization_id,
-                    endpoint_id=endpoint.id,
-                    event_sequence=event.sequence,
-                    event_id=event.id,
-                    event_type=event.type,
-                    status="pending",
-                    attempts=0,
-                )
-                db.add(delivery)
-                created.append(delivery)
-            after = event.sequence
-        if len(batch) < DISPATCH_BATCH:
-            break
-    await db.flush()
+    created: list[uuid.UUID] = []
+    while (upto := await repo.last_of_next_events(db, organization_id, after, DISPATCH_BATCH)) is not None:
+        created += await repo.add_deliveries(db, organization_id, after, upto)
+        after = upto
     await repo.move_cursor(db, organization_id, after)
     return created
 
@@ -317,9 +297,8 @@ def _finish(delivery: WebhookDelivery, status: str) -> None:
     delivery.updated_at = datetime.now(UTC)
 
 
-async def send(client: httpx.AsyncClient, settings: Settings, prepared: Prepared) -> Outcome:
+async def send(settings: Settings, prepared: Prepared) -> Outcome:
     return await post(
-        client,
         prepared.url,
         prepared.body,
         prepared.headers,
@@ -341,47 +320,53 @@ class Attempted:
 
 
 async def record(db: AsyncSession, organization_id: uuid.UUID, attempts: list[Attempted]) -> list[Recorded]:
-    """Keep the attempts and decide what follows each: done, a retry, its endpoint disabled."""
+    """Keep the attempts and decide what follows each: done, a retry, its endpoint disabled. Successes,
+    nearly all of them, are written in three statements whatever their number; each failure is weighed
+    against its endpoint (locked: its consecutive failures count once per attempt)."""
+    succeeded = [attempt.delivery_id for attempt in attempts if attempt.outcome.succeeded]
+    done = await repo.mark_succeeded(db, organization_id, succeeded)
+    WEBHOOK_ATTEMPTS.labels("succeeded").inc(len(done))
+    await repo.reset_failures(db, organization_id, set(done.values()))
+    failed = [attempt.delivery_id for attempt in attempts if not attempt.outcome.succeeded]
     deliveries = {
-        delivery.id: delivery
-        for delivery in await repo.deliveries_by_id(db, organization_id, [a.delivery_id for a in attempts])
+        delivery.id: delivery for delivery in await repo.deliveries_by_id(db, organization_id, failed)
     }
     endpoints = await repo.endpoints_by_id(
         db, organization_id, {delivery.endpoint_id for delivery in deliveries.values()}, lock=True
     )
+    kept = [
+        attempt for attempt in attempts if attempt.delivery_id in done or attempt.delivery_id in deliveries
+    ]
+    await repo.add_attempts(db, organization_id, [_attempt_row(attempt) for attempt in kept])
     recorded = []
     for attempt in attempts:
         delivery = deliveries.get(attempt.delivery_id)
-        if delivery is None:
+        if delivery is None:  # succeeded, or gone (its endpoint deleted meanwhile)
             recorded.append(Recorded(None, None))
             continue
-        outcome = attempt.outcome
-        db.add(
-            WebhookAttempt(
-                organization_id=organization_id,
-                delivery_id=delivery.id,
-                attempted_at=attempt.attempted_at,
-                status_code=outcome.status_code,
-                latency_ms=outcome.latency_ms,
-                error=outcome.error,
-                response_excerpt=outcome.excerpt,
-            )
-        )
-        recorded.append(await _after_attempt(db, delivery, endpoints.get(delivery.endpoint_id), outcome))
+        endpoint = endpoints.get(delivery.endpoint_id)
+        recorded.append(await _after_attempt(db, delivery, endpoint, attempt.outcome))
     await db.flush()
     return recorded
+
+
+def _attempt_row(attempt: Attempted) -> dict[str, Any]:
+    outcome = attempt.outcome
+    return {
+        "id": uuid.uuid4(),
+        "delivery_id": attempt.delivery_id,
+        "attempted_at": attempt.attempted_at,
+        "status_code": outcome.status_code,
+        "latency_ms": outcome.latency_ms,
+        "error": outcome.error,
+        "response_excerpt": outcome.excerpt,
+    }
 
 
 async def _after_attempt(
     db: AsyncSession, delivery: WebhookDelivery, endpoint: WebhookEndpoint | None, outcome: Outcome
 ) -> Recorded:
     delivery.attempts += 1
-    if outcome.succeeded:
-        WEBHOOK_ATTEMPTS.labels("succeeded").inc()
-        _finish(delivery, "succeeded")
-        if endpoint is not None:
-            endpoint.consecutive_failures = 0
-        return Recorded(None, None)
     disabled = None
     if endpoint is not None:
         endpoint.consecutive_failures += 1

@@ -19,7 +19,6 @@ from aisupport.organizations import repository as organizations
 from aisupport.organizations.models import Membership
 from aisupport.webhooks import repository as repo
 from aisupport.webhooks import service
-from aisupport.webhooks.sender import shared_client
 
 TEMPLATES = "aisupport.webhooks"  # webhooks/templates/email/
 REASONS = {
@@ -28,7 +27,7 @@ REASONS = {
 }
 
 
-SEND_CONCURRENCY = 20  # requests of one job in flight at once
+SEND_CONCURRENCY = 50  # requests of one job in flight at once (and at most 10 per origin: webhooks/sender.py)
 BATCH = 200  # first attempts per job: a burst of events spreads over the worker's jobs
 
 
@@ -40,8 +39,7 @@ async def dispatch(context: JobContext, organization_id: str) -> None:
     event becomes deliveries once."""
     organization = uuid.UUID(organization_id)
     async with tenant_session(services_of(context).sessionmaker, organization_id=organization) as db:
-        created = await service.dispatch(db, organization)
-        ids = [str(delivery.id) for delivery in created]
+        ids = [str(delivery_id) for delivery_id in await service.dispatch(db, organization)]
         for start in range(0, len(ids), BATCH):
             batch = ids[start : start + BATCH]
             await defer(db, "webhooks:deliver_batch", organization_id=organization_id, delivery_ids=batch)
@@ -74,7 +72,7 @@ async def _attempt(context: JobContext, organization_id: str, delivery_ids: list
     async def send(delivery_id: uuid.UUID, ready: service.Prepared) -> service.Attempted:
         async with gate:
             attempted_at = datetime.now(UTC)
-            outcome = await service.send(shared_client(), services.settings, ready)
+            outcome = await service.send(services.settings, ready)
             return service.Attempted(delivery_id, attempted_at, outcome)
 
     attempts = await asyncio.gather(*(send(delivery_id, ready) for delivery_id, ready in prepared))
