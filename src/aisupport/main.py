@@ -83,6 +83,8 @@ ROUTERS = (
 )
 
 
+GC_THRESHOLDS = (100_000, 20, 100)
+
 _embedded_urls: dict[Path, str] = {}
 
 
@@ -152,6 +154,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # collector's scans, which otherwise walk the whole heap on every full collection.
         gc.collect()
         gc.freeze()
+        # And collect young garbage every 100,000 allocations rather than 700: a busy process allocates
+        # millions a second, and each collection at the default pace promoted objects toward the full
+        # collections that walk every stream's objects (1,000 streams: the p99 from 134 to 33 ms,
+        # decision 0047). Garbage without cycles is freed at once whatever this says.
+        gc.set_threshold(*GC_THRESHOLDS)
         try:
             yield
         finally:

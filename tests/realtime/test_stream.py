@@ -5,6 +5,7 @@ checked again while open, a bounded buffer; written through one app, received on
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from httpx import AsyncClient
 
 from aisupport.core.config import Settings
 from aisupport.events.models import Event
-from aisupport.realtime.hub import Frame, Subscription
+from aisupport.realtime.hub import Frame, Signal, Subscription
 from tests.conftest import running_service, serve, service_env
 from tests.contacts.helpers import create_contact, unique_email
 from tests.conversations.helpers import created, patch
@@ -130,13 +131,24 @@ async def test_signing_out_ends_the_stream_and_idle_streams_get_heartbeats(
 
 
 def test_a_stream_too_far_behind_is_closed_not_grown() -> None:
-    subscription = Subscription(uuid.uuid4(), asyncio.Queue(maxsize=2))
+    subscription = Subscription(uuid.uuid4(), asyncio.Queue(maxsize=2), heartbeat=15)
     for sequence in (1, 2, 3):
         event = Event(organization_id=subscription.organization_id, sequence=sequence, type="contact.created")
         subscription.offer(Frame(sequence, "contact.created", b"...", event))
     assert subscription.closed == "too_slow"
-    assert subscription.queue.qsize() == 2
-    assert subscription.wake.is_set()
+    assert subscription.queue.qsize() == 2  # never more than its bound
+    subscription.beat(time.monotonic() + 60)
+    assert subscription.queue.qsize() == 2  # a busy stream gets no heartbeat: it is awake
+
+
+def test_an_idle_stream_is_woken_for_its_heartbeat_once() -> None:
+    subscription = Subscription(uuid.uuid4(), asyncio.Queue(maxsize=10), heartbeat=15)
+    now = time.monotonic()
+    subscription.beat(now)
+    subscription.beat(now + 1)  # not due yet again
+    assert [subscription.queue.get_nowait() for _ in range(subscription.queue.qsize())] == [Signal.BEAT]
+    subscription.close("server_shutting_down")
+    assert subscription.queue.get_nowait() is Signal.CLOSED
 
 
 async def test_two_api_processes_share_one_stream_of_events(

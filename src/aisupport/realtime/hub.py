@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -28,6 +30,7 @@ POLL_SECONDS = 5.0  # a safety net: notifications carry the news, this catches o
 READ_BATCH = 500
 RECONNECT_SECONDS = (0.5, 1, 2, 5)
 START_WAIT_SECONDS = 2.0
+BEAT_SECONDS = 0.25  # how often the ticker looks for heartbeats due (a heartbeat is late by at most this)
 
 
 @dataclass(frozen=True)
@@ -53,16 +56,25 @@ def frame_of(event: Event) -> Frame:
     )
 
 
+class Signal(enum.Enum):
+    """What a stream's queue holds besides frames: time for a heartbeat, or look at `closed`."""
+
+    BEAT = "beat"
+    CLOSED = "closed"
+
+
 @dataclass(eq=False)
 class Subscription:
     """A stream's place at the hub: its queue of frames (every event after `start`), and why it was
-    closed, if."""
+    closed, if. An idle stream is woken every `heartbeat` seconds by the hub's ticker (one timer for
+    every stream, not one per stream per event)."""
 
     organization_id: uuid.UUID
-    queue: asyncio.Queue[Frame]
+    queue: asyncio.Queue[Frame | Signal]
+    heartbeat: float
     start: int = 0
     closed: str | None = None
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    next_beat: float = field(default_factory=time.monotonic)
 
     def offer(self, frame: Frame) -> None:
         if self.closed is not None:
@@ -70,8 +82,18 @@ class Subscription:
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
-            self.closed = "too_slow"
-            self.wake.set()
+            self.close("too_slow")
+
+    def close(self, reason: str) -> None:
+        self.closed = reason
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue: the stream is awake already
+            self.queue.put_nowait(Signal.CLOSED)
+
+    def beat(self, now: float) -> None:
+        if now >= self.next_beat:
+            self.next_beat = now + self.heartbeat
+            if self.queue.empty():
+                self.queue.put_nowait(Signal.BEAT)
 
 
 class EventHub:
@@ -89,7 +111,11 @@ class EventHub:
     async def start(self) -> None:
         """Start listening, and wait for the first try, so that streams opened at once hear of events
         without waiting for the poll (a database not there is listened to when it comes)."""
-        self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._poll())]
+        self._tasks = [
+            asyncio.create_task(self._listen()),
+            asyncio.create_task(self._poll()),
+            asyncio.create_task(self._beat()),
+        ]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._first_try.wait(), START_WAIT_SECONDS)
 
@@ -101,14 +127,13 @@ class EventHub:
                 await task
         for subscriptions in self._subscriptions.values():
             for subscription in subscriptions:
-                subscription.closed = "server_shutting_down"
-                subscription.wake.set()
+                subscription.close("server_shutting_down")
 
     @property
     def streams(self) -> int:
         return sum(len(subscriptions) for subscriptions in self._subscriptions.values())
 
-    async def subscribe(self, organization_id: uuid.UUID) -> Subscription:
+    async def subscribe(self, organization_id: uuid.UUID, heartbeat: float) -> Subscription:
         """A new stream of the organization: it receives every event after the organization's last
         sequence as of now (what came before, it reads from the outbox itself)."""
         if organization_id not in self._last:
@@ -118,7 +143,11 @@ class EventHub:
         # Joined now, it is offered every event after the last one handed out (a read under way
         # offers it the events after that too).
         subscription = Subscription(
-            organization_id, asyncio.Queue(maxsize=self._buffer), start=self._last[organization_id]
+            organization_id,
+            asyncio.Queue(maxsize=self._buffer),
+            heartbeat,
+            start=self._last[organization_id],
+            next_beat=time.monotonic() + heartbeat,
         )
         self._subscriptions.setdefault(organization_id, set()).add(subscription)
         return subscription
@@ -194,6 +223,15 @@ class EventHub:
                 log.warning("realtime_listen_lost", error=type(error).__name__)
                 await asyncio.sleep(RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)])
                 attempt += 1
+
+    async def _beat(self) -> None:
+        """Wake the idle streams whose heartbeat is due (every BEAT_SECONDS, for all of them)."""
+        while True:
+            await asyncio.sleep(BEAT_SECONDS)
+            now = time.monotonic()
+            for subscriptions in list(self._subscriptions.values()):
+                for subscription in list(subscriptions):
+                    subscription.beat(now)
 
     async def _poll(self) -> None:
         while True:

@@ -51,7 +51,7 @@ async def stream_events(
     settings: Settings = request.app.state.settings
     reader = principal
 
-    async def view(frame: Frame) -> bytes | None:
+    def view(frame: Frame) -> bytes | None:
         return frame.data if CATALOGUE[frame.type].permission in reader.permissions else None
 
     async def recheck() -> bool:

@@ -7,7 +7,6 @@ may see its type; a visitor's renders their own, smaller form, for their convers
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -19,13 +18,14 @@ from aisupport.core.db import request_session
 from aisupport.core.metrics import EVENT_STREAM_CLOSES, EVENT_STREAMS
 from aisupport.events import repository
 from aisupport.realtime import errors
-from aisupport.realtime.hub import EventHub, Frame, Subscription, frame_of
+from aisupport.realtime.hub import EventHub, Frame, Signal, Subscription, frame_of
 
 REPLAY_BATCH = 500
 HEARTBEAT = b": heartbeat\r\n\r\n"  # a comment line: keeps proxies from closing an idle stream
 
-View = Callable[[Frame], Awaitable[bytes | None]]
-"""What the reader is sent of an event (None: nothing)."""
+View = Callable[[Frame], bytes | Awaitable[bytes | None] | None]
+"""What the reader is sent of an event (None: nothing); a member's is a plain function (it runs for
+every stream on every event), a visitor's may need the database."""
 Recheck = Callable[[], Awaitable[bool]]
 """Whether the reader may still read (False: the stream ends with `access_revoked`)."""
 
@@ -50,7 +50,7 @@ async def event_stream(
 ) -> AsyncIterator[bytes]:
     """The stream's bytes; subscribed before this returns, so nothing committed after is missed."""
     hub: EventHub = request.app.state.event_hub
-    subscription = await hub.subscribe(organization_id)
+    subscription = await hub.subscribe(organization_id, heartbeat)
     return _events(request, hub, subscription, position, view, recheck, heartbeat)
 
 
@@ -81,31 +81,31 @@ async def _events(
                     events = await repository.after(db, organization_id, sent, limit=REPLAY_BATCH)
                 for event in events:
                     sent = event.sequence
-                    if (data := await view(frame_of(event))) is not None:
+                    shown = view(frame_of(event))
+                    if (
+                        data := shown if shown is None or isinstance(shown, bytes) else await shown
+                    ) is not None:
                         yield data
                 if len(events) < REPLAY_BATCH:
                     break
         checked = time.monotonic()
         while True:
+            item = await subscription.queue.get()
             if subscription.closed is not None:
                 yield _closing(subscription.closed)
                 return
-            if time.monotonic() - checked >= heartbeat:
+            if item is Signal.BEAT or time.monotonic() - checked >= heartbeat:
                 if not await recheck():
                     yield _closing("access_revoked")
                     return
                 checked = time.monotonic()
-            try:
-                async with asyncio.timeout(heartbeat):  # no task per wait, unlike wait_for
-                    frame = await subscription.queue.get()
-            except TimeoutError:
+            if item is Signal.BEAT:
                 yield HEARTBEAT
-                continue
-            if frame.sequence <= sent:
-                continue  # already sent from the outbox while catching up
-            sent = frame.sequence
-            if (data := await view(frame)) is not None:
-                yield data
+            elif isinstance(item, Frame) and item.sequence > sent:  # else sent while catching up
+                sent = item.sequence
+                shown = view(item)
+                if (data := shown if shown is None or isinstance(shown, bytes) else await shown) is not None:
+                    yield data
     finally:
         EVENT_STREAMS.dec()
         hub.unsubscribe(subscription)
