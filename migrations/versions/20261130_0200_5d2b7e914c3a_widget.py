@@ -45,7 +45,9 @@ def upgrade() -> None:
         sa.Column("inbox_id", sa.Uuid(), nullable=False),
         sa.Column("contact_id", sa.Uuid(), nullable=False),
         sa.Column("verified", sa.Boolean(), nullable=False),
-        sa.Column("last_seen_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "last_seen_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
         _organization("widget_visitors"),
@@ -112,7 +114,9 @@ def upgrade() -> None:
         sa.Column("comment", sa.String(length=2000), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.CheckConstraint("score BETWEEN 1 AND 5", name=op.f("ck_conversation_ratings_score_between_1_and_5")),
+        sa.CheckConstraint(
+            "score BETWEEN 1 AND 5", name=op.f("ck_conversation_ratings_score_between_1_and_5")
+        ),
         _organization("conversation_ratings"),
         sa.ForeignKeyConstraint(
             ["organization_id", "conversation_id"],
