@@ -112,6 +112,28 @@ def worker(settings: Settings) -> None:
     asyncio.run(main())
 
 
+def evaluate_retrieval(settings: Settings, articles: str, queries: str, history: str | None) -> None:
+    """Retrieval quality on a set (docs/knowledge.md); its last line is one JSON object."""
+    import asyncio
+    import json
+    from pathlib import Path
+
+    from aisupport.knowledge.evaluation import evaluate
+    from aisupport.main import database_url
+
+    migrate(settings)
+    found = asyncio.run(
+        evaluate(
+            settings,
+            database_url(settings),
+            Path(articles),
+            Path(queries),
+            Path(history) if history else None,
+        )
+    )
+    print(json.dumps(found))
+
+
 def _exit_on_signal(signum: int, _: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -123,6 +145,12 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("worker", help="run background jobs (email, periodic clean-up)")
     migrate_parser = commands.add_parser("migrate", help="apply database migrations")
     migrate_parser.add_argument("revision", nargs="?", default="head")
+    evaluate_parser = commands.add_parser("eval", help="measure quality on a public set")
+    kinds = evaluate_parser.add_subparsers(dest="kind", required=True)
+    retrieval = kinds.add_parser("retrieval", help="knowledge retrieval: recall@k, MRR, nDCG@10, latency")
+    retrieval.add_argument("--articles", required=True, help='JSON lines: {"id", "title", "body"}')
+    retrieval.add_argument("--queries", required=True, help='JSON lines: {"query", "relevant": [ids]}')
+    retrieval.add_argument("--history", help="JSON lines as --queries: questions the articles answered")
     args = parser.parse_args(argv)
     settings = load_settings()
     # Before anything logs: every line from here on (ours, alembic's, uvicorn's) has the one format.
@@ -134,6 +162,8 @@ def main(argv: list[str] | None = None) -> None:
             worker(settings)
         elif args.command == "migrate":
             migrate(settings, args.revision)
+        elif args.command == "eval":
+            evaluate_retrieval(settings, args.articles, args.queries, args.history)
     except (OperationalError, psycopg.OperationalError) as error:
         # A setting pointing at a database that does not answer: one line that says so, no traceback.
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]

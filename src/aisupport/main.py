@@ -61,6 +61,7 @@ TASK_MODULES = (
     "aisupport.conversations.tasks",
     "aisupport.events.tasks",
     "aisupport.webhooks.tasks",
+    "aisupport.knowledge.tasks",
 )
 jobs.import_paths = list(TASK_MODULES)
 

@@ -14,6 +14,7 @@ from aisupport.conversations.models import (
 )
 from aisupport.core.db import Base
 from aisupport.events.models import Event, EventCounter
+from aisupport.knowledge.models import KnowledgeChunk, KnowledgePhrasing, KnowledgeSource, KnowledgeStats
 from aisupport.mail.delivery import EmailDelivery
 from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization
 from aisupport.webhooks.models import WebhookAttempt, WebhookCursor, WebhookDelivery, WebhookEndpoint
@@ -33,6 +34,10 @@ __all__ = [
     "EventCounter",
     "Inbox",
     "Invitation",
+    "KnowledgeChunk",
+    "KnowledgePhrasing",
+    "KnowledgeSource",
+    "KnowledgeStats",
     "MemberAvailability",
     "Membership",
     "Organization",

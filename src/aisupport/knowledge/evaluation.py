@@ -1,0 +1,112 @@
+"""`aisupport eval retrieval`: retrieval quality on a public set, through the real paths (issue 13
+point 6). Articles go into a fresh organization through the article service and the ingestion job's
+own function; history lines become phrasings through the service that learns them; every query runs
+through the search service. The organization is deleted at the end, with everything it holds."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from aisupport.access.principal import Principal
+from aisupport.core.config import Settings
+from aisupport.core.db import create_sessionmaker, engine_for
+from aisupport.core.tenancy import app_database_url, tenant_session
+from aisupport.knowledge import service
+from aisupport.knowledge.repository import Filters
+from aisupport.organizations import repository as organizations
+from aisupport.organizations.models import new_slug
+
+RANKED = 10  # results read per query (recall@1/3/5, MRR and nDCG@10 all come from them)
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def metrics(rankings: list[tuple[list[str], set[str]]], latencies_ms: list[float]) -> dict[str, float | int]:
+    """recall@1/3/5 (a relevant article in the first k), MRR and nDCG@10 (binary relevance), and the
+    search's p50/p99 in milliseconds."""
+
+    def recall(k: int) -> float:
+        return sum(bool(set(ranked[:k]) & relevant) for ranked, relevant in rankings) / len(rankings)
+
+    reciprocal, ndcg = [], []
+    for ranked, relevant in rankings:
+        first = next((rank for rank, found in enumerate(ranked[:RANKED], 1) if found in relevant), None)
+        reciprocal.append(0.0 if first is None else 1 / first)
+        dcg = sum(
+            1 / math.log2(rank + 1) for rank, found in enumerate(ranked[:RANKED], 1) if found in relevant
+        )
+        ideal = sum(1 / math.log2(rank + 1) for rank in range(1, min(len(relevant), RANKED) + 1))
+        ndcg.append(dcg / ideal if ideal else 0.0)
+    ordered = sorted(latencies_ms)
+    return {
+        "recall@1": round(recall(1), 4),
+        "recall@3": round(recall(3), 4),
+        "recall@5": round(recall(5), 4),
+        "mrr": round(statistics.fmean(reciprocal), 4),
+        "ndcg@10": round(statistics.fmean(ndcg), 4),
+        "queries": len(rankings),
+        "p50_ms": round(ordered[len(ordered) // 2], 2),
+        "p99_ms": round(ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)], 2),
+    }
+
+
+async def evaluate(
+    settings: Settings, database_url: str, articles: Path, queries: Path, history: Path | None
+) -> dict[str, Any]:
+    engine = engine_for(settings, app_database_url(settings, database_url), pool_size=2)
+    sessions = create_sessionmaker(engine)
+    organization_id = uuid.uuid4()
+    principal = Principal.system(organization_id)
+    try:
+        async with tenant_session(sessions, organization_id=organization_id) as db:
+            await organizations.add_organization(
+                db, name="retrieval evaluation", slug=new_slug("eval"), organization_id=organization_id
+            )
+        source_of: dict[str, uuid.UUID] = {}
+        article_of: dict[uuid.UUID, str] = {}
+        async with tenant_session(sessions, organization_id=organization_id) as db:
+            for article in _lines(articles):
+                fields = {"title": article["title"], "body": article["body"], "status": "published"}
+                fields |= {"visibility": "public", "locale": "en", "collection": None, "tags": []}
+                created = await service.create_article(db, principal, fields)
+                source_of[article["id"]] = created.id
+                article_of[created.id] = article["id"]
+        for source_id in source_of.values():  # what the ingestion job runs, source by source
+            async with tenant_session(sessions, organization_id=organization_id) as db:
+                await service.ingest(db, organization_id, source_id, 1)
+        learned = 0
+        if history is not None:
+            by_source: dict[uuid.UUID, list[str]] = defaultdict(list)
+            for line in _lines(history):
+                for article_id in line["relevant"]:
+                    if article_id in source_of:
+                        by_source[source_of[article_id]].append(line["query"])
+            async with tenant_session(sessions, organization_id=organization_id) as db:
+                for source_id, texts in by_source.items():
+                    learned += len(await service.add_phrasings(db, principal, source_id, texts))
+        rankings: list[tuple[list[str], set[str]]] = []
+        latencies: list[float] = []
+        async with tenant_session(sessions, organization_id=organization_id) as db:
+            for line in _lines(queries):
+                started = time.perf_counter()
+                results = await service.search(
+                    db, principal, line["query"], Filters(), k=RANKED, min_score=0.0, locale="en"
+                )
+                latencies.append((time.perf_counter() - started) * 1000)
+                rankings.append(([article_of[result.source.id] for result in results], set(line["relevant"])))
+        print(f"eval: {len(source_of)} articles, {learned} phrasings learned", file=sys.stderr)
+        return {"method": "bm25", **metrics(rankings, latencies), "history": learned}
+    finally:
+        async with tenant_session(sessions, organization_id=organization_id) as db:
+            await organizations.delete_organization(db, organization_id)
+        await engine.dispose()

@@ -1,0 +1,134 @@
+"""The knowledge base's tables: sources, the chunks they are cut into, phrasings of the questions they
+answer, and each organization's corpus statistics (BM25's document count and mean length)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.orm import Mapped, mapped_column
+
+from aisupport.core.db import Base, TenantOwned, Timestamped
+
+SOURCE_KINDS = ("article",)
+ARTICLE_STATUSES = ("draft", "published", "archived")
+VISIBILITIES = ("public", "internal")
+INGEST_STATUSES = ("queued", "processing", "ready", "failed")
+
+
+class KnowledgeSource(TenantOwned, Timestamped, Base):
+    """Something the knowledge base knows: an article written through the API (its Markdown `body`).
+    `version` grows with each change of its content; its chunks are of one version, swapped whole."""
+
+    __tablename__ = "knowledge_sources"
+    __table_args__ = (
+        CheckConstraint("kind IN ('article')", name="kind_known"),
+        CheckConstraint("status IN ('draft', 'published', 'archived')", name="status_known"),
+        CheckConstraint("visibility IN ('public', 'internal')", name="visibility_known"),
+        CheckConstraint(
+            "ingest_status IN ('queued', 'processing', 'ready', 'failed')", name="ingest_status_known"
+        ),
+        UniqueConstraint("organization_id", "id", name="uq_knowledge_sources_organization_id_id"),
+        UniqueConstraint("organization_id", "slug", name="uq_knowledge_sources_organization_id_slug"),
+        Index("ix_knowledge_sources_organization_id_created_at_id", "organization_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(300))
+    slug: Mapped[str] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    visibility: Mapped[str] = mapped_column(String(16))
+    locale: Mapped[str] = mapped_column(String(16))
+    collection: Mapped[str | None] = mapped_column(String(100))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(50)), server_default=text("'{}'"))
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    ingest_status: Mapped[str] = mapped_column(String(16))
+    ingest_error: Mapped[str | None] = mapped_column(String(500))
+    chunk_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class KnowledgeChunk(TenantOwned, Base):
+    """A passage of a source (`kind` `passage`: its heading path and its place, by character offsets,
+    in the source's normalised text) or a phrasing of a question it answers (`phrasing`). `search`
+    weighs the source's title (A), the headings (B) and the text (D); `length` is its BM25 length."""
+
+    __tablename__ = "knowledge_chunks"
+    __table_args__ = (
+        CheckConstraint("kind IN ('passage', 'phrasing')", name="kind_known"),
+        UniqueConstraint("organization_id", "id", name="uq_knowledge_chunks_organization_id_id"),
+        ForeignKeyConstraint(
+            ["organization_id", "source_id"],
+            ["knowledge_sources.organization_id", "knowledge_sources.id"],
+            name="fk_knowledge_chunks_source_same_org",
+            ondelete="CASCADE",
+        ),
+        Index("ix_knowledge_chunks_organization_id_source_id", "organization_id", "source_id", "ordinal"),
+        Index("ix_knowledge_chunks_search", "search", postgresql_using="gin"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    source_id: Mapped[uuid.UUID] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    heading_path: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    text: Mapped[str] = mapped_column(Text)
+    char_start: Mapped[int] = mapped_column(Integer)
+    char_end: Mapped[int] = mapped_column(Integer)
+    length: Mapped[float] = mapped_column()
+    search: Mapped[str] = mapped_column(TSVECTOR)
+
+
+class KnowledgePhrasing(TenantOwned, Timestamped, Base):
+    """A customer question a source answered (`origin` `api`: added through the API; `conversation`:
+    learned from a resolved conversation); each is also a chunk of kind `phrasing`."""
+
+    __tablename__ = "knowledge_phrasings"
+    __table_args__ = (
+        CheckConstraint("origin IN ('api', 'conversation')", name="origin_known"),
+        UniqueConstraint("organization_id", "id", name="uq_knowledge_phrasings_organization_id_id"),
+        ForeignKeyConstraint(
+            ["organization_id", "source_id"],
+            ["knowledge_sources.organization_id", "knowledge_sources.id"],
+            name="fk_knowledge_phrasings_source_same_org",
+            ondelete="CASCADE",
+        ),
+        Index("ix_knowledge_phrasings_organization_id_source_id", "organization_id", "source_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    source_id: Mapped[uuid.UUID] = mapped_column()
+    text: Mapped[str] = mapped_column(String(1000))
+    origin: Mapped[str] = mapped_column(String(16))
+
+
+class KnowledgeStats(TenantOwned, Base):
+    """The organization's chunk count and total length, kept in the transactions that change chunks."""
+
+    __tablename__ = "knowledge_stats"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    chunks: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    total_length: Mapped[float] = mapped_column(server_default=text("0"))

@@ -1,0 +1,329 @@
+"""All SQL of the knowledge base, scoped to one organization (row-level security scopes it again).
+
+Ranking is BM25 computed in PostgreSQL (decision 0050): candidates are the chunks the GIN index finds
+for any of the query's lexemes (OR), within the filters; each is scored with the organization's
+statistics (chunk count and mean length from `knowledge_stats`, each lexeme's document frequency counted
+through the same index), a lexeme's frequency in a chunk weighted by where it occurs (the source's
+title, the headings, the text)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aisupport.core.db import row_of, rows_of, scoped
+from aisupport.knowledge.models import KnowledgeChunk, KnowledgePhrasing, KnowledgeSource, KnowledgeStats
+
+# A locale's text search configuration (stemming and stop words); others use `simple`. Every one of
+# these ships with PostgreSQL itself.
+CONFIGS = {
+    "da": "danish",
+    "de": "german",
+    "en": "english",
+    "es": "spanish",
+    "fi": "finnish",
+    "fr": "french",
+    "hu": "hungarian",
+    "it": "italian",
+    "nb": "norwegian",
+    "nl": "dutch",
+    "no": "norwegian",
+    "pt": "portuguese",
+    "ro": "romanian",
+    "ru": "russian",
+    "sv": "swedish",
+    "tr": "turkish",
+}
+K1 = 1.2
+B = 0.75
+# What one occurrence counts for, by where it is: the source's title (A), a heading (B), the text (D).
+TITLE_WEIGHT = 2.0
+HEADING_WEIGHT = 1.5
+
+
+def config_of(locale: str) -> str:
+    return CONFIGS.get(locale.split("-", 1)[0].lower(), "simple")
+
+
+async def add_source(db: AsyncSession, source: KnowledgeSource) -> None:
+    db.add(source)
+    await db.flush()
+
+
+async def source(
+    db: AsyncSession, organization_id: uuid.UUID, source_id: uuid.UUID, *, lock: bool = False
+) -> KnowledgeSource | None:
+    return await db.scalar(
+        row_of(KnowledgeSource, organization_id, KnowledgeSource.id == source_id, lock=lock)
+    )
+
+
+async def source_by_slug(db: AsyncSession, organization_id: uuid.UUID, slug: str) -> KnowledgeSource | None:
+    return await db.scalar(row_of(KnowledgeSource, organization_id, KnowledgeSource.slug == slug))
+
+
+async def sources(
+    db: AsyncSession, organization_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[KnowledgeSource]:
+    query = rows_of(KnowledgeSource, organization_id)
+    if after is not None:
+        query = query.where(func.row(KnowledgeSource.created_at, KnowledgeSource.id) > func.row(*after))
+    query = query.order_by(KnowledgeSource.created_at, KnowledgeSource.id).limit(limit)
+    return list((await db.scalars(query)).all())
+
+
+async def remove_source(db: AsyncSession, source: KnowledgeSource) -> None:
+    await _forget_chunks(db, source.organization_id, source.id, kinds=("passage", "phrasing"))
+    await db.delete(source)
+    await db.flush()
+
+
+async def add_phrasing(db: AsyncSession, phrasing: KnowledgePhrasing) -> None:
+    db.add(phrasing)
+    await db.flush()
+
+
+async def phrasings(
+    db: AsyncSession, organization_id: uuid.UUID, source_id: uuid.UUID
+) -> list[KnowledgePhrasing]:
+    query = rows_of(KnowledgePhrasing, organization_id).where(KnowledgePhrasing.source_id == source_id)
+    return list((await db.scalars(query.order_by(KnowledgePhrasing.created_at, KnowledgePhrasing.id))).all())
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    kind: str
+    ordinal: int
+    heading_path: tuple[str, ...]
+    text: str
+    char_start: int
+    char_end: int
+
+
+INSERT_CHUNK = text(
+    """
+    WITH doc AS (
+        SELECT setweight(to_tsvector(CAST(:config AS regconfig), :title), 'A')
+               || setweight(to_tsvector(CAST(:config AS regconfig), :headings), 'B')
+               || setweight(to_tsvector(CAST(:config AS regconfig), :text), 'D') AS search
+    )
+    INSERT INTO knowledge_chunks (id, organization_id, source_id, version, kind, ordinal, heading_path,
+                                  text, char_start, char_end, length, search)
+    SELECT :id, :organization_id, :source_id, :version, :kind, :ordinal, :heading_path, :text,
+           :char_start, :char_end, coalesce((
+               SELECT sum(CASE w WHEN 'A' THEN :title_weight WHEN 'B' THEN :heading_weight ELSE 1 END)
+                 FROM unnest(doc.search) AS u, unnest(u.weights) AS w), 0),
+           doc.search
+      FROM doc
+    RETURNING length
+    """
+)
+
+
+async def replace_chunks(
+    db: AsyncSession,
+    source: KnowledgeSource,
+    chunks: list[NewChunk],
+    *,
+    kinds: tuple[str, ...],
+) -> int:
+    """Swap the source's chunks of these kinds for `chunks`, in this transaction (a search sees the old
+    ones or the new ones, never half), keeping the organization's statistics; how many now."""
+    await _forget_chunks(db, source.organization_id, source.id, kinds=kinds)
+    config = config_of(source.locale)
+    total = 0.0
+    for chunk in chunks:
+        length = await db.scalar(
+            INSERT_CHUNK,
+            {
+                "id": uuid.uuid4(),
+                "organization_id": source.organization_id,
+                "source_id": source.id,
+                "version": source.version,
+                "kind": chunk.kind,
+                "ordinal": chunk.ordinal,
+                "heading_path": list(chunk.heading_path),
+                "text": chunk.text,
+                "char_start": chunk.char_start,
+                "char_end": chunk.char_end,
+                "config": config,
+                "title": source.title,
+                "headings": " ".join(chunk.heading_path),
+                "title_weight": TITLE_WEIGHT,
+                "heading_weight": HEADING_WEIGHT,
+            },
+        )
+        total += float(length or 0)
+    await _count(db, source.organization_id, len(chunks), total)
+    return len(chunks)
+
+
+async def _forget_chunks(
+    db: AsyncSession, organization_id: uuid.UUID, source_id: uuid.UUID, *, kinds: tuple[str, ...]
+) -> None:
+    removed = await db.execute(
+        scoped(delete(KnowledgeChunk), KnowledgeChunk, organization_id)
+        .where(KnowledgeChunk.source_id == source_id, KnowledgeChunk.kind.in_(kinds))
+        .returning(KnowledgeChunk.length)
+    )
+    lengths = [float(row.length) for row in removed]
+    if lengths:
+        await _count(db, organization_id, -len(lengths), -sum(lengths))
+
+
+async def _count(db: AsyncSession, organization_id: uuid.UUID, chunks: int, length: float) -> None:
+    await db.execute(
+        pg_insert(KnowledgeStats)
+        .values(organization_id=organization_id, chunks=chunks, total_length=length)
+        .on_conflict_do_update(
+            index_elements=[KnowledgeStats.organization_id],
+            set_={
+                "chunks": KnowledgeStats.chunks + chunks,
+                "total_length": KnowledgeStats.total_length + length,
+            },
+        )
+    )
+
+
+async def set_ingest(
+    db: AsyncSession, source: KnowledgeSource, status: str, error: str | None, chunks: int | None
+) -> None:
+    values: dict[str, Any] = {"ingest_status": status, "ingest_error": error}
+    if chunks is not None:
+        values["chunk_count"] = chunks
+    await db.execute(
+        scoped(update(KnowledgeSource), KnowledgeSource, source.organization_id)
+        .where(KnowledgeSource.id == source.id)
+        .values(values)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: uuid.UUID
+    source_id: uuid.UUID
+    kind: str
+    bm25: float
+    best_possible: float
+
+
+SEARCH = text(
+    """
+    WITH q AS (
+        SELECT DISTINCT lexeme
+          FROM unnest(tsvector_to_array(to_tsvector(CAST(:config AS regconfig), :query))) AS lexeme
+    ),
+    stats AS (
+        SELECT greatest(chunks, 1) AS n, CASE WHEN chunks > 0 THEN total_length / chunks ELSE 1 END AS avgdl
+          FROM knowledge_stats WHERE organization_id = :organization_id
+    ),
+    idf AS (
+        SELECT q.lexeme, ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) AS idf
+          FROM q CROSS JOIN stats CROSS JOIN LATERAL (
+              SELECT count(*) AS df FROM knowledge_chunks c
+               WHERE c.organization_id = :organization_id
+                 AND c.search @@ CAST(quote_literal(q.lexeme) AS tsquery)
+          ) AS f
+         WHERE f.df > 0
+    ),
+    candidates AS (
+        SELECT c.id, c.source_id, c.kind, c.search, c.length
+          FROM knowledge_chunks c
+          JOIN knowledge_sources s ON s.organization_id = c.organization_id AND s.id = c.source_id
+         WHERE c.organization_id = :organization_id
+           AND c.search @@ (SELECT CAST(string_agg(quote_literal(lexeme), ' | ') AS tsquery) FROM idf)
+           AND (CAST(:statuses AS text[]) IS NULL OR s.status = ANY(CAST(:statuses AS text[])))
+           AND (CAST(:visibilities AS text[]) IS NULL OR s.visibility = ANY(CAST(:visibilities AS text[])))
+           AND (CAST(:collection AS text) IS NULL OR s.collection = CAST(:collection AS text))
+           AND (CAST(:locale AS text) IS NULL OR s.locale = CAST(:locale AS text))
+           AND (CAST(:source_id AS uuid) IS NULL OR s.id = CAST(:source_id AS uuid))
+           AND (CAST(:tags AS varchar[]) IS NULL OR s.tags @> CAST(:tags AS varchar[]))
+    )
+    SELECT c.id, c.source_id, c.kind,
+           sum(idf.idf * t.tf * (:k1 + 1) / (t.tf + :k1 * (1 - :b + :b * c.length / stats.avgdl))) AS bm25,
+           (SELECT sum(idf * (:k1 + 1)) FROM idf) AS best_possible
+      FROM candidates c
+      CROSS JOIN stats
+      CROSS JOIN LATERAL (
+          SELECT u.lexeme, (
+              SELECT sum(CASE w WHEN 'A' THEN :title_weight WHEN 'B' THEN :heading_weight ELSE 1 END)
+                FROM unnest(u.weights) AS w
+          ) AS tf
+            FROM unnest(c.search) AS u
+      ) AS t
+      JOIN idf ON idf.lexeme = t.lexeme
+     GROUP BY c.id, c.source_id, c.kind
+     ORDER BY bm25 DESC, c.id
+     LIMIT :limit
+    """
+)
+
+
+@dataclass(frozen=True)
+class Filters:
+    statuses: list[str] | None = None
+    visibilities: list[str] | None = None
+    collection: str | None = None
+    locale: str | None = None
+    source_id: uuid.UUID | None = None
+    tags: list[str] | None = None
+
+
+async def search(
+    db: AsyncSession, organization_id: uuid.UUID, query: str, config: str, filters: Filters, *, limit: int
+) -> list[Hit]:
+    """The best-scoring chunks for `query`, at most `limit`."""
+    rows = await db.execute(
+        SEARCH,
+        {
+            "organization_id": organization_id,
+            "query": query,
+            "config": config,
+            "statuses": filters.statuses,
+            "visibilities": filters.visibilities,
+            "collection": filters.collection,
+            "locale": filters.locale,
+            "source_id": filters.source_id,
+            "tags": filters.tags,
+            "k1": K1,
+            "b": B,
+            "title_weight": TITLE_WEIGHT,
+            "heading_weight": HEADING_WEIGHT,
+            "limit": limit,
+        },
+    )
+    return [Hit(row.id, row.source_id, row.kind, float(row.bm25), float(row.best_possible)) for row in rows]
+
+
+async def chunks_by_id(
+    db: AsyncSession, organization_id: uuid.UUID, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, KnowledgeChunk]:
+    query = rows_of(KnowledgeChunk, organization_id).where(KnowledgeChunk.id.in_(ids))
+    return {chunk.id: chunk for chunk in (await db.scalars(query)).all()}
+
+
+async def first_passages(
+    db: AsyncSession, organization_id: uuid.UUID, source_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, KnowledgeChunk]:
+    """Each source's first passage (what a phrasing's match shows)."""
+    query = (
+        rows_of(KnowledgeChunk, organization_id)
+        .where(KnowledgeChunk.source_id.in_(source_ids), KnowledgeChunk.kind == "passage")
+        .order_by(KnowledgeChunk.source_id, KnowledgeChunk.ordinal)
+        .distinct(KnowledgeChunk.source_id)
+    )
+    return {chunk.source_id: chunk for chunk in (await db.scalars(query)).all()}
+
+
+async def sources_by_id(
+    db: AsyncSession, organization_id: uuid.UUID, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, KnowledgeSource]:
+    query = rows_of(KnowledgeSource, organization_id).where(KnowledgeSource.id.in_(ids))
+    return {found.id: found for found in (await db.scalars(query)).all()}

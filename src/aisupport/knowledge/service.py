@@ -1,0 +1,254 @@
+"""Business rules of the knowledge base (issue 13; decision 0050). Never commits.
+
+An article is written through the API; each change of its title or body makes a new version, queued for
+ingestion (a job cuts it into passages and indexes them, in one transaction that swaps the source's
+chunks whole). Phrasings (questions the article answered) are indexed at once as chunks of their own.
+Search ranks chunks by BM25 and answers one passage per source, its best, with a score in [0, 1]: the
+share of the query's evidence the passage holds (its BM25 over the most any passage could score for
+that query, each query word counted by its rarity)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aisupport.access.principal import Principal
+from aisupport.audit import service as audit
+from aisupport.core.client import Client
+from aisupport.core.jobs import defer
+from aisupport.knowledge import chunking, errors
+from aisupport.knowledge import repository as repo
+from aisupport.knowledge.models import KnowledgeChunk, KnowledgePhrasing, KnowledgeSource
+from aisupport.knowledge.repository import Filters, NewChunk
+
+CONTENT_FIELDS = ("title", "body")
+UNIQUE_VIOLATION = "23505"
+
+
+def _content_hash(title: str, body: str) -> str:
+    return hashlib.sha256(f"{title}\x00{body}".encode()).hexdigest()
+
+
+def slug_of(title: str) -> str:
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")[:100].strip("-")
+    return slug or "article"
+
+
+async def _free_slug(db: AsyncSession, organization_id: uuid.UUID, wanted: str) -> str:
+    slug, n = wanted, 1
+    while await repo.source_by_slug(db, organization_id, slug) is not None:
+        n += 1
+        slug = f"{wanted[:100]}-{n}"
+    return slug
+
+
+async def create_article(db: AsyncSession, principal: Principal, fields: dict[str, Any]) -> KnowledgeSource:
+    """A new article, queued for ingestion; its slug from its title unless given (409 if taken)."""
+    organization_id = principal.organization_id
+    given_slug = fields.pop("slug", None)
+    slug = given_slug or await _free_slug(db, organization_id, slug_of(fields["title"]))
+    now = datetime.now(UTC)
+    source = KnowledgeSource(
+        id=uuid.uuid4(),
+        organization_id=organization_id,
+        kind="article",
+        slug=slug,
+        version=1,
+        content_hash=_content_hash(fields["title"], fields["body"]),
+        ingest_status="queued",
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
+    await _flush_unique(db, lambda: repo.add_source(db, source))
+    await _queue_ingest(db, source)
+    return source
+
+
+async def _flush_unique(db: AsyncSession, write: Any) -> None:
+    try:
+        async with db.begin_nested():
+            await write()
+    except IntegrityError as error:
+        if getattr(error.orig, "sqlstate", None) != UNIQUE_VIOLATION:
+            raise
+        raise errors.slug_taken() from None
+
+
+async def _queue_ingest(db: AsyncSession, source: KnowledgeSource) -> None:
+    await defer(
+        db,
+        "knowledge:ingest",
+        organization_id=str(source.organization_id),
+        source_id=str(source.id),
+        version=source.version,
+    )
+
+
+async def get_source(db: AsyncSession, principal: Principal, source_id: uuid.UUID) -> KnowledgeSource:
+    found = await repo.source(db, principal.organization_id, source_id)
+    if found is None:
+        raise errors.source_not_found()
+    return found
+
+
+async def list_sources(
+    db: AsyncSession, principal: Principal, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[KnowledgeSource]:
+    return await repo.sources(db, principal.organization_id, after=after, limit=limit)
+
+
+async def update_article(
+    db: AsyncSession, principal: Principal, source_id: uuid.UUID, changes: dict[str, Any]
+) -> KnowledgeSource:
+    """Change an article; a new title or body is a new version, queued for ingestion (its old passages
+    serve until the new ones replace them); the same content again changes nothing to index."""
+    source = await repo.source(db, principal.organization_id, source_id, lock=True)
+    if source is None:
+        raise errors.source_not_found()
+    for name, value in changes.items():
+        setattr(source, name, value)
+    new_hash = _content_hash(source.title, source.body)
+    reindex = new_hash != source.content_hash
+    if reindex:
+        source.content_hash = new_hash
+        source.version += 1
+        source.ingest_status = "queued"
+        source.ingest_error = None
+    source.updated_at = datetime.now(UTC)
+    await _flush_unique(db, db.flush)
+    if reindex:
+        await _queue_ingest(db, source)
+    return source
+
+
+async def delete_source(db: AsyncSession, principal: Principal, source_id: uuid.UUID, client: Client) -> None:
+    """Delete a source with its passages and phrasings (at once: searches stop finding it); audited."""
+    source = await repo.source(db, principal.organization_id, source_id, lock=True)
+    if source is None:
+        raise errors.source_not_found()
+    await repo.remove_source(db, source)
+    await audit.record(
+        db,
+        principal.organization_id,
+        "knowledge_source.deleted",
+        actor=principal.actor,
+        client=client,
+        target=("knowledge_source", source_id),
+        details={"title": source.title, "kind": source.kind},
+    )
+
+
+async def ingest(db: AsyncSession, organization_id: uuid.UUID, source_id: uuid.UUID, version: int) -> None:
+    """Cut the source's version into passages and index them, swapping its passages whole; nothing if
+    the source is gone or has a newer version (its own job follows)."""
+    source = await repo.source(db, organization_id, source_id, lock=True)
+    if source is None or source.version != version:
+        return
+    text = chunking.normalised(source.body)
+    pieces = chunking.chunk(text)
+    chunks = [
+        NewChunk(
+            "passage",
+            ordinal,
+            piece.heading_path,
+            text[piece.char_start : piece.char_end],
+            piece.char_start,
+            piece.char_end,
+        )
+        for ordinal, piece in enumerate(pieces)
+    ]
+    if not chunks:  # an empty body: the title alone is findable
+        chunks = [NewChunk("passage", 0, (), "", 0, 0)]
+    count = await repo.replace_chunks(db, source, chunks, kinds=("passage",))
+    await repo.set_ingest(db, source, "ready", None, count)
+
+
+async def ingest_failed(
+    db: AsyncSession, organization_id: uuid.UUID, source_id: uuid.UUID, reason: str
+) -> None:
+    source = await repo.source(db, organization_id, source_id, lock=True)
+    if source is not None:
+        await repo.set_ingest(db, source, "failed", reason[:500], None)
+
+
+async def add_phrasings(
+    db: AsyncSession, principal: Principal, source_id: uuid.UUID, texts: list[str], *, origin: str = "api"
+) -> list[KnowledgePhrasing]:
+    """Questions the source answered, searchable at once as phrasings of it."""
+    source = await repo.source(db, principal.organization_id, source_id, lock=True)
+    if source is None:
+        raise errors.source_not_found()
+    added = []
+    for phrasing_text in texts:
+        phrasing = KnowledgePhrasing(
+            organization_id=source.organization_id, source_id=source.id, text=phrasing_text, origin=origin
+        )
+        await repo.add_phrasing(db, phrasing)
+        added.append(phrasing)
+    every = await repo.phrasings(db, source.organization_id, source.id)
+    chunks = [NewChunk("phrasing", ordinal, (), found.text, 0, 0) for ordinal, found in enumerate(every)]
+    await repo.replace_chunks(db, source, chunks, kinds=("phrasing",))
+    return added
+
+
+async def list_phrasings(
+    db: AsyncSession, principal: Principal, source_id: uuid.UUID
+) -> list[KnowledgePhrasing]:
+    await get_source(db, principal, source_id)
+    return await repo.phrasings(db, principal.organization_id, source_id)
+
+
+@dataclass(frozen=True)
+class Result:
+    source: KnowledgeSource
+    passage: KnowledgeChunk
+    matched: str  # `passage`, or `phrasing` (a question the source answered)
+    score: float
+
+
+async def search(
+    db: AsyncSession,
+    principal: Principal,
+    query: str,
+    filters: Filters,
+    *,
+    k: int,
+    min_score: float,
+    locale: str,
+) -> list[Result]:
+    """The `k` best sources for `query`, each with its best passage, scored in [0, 1], none below
+    `min_score`."""
+    organization_id = principal.organization_id
+    hits = await repo.search(db, organization_id, query, repo.config_of(locale), filters, limit=k * 8)
+    best: dict[uuid.UUID, repo.Hit] = {}
+    for hit in hits:
+        best.setdefault(hit.source_id, hit)
+    chosen = [hit for hit in best.values() if _score(hit) >= min_score][:k]
+    if not chosen:
+        return []
+    sources = await repo.sources_by_id(db, organization_id, [hit.source_id for hit in chosen])
+    passages = await repo.chunks_by_id(db, organization_id, [hit.chunk_id for hit in chosen])
+    firsts = await repo.first_passages(
+        db, organization_id, [hit.source_id for hit in chosen if hit.kind == "phrasing"]
+    )
+    results = []
+    for hit in chosen:
+        passage = passages[hit.chunk_id] if hit.kind == "passage" else firsts.get(hit.source_id)
+        if passage is None or hit.source_id not in sources:
+            continue
+        results.append(Result(sources[hit.source_id], passage, hit.kind, _score(hit)))
+    return results
+
+
+def _score(hit: repo.Hit) -> float:
+    return 0.0 if hit.best_possible <= 0 else round(min(1.0, hit.bm25 / hit.best_possible), 4)
