@@ -41,6 +41,7 @@ from aisupport.core.security import AccessTokenCodec, PasswordHasher
 from aisupport.core.tenancy import app_database_url, refuse_privileged_role
 from aisupport.health.router import metrics_router
 from aisupport.health.router import router as health_router
+from aisupport.knowledge.router import router as knowledge_router
 from aisupport.mail.delivery import worker_context
 from aisupport.openapi import install_problem_documentation, operation_id
 from aisupport.organizations.router import router as organizations_router
@@ -81,6 +82,7 @@ ROUTERS = (
     realtime_router,
     webhooks_router,
     widget_router,
+    knowledge_router,
 )
 
 

@@ -66,6 +66,8 @@ async def test_an_api_key_learns_its_organization_role_and_itself_never_its_secr
             "conversations:work",
             "inboxes:manage",
             "inboxes:read",
+            "knowledge:read",
+            "knowledge:write",
             "members:read",
             "org:read",
             "tags:manage",
@@ -86,6 +88,7 @@ async def test_an_api_key_learns_its_organization_role_and_itself_never_its_secr
         "contacts:read",
         "conversations:read",
         "inboxes:read",
+        "knowledge:read",
         "members:read",
         "org:read",
     ]

@@ -25,6 +25,7 @@ from aisupport.main import ROUTERS, create_app
 from aisupport.models import Base
 from tests.conftest import Mailbox, run_jobs
 from tests.conversations.helpers import configure
+from tests.knowledge.helpers import article, phrased
 from tests.organizations.helpers import Person, add_member, ensure_verified, new_owner
 from tests.widget.helpers import rated_conversation
 
@@ -54,6 +55,8 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("PATCH", "/orgs/{org_id}/conversations/{conversation_id}"): {"priority": "low"},
     ("POST", "/orgs/{org_id}/conversations/{conversation_id}/messages"): {"kind": "note", "body": "x"},
     ("PATCH", "/orgs/{org_id}/tags/{tag_id}"): {"description": "x"},
+    ("PATCH", "/orgs/{org_id}/knowledge/sources/{source_id}"): {"title": "x"},
+    ("POST", "/orgs/{org_id}/knowledge/sources/{source_id}/phrasings"): {"questions": ["x"]},
 }
 
 
@@ -118,6 +121,8 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
     _, rated_id = await rated_conversation(client, owner)
     attachment = await _upload(client, owner, rated_id)
     endpoint_id, delivery_id = await _webhook(client, owner)
+    source = await article(client, owner)
+    await phrased(client, owner, source["id"], "how do I change my password?")
     return owner, {
         **conversations,
         "org_id": owner.organization_id,
@@ -131,6 +136,7 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
         "attachment_id": attachment["id"],
         "endpoint_id": endpoint_id,
         "delivery_id": delivery_id,
+        "source_id": source["id"],
     }
 
 
@@ -218,6 +224,7 @@ async def test_an_unscoped_select_sees_only_the_current_tenant(
     await _upload(client, a, opened.json()["id"])
     _, a_delivery = await _webhook(client, a)
     await rated_conversation(client, a)
+    await phrased(client, a, (await article(client, a))["id"], "forgot my password")
     owner_b, b_ids = await _tenant_b(client, mailbox)
     owner_url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(owner_url) as conn:  # the owner, not bound by row-level security

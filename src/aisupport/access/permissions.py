@@ -48,6 +48,8 @@ class Permission(StrEnum):
     CONVERSATIONS_WORK = "conversations:work"
     TAGS_MANAGE = "tags:manage"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    KNOWLEDGE_READ = "knowledge:read"
+    KNOWLEDGE_WRITE = "knowledge:write"
 
     @property
     def description(self) -> str:
@@ -80,6 +82,8 @@ DESCRIPTIONS = {
     "deletion applies to every conversation carrying the tag)",
     Permission.WEBHOOKS_MANAGE: "create, change, test and delete webhook endpoints, rotate their signing "
     "secrets, list and replay their deliveries",
+    Permission.KNOWLEDGE_READ: "see the knowledge base's sources (internal ones included) and search it",
+    Permission.KNOWLEDGE_WRITE: "write, change and delete articles; add the questions an article answered",
 }
 
 _EVERYONE = {
@@ -90,9 +94,10 @@ _EVERYONE = {
     Permission.AVAILABILITY_SET,
     Permission.CONTACTS_READ,
     Permission.CONVERSATIONS_READ,
+    Permission.KNOWLEDGE_READ,
 }
 # Agents work the inbox: its customers and conversations.
-_AGENTS = _EVERYONE | {Permission.CONTACTS_WRITE, Permission.CONVERSATIONS_WORK}
+_AGENTS = _EVERYONE | {Permission.CONTACTS_WRITE, Permission.CONVERSATIONS_WORK, Permission.KNOWLEDGE_WRITE}
 _MANAGERS = _AGENTS | {
     Permission.ORG_UPDATE,
     Permission.MEMBERS_MANAGE,

@@ -40,10 +40,10 @@ CONFIGS = {
     "sv": "swedish",
     "tr": "turkish",
 }
-K1 = 1.2
+K1 = 1.5
 B = 0.75
 # What one occurrence counts for, by where it is: the source's title (A), a heading (B), the text (D).
-TITLE_WEIGHT = 2.0
+TITLE_WEIGHT = 3.0
 HEADING_WEIGHT = 1.5
 
 

@@ -1,0 +1,136 @@
+"""/orgs/{org_id}/knowledge: articles, their phrasings, and search (docs/knowledge.md)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+
+from aisupport.access.dependencies import ClientInfo, requires
+from aisupport.access.permissions import Permission
+from aisupport.access.principal import Principal
+from aisupport.core.db import DbSession
+from aisupport.core.errors import problem_responses
+from aisupport.core.pagination import Page, Paging
+from aisupport.knowledge import errors, service
+from aisupport.knowledge.repository import Filters
+from aisupport.knowledge.schemas import (
+    ArticleCreate,
+    ArticleUpdate,
+    PassageOut,
+    PhrasingOut,
+    PhrasingsIn,
+    SearchIn,
+    SearchOut,
+    SourceOut,
+)
+
+router = APIRouter(tags=["knowledge"])
+
+Reader = Annotated[Principal, Depends(requires(Permission.KNOWLEDGE_READ))]
+Writer = Annotated[Principal, Depends(requires(Permission.KNOWLEDGE_WRITE))]
+SOURCE = "/orgs/{org_id}/knowledge/sources/{source_id}"
+
+
+@router.post(
+    "/orgs/{org_id}/knowledge/articles",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SourceOut,
+    responses=problem_responses(errors.SLUG_TAKEN),
+)
+async def create_article(
+    org_id: uuid.UUID, payload: ArticleCreate, principal: Writer, db: DbSession
+) -> SourceOut:
+    """Write an article (Markdown); it is queued for ingestion (`ingest_status`) and found by search once
+    `ready`."""
+    return SourceOut.model_validate(await service.create_article(db, principal, payload.model_dump()))
+
+
+@router.get("/orgs/{org_id}/knowledge/sources", response_model=Page[SourceOut])
+async def list_sources(
+    org_id: uuid.UUID, principal: Reader, db: DbSession, paging: Paging
+) -> Page[SourceOut]:
+    """The knowledge base's sources, oldest first."""
+    rows = await service.list_sources(db, principal, after=paging.after_time_and_id(), limit=paging.fetch)
+    return paging.page(rows, lambda row: (row.created_at, row.id), SourceOut.model_validate)
+
+
+@router.get(SOURCE, response_model=SourceOut)
+async def get_source(org_id: uuid.UUID, source_id: uuid.UUID, principal: Reader, db: DbSession) -> SourceOut:
+    return SourceOut.model_validate(await service.get_source(db, principal, source_id))
+
+
+@router.patch(SOURCE, response_model=SourceOut, responses=problem_responses(errors.SLUG_TAKEN))
+async def update_article(
+    org_id: uuid.UUID, source_id: uuid.UUID, payload: ArticleUpdate, principal: Writer, db: DbSession
+) -> SourceOut:
+    """Change an article; a new title or body is a new version, ingested again (the old passages serve
+    until the new ones replace them all at once)."""
+    changes = payload.model_dump(exclude_unset=True)
+    return SourceOut.model_validate(await service.update_article(db, principal, source_id, changes))
+
+
+@router.delete(SOURCE, status_code=status.HTTP_204_NO_CONTENT)
+async def delete_source(
+    org_id: uuid.UUID, source_id: uuid.UUID, principal: Writer, db: DbSession, client: ClientInfo
+) -> None:
+    """Delete a source, its passages and phrasings (searches stop finding it at once); audited."""
+    await service.delete_source(db, principal, source_id, client)
+
+
+@router.post(SOURCE + "/phrasings", status_code=status.HTTP_201_CREATED, response_model=list[PhrasingOut])
+async def add_phrasings(
+    org_id: uuid.UUID, source_id: uuid.UUID, payload: PhrasingsIn, principal: Writer, db: DbSession
+) -> list[PhrasingOut]:
+    """Questions customers asked that this source answers: searchable at once as its phrasings."""
+    added = await service.add_phrasings(db, principal, source_id, payload.questions)
+    return [PhrasingOut.model_validate(phrasing) for phrasing in added]
+
+
+@router.get(SOURCE + "/phrasings", response_model=list[PhrasingOut])
+async def list_phrasings(
+    org_id: uuid.UUID, source_id: uuid.UUID, principal: Reader, db: DbSession
+) -> list[PhrasingOut]:
+    """The questions this source answered ("questions this article answered")."""
+    return [
+        PhrasingOut.model_validate(found) for found in await service.list_phrasings(db, principal, source_id)
+    ]
+
+
+@router.post("/orgs/{org_id}/knowledge/search", response_model=SearchOut)
+async def search_knowledge(
+    org_id: uuid.UUID, payload: SearchIn, principal: Reader, db: DbSession
+) -> SearchOut:
+    """The `k` sources that best answer `query`, one passage each (its best), ranked by BM25, each with a
+    score in [0, 1]; `min_score` leaves out the weak ones (docs/knowledge.md)."""
+    filters = Filters(
+        statuses=[payload.status] if payload.status else None,
+        visibilities=[payload.visibility] if payload.visibility else None,
+        collection=payload.collection,
+        locale=payload.locale if payload.only_locale else None,
+        source_id=payload.source_id,
+        tags=payload.tags,
+    )
+    found = await service.search(
+        db, principal, payload.query, filters, k=payload.k, min_score=payload.min_score, locale=payload.locale
+    )
+    return SearchOut(
+        method="bm25",
+        results=[
+            PassageOut(
+                source_id=result.source.id,
+                source_title=result.source.title,
+                source_slug=result.source.slug,
+                chunk_id=result.passage.id,
+                heading_path=result.passage.heading_path,
+                text=result.passage.text,
+                char_start=result.passage.char_start,
+                char_end=result.passage.char_end,
+                version=result.passage.version,
+                matched="phrasing" if result.matched == "phrasing" else "passage",
+                score=result.score,
+            )
+            for result in found
+        ],
+    )

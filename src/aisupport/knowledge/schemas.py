@@ -1,0 +1,120 @@
+"""What the knowledge base's routes read and answer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aisupport.core.schemas import RequestModel
+
+BODY_MAX = 200_000
+Status = Literal["draft", "published", "archived"]
+Visibility = Literal["public", "internal"]
+Title = Annotated[str, Field(min_length=1, max_length=300)]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=120)]
+Locale = Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$", description="`en`, `fr`, `pt-BR`...")]
+Tag = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[^\s,]+$")]
+Collection = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class ArticleCreate(RequestModel):
+    title: Title
+    body: str = Field(max_length=BODY_MAX, description="Markdown.")
+    status: Status = "draft"
+    visibility: Visibility = Field(
+        default="internal", description="`public`: may be shown to customers; `internal`: members only."
+    )
+    locale: Locale = "en"
+    collection: Collection | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    slug: Slug | None = Field(default=None, description="Made from the title if not given.")
+
+
+class ArticleUpdate(RequestModel):
+    title: Title = Field(default=None)  # type: ignore[assignment]
+    body: str = Field(default=None, max_length=BODY_MAX)  # type: ignore[assignment]
+    status: Status = Field(default=None)  # type: ignore[arg-type]
+    visibility: Visibility = Field(default=None)  # type: ignore[arg-type]
+    locale: Locale = Field(default=None)  # type: ignore[assignment]
+    collection: Collection | None = None
+    tags: list[Tag] = Field(default=None, max_length=20)  # type: ignore[arg-type]
+    slug: Slug = Field(default=None)  # type: ignore[assignment]
+
+
+class SourceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: Literal["article"]
+    title: str
+    slug: str
+    body: str
+    status: Status
+    visibility: Visibility
+    locale: str
+    collection: str | None
+    tags: list[str]
+    version: int = Field(description="Grows with each change of the title or body.")
+    ingest_status: Literal["queued", "processing", "ready", "failed"]
+    ingest_error: str | None
+    chunk_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class PhrasingsIn(RequestModel):
+    questions: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
+        min_length=1, max_length=100
+    )
+
+
+class PhrasingOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    source_id: uuid.UUID
+    text: str
+    origin: Literal["api", "conversation"]
+    created_at: datetime
+
+
+class SearchIn(RequestModel):
+    query: str = Field(min_length=1, max_length=1000)
+    k: int = Field(default=5, ge=1, le=50)
+    min_score: float = Field(default=0.0, ge=0, le=1, description="Leave out passages scoring below it.")
+    locale: Locale = Field(default="en", description="How the query is read (stemming, stop words).")
+    collection: Collection | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=20, description="Sources with all of them.")
+    visibility: Visibility | None = None
+    status: Status | None = Field(default="published", description="null: any status.")
+    source_id: uuid.UUID | None = None
+    only_locale: bool = Field(default=False, description="Only sources in `locale`.")
+
+
+class PassageOut(BaseModel):
+    source_id: uuid.UUID
+    source_title: str
+    source_slug: str
+    chunk_id: uuid.UUID
+    heading_path: list[str]
+    text: str
+    char_start: int = Field(description="Offsets into the source's normalised text (NFC, `\\n` line ends).")
+    char_end: int
+    version: int
+    matched: Literal["passage", "phrasing"] = Field(
+        description="`phrasing`: the query matched a question this source answered."
+    )
+    score: float = Field(
+        ge=0,
+        le=1,
+        description="The share of the query's evidence the passage holds: its BM25 over the most any "
+        "passage could score for this query (each query word weighted by its rarity).",
+    )
+
+
+class SearchOut(BaseModel):
+    method: Literal["bm25"]
+    results: list[PassageOut]
