@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, text, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -317,7 +318,7 @@ async def first_passages(
         rows_of(KnowledgeChunk, organization_id)
         .where(KnowledgeChunk.source_id.in_(source_ids), KnowledgeChunk.kind == "passage")
         .order_by(KnowledgeChunk.source_id, KnowledgeChunk.ordinal)
-        .distinct(KnowledgeChunk.source_id)
+        .ext(distinct_on(KnowledgeChunk.source_id))
     )
     return {chunk.source_id: chunk for chunk in (await db.scalars(query)).all()}
 

@@ -1,0 +1,218 @@
+"""The knowledge base (issue 13): articles in, passages out with exact addresses, BM25 ranking with a
+score in [0, 1], phrasings learned, versions swapped whole, deletions audited, bad input refused."""
+
+from __future__ import annotations
+
+import asyncio
+
+from httpx import AsyncClient
+
+from tests.conftest import run_jobs
+from tests.knowledge.helpers import article, phrased, search
+from tests.organizations.helpers import new_owner
+
+GUIDE = """# Billing
+
+Invoices are sent on the first day of each month.
+
+## Refunds
+
+A refund goes back to the card that paid, within 5 to 10 working days.
+
+- Open **Orders**
+- Choose the order, then *Request a refund*
+
+## Taxes
+
+VAT is added for customers in the European Union.
+"""
+
+
+async def test_an_article_is_cut_into_passages_each_an_exact_slice_of_its_text(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    source = await article(client, owner, title="Billing guide", body=GUIDE)
+    assert source["ingest_status"] == "ready"
+    assert source["chunk_count"] == 3
+    assert source["slug"] == "billing-guide"
+    results = await search(client, owner, "how long does a refund take to reach my card")
+    assert results, "the refunds passage is found"
+    best = results[0]
+    assert best["source_id"] == source["id"]
+    assert best["heading_path"] == ["Billing", "Refunds"]
+    assert GUIDE[best["char_start"] : best["char_end"]] == best["text"]
+    assert best["text"].startswith("A refund goes back")
+    assert 0 < best["score"] <= 1
+    assert best["matched"] == "passage"
+
+
+async def test_ranking_puts_the_answering_article_first_and_min_score_cuts_the_rest(
+    client: AsyncClient,
+) -> None:
+    owner = await new_owner(client)
+    password = await article(
+        client, owner, title="Reset your password", body="Use *Forgot password* on the sign-in page."
+    )
+    await article(client, owner, title="Delete your account", body="Settings, then Account, then Delete.")
+    await article(client, owner, title="Change your email address", body="Settings, then Profile.")
+    results = await search(client, owner, "I forgot my password")
+    assert results[0]["source_id"] == password["id"]
+    assert results[0]["score"] > max((result["score"] for result in results[1:]), default=0)
+    strict = await search(client, owner, "I forgot my password", min_score=results[0]["score"])
+    assert [result["source_id"] for result in strict] == [password["id"]]
+    assert await search(client, owner, "zebra migration patterns") == []  # nothing shares a word
+
+
+async def test_filters_and_drafts(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    public = await article(
+        client,
+        owner,
+        title="Shipping times",
+        body="Orders ship in two days.",
+        visibility="public",
+        collection="orders",
+        tags=["shipping"],
+    )
+    internal = await article(
+        client,
+        owner,
+        title="Shipping exceptions",
+        body="Orders to islands ship in a week.",
+        visibility="internal",
+    )
+    draft = await article(client, owner, title="Shipping to Mars", body="Orders ship never.", status="draft")
+    ids = {result["source_id"] for result in await search(client, owner, "orders ship", k=10)}
+    assert ids == {public["id"], internal["id"]}  # published only, by default
+    assert draft["id"] in {
+        r["source_id"] for r in await search(client, owner, "orders ship", status=None, k=10)
+    }
+    only_public = await search(client, owner, "orders ship", visibility="public")
+    assert [result["source_id"] for result in only_public] == [public["id"]]
+    assert [r["source_id"] for r in await search(client, owner, "orders ship", collection="orders")] == [
+        public["id"]
+    ]
+    assert [r["source_id"] for r in await search(client, owner, "orders ship", tags=["shipping"])] == [
+        public["id"]
+    ]
+
+
+async def test_phrasings_make_an_article_findable_by_its_customers_words(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    target = await article(client, owner, title="Strikethrough with GitHub Markdown", body="Use ~~tildes~~.")
+    await article(client, owner, title="Crossing the border", body="Bring a passport.")
+    assert not [
+        r
+        for r in await search(client, owner, "cross out words in my comment")
+        if r["source_id"] == target["id"]
+    ]
+    await phrased(client, owner, target["id"], "How can I cross out words in a comment?")
+    results = await search(client, owner, "cross out words in my comment")
+    assert results[0]["source_id"] == target["id"]
+    assert results[0]["matched"] == "phrasing"
+    listed = await client.get(
+        f"/orgs/{owner.organization_id}/knowledge/sources/{target['id']}/phrasings", headers=owner.headers
+    )
+    assert [item["text"] for item in listed.json()] == ["How can I cross out words in a comment?"]
+
+
+async def test_an_update_is_a_new_version_swapped_whole_and_unchanged_content_is_not_reindexed(
+    client: AsyncClient,
+) -> None:
+    owner = await new_owner(client)
+    source = await article(client, owner, title="Opening hours", body="We open at nine.")
+    path = f"/orgs/{owner.organization_id}/knowledge/sources/{source['id']}"
+    same = await client.patch(
+        path, json={"body": "We open at nine.", "tags": ["hours"]}, headers=owner.headers
+    )
+    assert (same.json()["version"], same.json()["ingest_status"]) == (1, "ready")
+    changed = await client.patch(path, json={"body": "We open at ten."}, headers=owner.headers)
+    assert (changed.json()["version"], changed.json()["ingest_status"]) == (2, "queued")
+    # Until the new version is ingested, the old passages serve; then only the new ones.
+    assert (await search(client, owner, "nine"))[0]["version"] == 1
+    await run_jobs(client)
+    assert await search(client, owner, "nine") == []
+    assert (await search(client, owner, "ten"))[0]["version"] == 2
+
+
+async def test_deleting_a_source_removes_it_from_search_and_is_audited(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    source = await article(client, owner, title="Gift cards", body="Gift cards never expire.")
+    deleted = await client.delete(
+        f"/orgs/{owner.organization_id}/knowledge/sources/{source['id']}", headers=owner.headers
+    )
+    assert deleted.status_code == 204
+    assert await search(client, owner, "gift cards") == []
+    log = await client.get(f"/orgs/{owner.organization_id}/audit-log", headers=owner.headers)
+    assert "knowledge_source.deleted" in [event["action"] for event in log.json()["items"]]
+    again = await client.get(
+        f"/orgs/{owner.organization_id}/knowledge/sources/{source['id']}", headers=owner.headers
+    )
+    assert again.status_code == 404
+
+
+async def test_bad_input_is_a_clear_problem_and_slugs_are_unique(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    url = f"/orgs/{owner.organization_id}/knowledge/articles"
+    for bad in (
+        {"title": "", "body": "x"},
+        {"title": "x", "body": "x", "status": "live"},
+        {"title": "x", "body": "x", "slug": "Not A Slug"},
+        {"title": "x", "body": "x", "locale": "english"},
+        {"title": "x"},
+    ):
+        response = await client.post(url, json=bad, headers=owner.headers)
+        assert response.status_code == 422, (bad, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    first = await client.post(url, json={"title": "Same", "body": "a"}, headers=owner.headers)
+    second = await client.post(url, json={"title": "Same", "body": "b"}, headers=owner.headers)
+    assert (first.json()["slug"], second.json()["slug"]) == ("same", "same-2")
+    taken = await client.post(
+        url, json={"title": "Other", "body": "c", "slug": "same"}, headers=owner.headers
+    )
+    assert taken.status_code == 409
+    assert taken.json()["code"] == "slug_taken"
+    source_path = f"/orgs/{owner.organization_id}/knowledge/sources/{second.json()['id']}"
+    null_title = await client.patch(source_path, json={"title": None}, headers=owner.headers)
+    assert null_title.status_code == 422
+    empty = await client.post(
+        f"/orgs/{owner.organization_id}/knowledge/search", json={"query": ""}, headers=owner.headers
+    )
+    assert empty.status_code == 422
+
+
+async def test_concurrent_updates_of_one_article_end_in_one_version_each(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    source = await article(client, owner, title="Returns", body="Thirty days.")
+    path = f"/orgs/{owner.organization_id}/knowledge/sources/{source['id']}"
+    answers = await asyncio.gather(
+        *(
+            client.patch(path, json={"body": f"Thirty days, rule {n}."}, headers=owner.headers)
+            for n in range(5)
+        )
+    )
+    assert sorted(answer.status_code for answer in answers) == [200] * 5
+    assert sorted(answer.json()["version"] for answer in answers) == [2, 3, 4, 5, 6]
+    await run_jobs(client)
+    final = await client.get(path, headers=owner.headers)
+    assert (final.json()["version"], final.json()["ingest_status"]) == (6, "ready")
+    results = await search(client, owner, "thirty days rule")
+    assert [result["version"] for result in results] == [6]
+
+
+async def test_viewers_read_and_search_but_do_not_write(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    source = await article(client, owner, title="Warranty", body="Two years.")
+    key = await client.post(
+        f"/orgs/{owner.organization_id}/api-keys",
+        json={"name": "reader", "role": "viewer"},
+        headers=owner.headers,
+    )
+    reader = {"X-API-Key": key.json()["secret"]}
+    found = await client.post(
+        f"/orgs/{owner.organization_id}/knowledge/search", json={"query": "warranty"}, headers=reader
+    )
+    assert found.json()["results"][0]["source_id"] == source["id"]
+    refused = await client.post(
+        f"/orgs/{owner.organization_id}/knowledge/articles", json={"title": "x", "body": "y"}, headers=reader
+    )
+    assert refused.status_code == 403
