@@ -51,7 +51,7 @@ def test_every_passage_is_a_bounded_slice_and_nothing_written_is_lost(lines: lis
 def test_headings_make_the_path_and_a_long_section_overlaps() -> None:
     paragraph = "Word " * 100  # 500 characters
     text = normalised(
-        f"# Guide\n\nIntro.\n\n## Part\n\n{paragraph}\n\nShort one.\n\n{paragraph}\n\n{paragraph}\n"
+        f"# Guide\n\nIntro.\n\n## Part\n\n{paragraph}\n\n{paragraph}\n\nShort one.\n\n{paragraph}\n"
     )
     pieces = chunk(text)
     assert [piece.heading_path for piece in pieces][:2] == [("Guide",), ("Guide", "Part")]
