@@ -103,6 +103,8 @@ def upgrade() -> None:
         sa.Column("char_end", sa.Integer(), nullable=False),
         sa.Column("length", sa.Float(), nullable=False),
         sa.Column("search", postgresql.TSVECTOR(), nullable=False),
+        sa.Column("grams", postgresql.TSVECTOR(), nullable=False),
+        sa.Column("grams_length", sa.Float(), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
         sa.CheckConstraint("kind IN ('passage', 'phrasing')", name=op.f("ck_knowledge_chunks_kind_known")),
         _organization("knowledge_chunks"),
@@ -116,6 +118,7 @@ def upgrade() -> None:
         ["organization_id", "source_id", "ordinal"],
     )
     op.create_index("ix_knowledge_chunks_search", "knowledge_chunks", ["search"], postgresql_using="gin")
+    op.create_index("ix_knowledge_chunks_grams", "knowledge_chunks", ["grams"], postgresql_using="gin")
     op.create_table(
         "knowledge_phrasings",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -142,6 +145,7 @@ def upgrade() -> None:
         sa.Column("organization_id", sa.Uuid(), nullable=False),
         sa.Column("chunks", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column("total_length", sa.Float(), server_default=sa.text("0"), nullable=False),
+        sa.Column("total_grams_length", sa.Float(), server_default=sa.text("0"), nullable=False),
         _organization("knowledge_stats"),
         sa.PrimaryKeyConstraint("organization_id", name=op.f("pk_knowledge_stats")),
     )

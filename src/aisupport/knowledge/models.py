@@ -84,6 +84,7 @@ class KnowledgeChunk(TenantOwned, Base):
         ),
         Index("ix_knowledge_chunks_organization_id_source_id", "organization_id", "source_id", "ordinal"),
         Index("ix_knowledge_chunks_search", "search", postgresql_using="gin"),
+        Index("ix_knowledge_chunks_grams", "grams", postgresql_using="gin"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -97,6 +98,10 @@ class KnowledgeChunk(TenantOwned, Base):
     char_end: Mapped[int] = mapped_column(Integer)
     length: Mapped[float] = mapped_column()
     search: Mapped[str] = mapped_column(TSVECTOR)
+    # The letter groups (three letters) of the source's title, or of the phrasing: found despite a typo,
+    # a word split or joined ("git hub", "github"); ranked like `search`, with a length of their own.
+    grams: Mapped[str] = mapped_column(TSVECTOR)
+    grams_length: Mapped[float] = mapped_column()
 
 
 class KnowledgePhrasing(TenantOwned, Timestamped, Base):
@@ -132,3 +137,4 @@ class KnowledgeStats(TenantOwned, Base):
     )
     chunks: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     total_length: Mapped[float] = mapped_column(server_default=text("0"))
+    total_grams_length: Mapped[float] = mapped_column(server_default=text("0"))

@@ -8,6 +8,7 @@ title, the headings, the text)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +47,19 @@ B = 0.75
 # What one occurrence counts for, by where it is: the source's title (A), a heading (B), the text (D).
 TITLE_WEIGHT = 3.0
 HEADING_WEIGHT = 1.5
+
+
+GRAM = 3
+WORD = re.compile(r"[^\W_]+")
+
+
+def letter_grams(text: str) -> str:
+    """The text's groups of GRAM letters, word by word, lowercased ("github" -> "git ith thu hub"; a
+    shorter word as it is), as space-separated tokens for the `simple` configuration."""
+    grams = []
+    for word in WORD.findall(text.lower()):
+        grams += [word] if len(word) <= GRAM else [word[i : i + GRAM] for i in range(len(word) - GRAM + 1)]
+    return " ".join(grams)
 
 
 def config_of(locale: str) -> str:
@@ -112,17 +126,19 @@ INSERT_CHUNK = text(
     WITH doc AS (
         SELECT setweight(to_tsvector(CAST(:config AS regconfig), :title), 'A')
                || setweight(to_tsvector(CAST(:config AS regconfig), :headings), 'B')
-               || setweight(to_tsvector(CAST(:config AS regconfig), :text), 'D') AS search
+               || setweight(to_tsvector(CAST(:config AS regconfig), :text), 'D') AS search,
+               to_tsvector('simple', :grams) AS grams
     )
     INSERT INTO knowledge_chunks (id, organization_id, source_id, version, kind, ordinal, heading_path,
-                                  text, char_start, char_end, length, search)
+                                  text, char_start, char_end, length, search, grams, grams_length)
     SELECT :id, :organization_id, :source_id, :version, :kind, :ordinal, :heading_path, :text,
            :char_start, :char_end, coalesce((
                SELECT sum(CASE w WHEN 'A' THEN :title_weight WHEN 'B' THEN :heading_weight ELSE 1 END)
                  FROM unnest(doc.search) AS u, unnest(u.weights) AS w), 0),
-           doc.search
+           doc.search, doc.grams,
+           coalesce((SELECT sum(cardinality(u.positions)) FROM unnest(doc.grams) AS u), 0)
       FROM doc
-    RETURNING length
+    RETURNING length, grams_length
     """
 )
 
@@ -138,9 +154,11 @@ async def replace_chunks(
     ones or the new ones, never half), keeping the organization's statistics; how many now."""
     await _forget_chunks(db, source.organization_id, source.id, kinds=kinds)
     config = config_of(source.locale)
-    total = 0.0
+    total = grams_total = 0.0
     for chunk in chunks:
-        length = await db.scalar(
+        # A passage's letter groups are its source's title's; a phrasing's, its own words'.
+        grams = letter_grams(chunk.text if chunk.kind == "phrasing" else source.title)
+        inserted = await db.execute(
             INSERT_CHUNK,
             {
                 "id": uuid.uuid4(),
@@ -158,10 +176,13 @@ async def replace_chunks(
                 "headings": " ".join(chunk.heading_path),
                 "title_weight": TITLE_WEIGHT,
                 "heading_weight": HEADING_WEIGHT,
+                "grams": grams,
             },
         )
-        total += float(length or 0)
-    await _count(db, source.organization_id, len(chunks), total)
+        lengths = inserted.one()
+        total += float(lengths.length)
+        grams_total += float(lengths.grams_length)
+    await _count(db, source.organization_id, len(chunks), total, grams_total)
     return len(chunks)
 
 
@@ -171,22 +192,31 @@ async def _forget_chunks(
     removed = await db.execute(
         scoped(delete(KnowledgeChunk), KnowledgeChunk, organization_id)
         .where(KnowledgeChunk.source_id == source_id, KnowledgeChunk.kind.in_(kinds))
-        .returning(KnowledgeChunk.length)
+        .returning(KnowledgeChunk.length, KnowledgeChunk.grams_length)
     )
-    lengths = [float(row.length) for row in removed]
-    if lengths:
-        await _count(db, organization_id, -len(lengths), -sum(lengths))
+    rows = removed.all()
+    if rows:
+        lengths = -sum(float(row.length) for row in rows), -sum(float(row.grams_length) for row in rows)
+        await _count(db, organization_id, -len(rows), *lengths)
 
 
-async def _count(db: AsyncSession, organization_id: uuid.UUID, chunks: int, length: float) -> None:
+async def _count(
+    db: AsyncSession, organization_id: uuid.UUID, chunks: int, length: float, grams_length: float
+) -> None:
     await db.execute(
         pg_insert(KnowledgeStats)
-        .values(organization_id=organization_id, chunks=chunks, total_length=length)
+        .values(
+            organization_id=organization_id,
+            chunks=chunks,
+            total_length=length,
+            total_grams_length=grams_length,
+        )
         .on_conflict_do_update(
             index_elements=[KnowledgeStats.organization_id],
             set_={
                 "chunks": KnowledgeStats.chunks + chunks,
                 "total_length": KnowledgeStats.total_length + length,
+                "total_grams_length": KnowledgeStats.total_grams_length + grams_length,
             },
         )
     )
@@ -215,14 +245,14 @@ class Hit:
     best_possible: float
 
 
-SEARCH = text(
-    """
+SEARCH_TEMPLATE = """
     WITH q AS (
         SELECT DISTINCT lexeme
           FROM unnest(tsvector_to_array(to_tsvector(CAST(:config AS regconfig), :query))) AS lexeme
     ),
     stats AS (
-        SELECT greatest(chunks, 1) AS n, CASE WHEN chunks > 0 THEN total_length / chunks ELSE 1 END AS avgdl
+        SELECT greatest(chunks, 1) AS n,
+               CASE WHEN chunks > 0 AND {total} > 0 THEN {total} / chunks ELSE 1 END AS avgdl
           FROM knowledge_stats WHERE organization_id = :organization_id
     ),
     idf AS (
@@ -230,16 +260,16 @@ SEARCH = text(
           FROM q CROSS JOIN stats CROSS JOIN LATERAL (
               SELECT count(*) AS df FROM knowledge_chunks c
                WHERE c.organization_id = :organization_id
-                 AND c.search @@ CAST(quote_literal(q.lexeme) AS tsquery)
+                 AND c.{column} @@ CAST(quote_literal(q.lexeme) AS tsquery)
           ) AS f
          WHERE f.df > 0
     ),
     candidates AS (
-        SELECT c.id, c.source_id, c.kind, c.search, c.length
+        SELECT c.id, c.source_id, c.kind, c.{column} AS search, c.{length} AS length
           FROM knowledge_chunks c
           JOIN knowledge_sources s ON s.organization_id = c.organization_id AND s.id = c.source_id
          WHERE c.organization_id = :organization_id
-           AND c.search @@ (SELECT CAST(string_agg(quote_literal(lexeme), ' | ') AS tsquery) FROM idf)
+           AND c.{column} @@ (SELECT CAST(string_agg(quote_literal(lexeme), ' | ') AS tsquery) FROM idf)
            AND (CAST(:statuses AS text[]) IS NULL OR s.status = ANY(CAST(:statuses AS text[])))
            AND (CAST(:visibilities AS text[]) IS NULL OR s.visibility = ANY(CAST(:visibilities AS text[])))
            AND (CAST(:collection AS text) IS NULL OR s.collection = CAST(:collection AS text))
@@ -263,8 +293,12 @@ SEARCH = text(
      GROUP BY c.id, c.source_id, c.kind
      ORDER BY bm25 DESC, c.id
      LIMIT :limit
-    """
-)
+"""
+
+
+# BM25 over the words (weighted by where they are), and over the letter groups.
+SEARCH_WORDS = text(SEARCH_TEMPLATE.format(column="search", length="length", total="total_length"))
+SEARCH_GRAMS = text(SEARCH_TEMPLATE.format(column="grams", length="grams_length", total="total_grams_length"))
 
 
 @dataclass(frozen=True)
@@ -278,15 +312,23 @@ class Filters:
 
 
 async def search(
-    db: AsyncSession, organization_id: uuid.UUID, query: str, config: str, filters: Filters, *, limit: int
+    db: AsyncSession,
+    organization_id: uuid.UUID,
+    query: str,
+    config: str,
+    filters: Filters,
+    *,
+    limit: int,
+    grams: bool = False,
 ) -> list[Hit]:
-    """The best-scoring chunks for `query`, at most `limit`."""
+    """The best-scoring chunks for `query` by its words (`config`), or by its letter groups (`grams`);
+    at most `limit`."""
     rows = await db.execute(
-        SEARCH,
+        SEARCH_GRAMS if grams else SEARCH_WORDS,
         {
             "organization_id": organization_id,
-            "query": query,
-            "config": config,
+            "query": letter_grams(query) if grams else query,
+            "config": "simple" if grams else config,
             "statuses": filters.statuses,
             "visibilities": filters.visibilities,
             "collection": filters.collection,
