@@ -21,9 +21,14 @@ TENANCY = "aisupport.core.tenancy"
 BINDING = {
     "bind_request_tenant": ("aisupport.access.*",),  # the principal dependency, and act_as
     "rebind_request_tenant": ("aisupport.access.tenancy",),  # act_as only
-    # Work outside a request's transaction: jobs, and the realtime hub reading an organization's events
-    # for its streams.
-    "tenant_session": ("aisupport.access.*", "*.tasks", "aisupport.realtime.hub"),
+    # Work outside a request's transaction: jobs, the realtime hub reading an organization's events for
+    # its streams, and the retrieval evaluation's organization of its own (a command, not a request).
+    "tenant_session": (
+        "aisupport.access.*",
+        "*.tasks",
+        "aisupport.realtime.hub",
+        "aisupport.knowledge.evaluation",
+    ),
     "REQUEST_STATE": ("aisupport.core.db",),  # the request's session gets its scope
     "apply_tenant": (),  # the session's own hook (and the benchmark's floor, outside src)
 }

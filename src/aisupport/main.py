@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from starlette.routing import compile_path
+from starlette.types import ASGIApp
 
 from aisupport.access.cache import PRINCIPALS, PrincipalCache, Principals
 from aisupport.auth.account_router import router as account_router
@@ -29,6 +30,7 @@ from aisupport.conversations.tag_router import router as tag_router
 from aisupport.core import tracing
 from aisupport.core.api_docs import install_api_docs
 from aisupport.core.config import Settings
+from aisupport.core.cors import ProblemCORSMiddleware
 from aisupport.core.db import create_sessionmaker, engine_for
 from aisupport.core.embedded import start_embedded_postgres
 from aisupport.core.errors import install_error_handlers
@@ -41,6 +43,7 @@ from aisupport.core.security import AccessTokenCodec, PasswordHasher
 from aisupport.core.tenancy import app_database_url, refuse_privileged_role
 from aisupport.health.router import metrics_router
 from aisupport.health.router import router as health_router
+from aisupport.knowledge.help_router import router as help_router
 from aisupport.knowledge.router import router as knowledge_router
 from aisupport.mail.delivery import worker_context
 from aisupport.openapi import install_problem_documentation, operation_id
@@ -83,6 +86,7 @@ ROUTERS = (
     webhooks_router,
     widget_router,
     knowledge_router,
+    help_router,
 )
 
 
@@ -103,6 +107,17 @@ def database_url(settings: Settings) -> str:
         _embedded_urls[pgdata] = start_embedded_postgres(pgdata)
         log.info("embedded_postgresql_ready", seconds=round(time.perf_counter() - started, 2))
     return _embedded_urls[pgdata]
+
+
+def open_cors(app: ASGIApp) -> ASGIApp:
+    """CORS for the public help centre: readable from any page, never with credentials."""
+    return ProblemCORSMiddleware(
+        app,
+        allow_origins=["*"],
+        allow_methods=["GET"],
+        allow_headers=["Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -221,7 +236,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             (compile_path(path)[0], settings.ATTACHMENT_MAX_BYTES + MULTIPART_OVERHEAD_BYTES)
             for path in (UPLOAD_PATH, WIDGET_UPLOAD_PATH)
         ],
-        cors_by_prefix=[("/widget/", WidgetCORS)],
+        cors_by_prefix=[("/widget/", WidgetCORS), ("/help/", open_cors)],
         json_routes=json_body_routes(route for router in ROUTERS for route in router.routes),
     )
     return app

@@ -4,10 +4,12 @@ score in [0, 1], phrasings learned, versions swapped whole, deletions audited, b
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from httpx import AsyncClient
 
-from tests.conftest import run_jobs
+from aisupport.core.config import Settings
+from tests.conftest import run_jobs, serve
 from tests.knowledge.helpers import article, phrased, search
 from tests.organizations.helpers import new_owner
 
@@ -216,3 +218,45 @@ async def test_viewers_read_and_search_but_do_not_write(client: AsyncClient) -> 
         f"/orgs/{owner.organization_id}/knowledge/articles", json={"title": "x", "body": "y"}, headers=reader
     )
     assert refused.status_code == 403
+
+
+async def test_the_help_centre_shows_public_published_articles_only(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    shown = await article(
+        client,
+        owner,
+        title="Track your parcel",
+        body="Use the link in your email.",
+        visibility="public",
+        collection="orders",
+    )
+    await article(
+        client, owner, title="Track internal escalations", body="Ask the lead.", visibility="internal"
+    )
+    await article(client, owner, title="Track returns", body="Soon.", visibility="public", status="draft")
+    organization = await client.get(f"/orgs/{owner.organization_id}", headers=owner.headers)
+    base = f"/help/v1/{organization.json()['slug']}"
+    listed = await client.get(f"{base}/articles")
+    assert listed.status_code == 200, listed.text
+    assert [item["slug"] for item in listed.json()["items"]] == [shown["slug"]]
+    assert [
+        item["slug"] for item in (await client.get(f"{base}/articles?collection=orders")).json()["items"]
+    ] == [shown["slug"]]
+    read = await client.get(f"{base}/articles/{shown['slug']}")
+    assert read.json()["body"] == "Use the link in your email."
+    for hidden in ("track-internal-escalations", "track-returns", "no-such-article"):
+        assert (await client.get(f"{base}/articles/{hidden}")).status_code == 404
+    found = await client.get(f"{base}/search", params={"q": "track"})
+    assert [result["source_id"] for result in found.json()["results"]] == [shown["id"]]
+    assert (await client.get("/help/v1/no-such-organization/articles")).status_code == 404
+    cors = await client.get(f"{base}/articles", headers={"Origin": "https://help.example"})
+    assert cors.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in cors.headers
+
+
+async def test_the_help_centre_is_rate_limited_per_address(make_settings: Callable[..., Settings]) -> None:
+    async with serve(make_settings(RATE_LIMIT_HELP_PER_IP="2/minute")) as client:
+        owner = await new_owner(client)
+        organization = await client.get(f"/orgs/{owner.organization_id}", headers=owner.headers)
+        base = f"/help/v1/{organization.json()['slug']}/articles"
+        assert [(await client.get(base)).status_code for _ in range(3)] == [200, 200, 429]

@@ -41,6 +41,7 @@ RATE_LIMIT_SETTINGS = (
     "RATE_LIMIT_WIDGET_SESSIONS_PER_IP",
     "RATE_LIMIT_WIDGET_PER_IP",
     "RATE_LIMIT_WIDGET_PER_VISITOR",
+    "RATE_LIMIT_HELP_PER_IP",
 )
 
 
@@ -120,6 +121,8 @@ class Settings(BaseSettings):
     RATE_LIMIT_WIDGET_SESSIONS_PER_IP: str = "60/hour"
     RATE_LIMIT_WIDGET_PER_IP: str = "600/minute"
     RATE_LIMIT_WIDGET_PER_VISITOR: str = "120/minute"
+    # The public help centre (docs/knowledge.md), per client address.
+    RATE_LIMIT_HELP_PER_IP: str = "300/minute"
     RATE_LIMIT_KEY_PREFIX: str = "aisupport"
 
     # Network.
@@ -360,6 +363,7 @@ class Settings(BaseSettings):
             "widget_sessions_ip": parse(self.RATE_LIMIT_WIDGET_SESSIONS_PER_IP),
             "widget_ip": parse(self.RATE_LIMIT_WIDGET_PER_IP),
             "widget_visitor": parse(self.RATE_LIMIT_WIDGET_PER_VISITOR),
+            "help_ip": parse(self.RATE_LIMIT_HELP_PER_IP),
         }
 
     @property

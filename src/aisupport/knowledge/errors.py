@@ -13,3 +13,7 @@ def source_not_found() -> AppError:
 
 def slug_taken() -> AppError:
     return AppError(409, "slug_taken", "Another source of this organization has this slug.")
+
+
+def help_centre_not_found() -> AppError:
+    return AppError(404, "help_centre_not_found", "No such help centre.")

@@ -100,7 +100,7 @@ async def evaluate(
             for line in _lines(queries):
                 started = time.perf_counter()
                 results = await service.search(
-                    db, principal, line["query"], Filters(), k=RANKED, min_score=0.0, locale="en"
+                    db, organization_id, line["query"], Filters(), k=RANKED, min_score=0.0, locale="en"
                 )
                 latencies.append((time.perf_counter() - started) * 1000)
                 rankings.append(([article_of[result.source.id] for result in results], set(line["relevant"])))

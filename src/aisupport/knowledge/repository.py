@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, text, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from aisupport.core.db import row_of, rows_of, scoped
 from aisupport.knowledge.models import KnowledgeChunk, KnowledgePhrasing, KnowledgeSource, KnowledgeStats
@@ -64,6 +64,37 @@ def letter_grams(text: str) -> str:
 
 def config_of(locale: str) -> str:
     return CONFIGS.get(locale.split("-", 1)[0].lower(), "simple")
+
+
+ORGANIZATION_OF_SLUG = text("SELECT organization_of_slug(:slug)")
+
+
+async def organization_of_slug(engine: AsyncEngine, slug: str) -> uuid.UUID | None:
+    """The organization with this public slug, before any tenant is known (one round trip)."""
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        found: uuid.UUID | None = await connection.scalar(ORGANIZATION_OF_SLUG, {"slug": slug})
+    return found
+
+
+async def published_articles(
+    db: AsyncSession,
+    organization_id: uuid.UUID,
+    *,
+    collection: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[KnowledgeSource]:
+    """The organization's public, published articles (of a collection), oldest first."""
+    query = rows_of(KnowledgeSource, organization_id).where(
+        KnowledgeSource.status == "published", KnowledgeSource.visibility == "public"
+    )
+    if collection is not None:
+        query = query.where(KnowledgeSource.collection == collection)
+    if after is not None:
+        query = query.where(func.row(KnowledgeSource.created_at, KnowledgeSource.id) > func.row(*after))
+    query = query.order_by(KnowledgeSource.created_at, KnowledgeSource.id).limit(limit)
+    return list((await db.scalars(query)).all())
 
 
 async def add_source(db: AsyncSession, source: KnowledgeSource) -> None:

@@ -113,24 +113,32 @@ async def search_knowledge(
         tags=payload.tags,
     )
     found = await service.search(
-        db, principal, payload.query, filters, k=payload.k, min_score=payload.min_score, locale=payload.locale
+        db,
+        principal.organization_id,
+        payload.query,
+        filters,
+        k=payload.k,
+        min_score=payload.min_score,
+        locale=payload.locale,
     )
-    return SearchOut(
-        method="bm25",
-        results=[
-            PassageOut(
-                source_id=result.source.id,
-                source_title=result.source.title,
-                source_slug=result.source.slug,
-                chunk_id=result.passage.id,
-                heading_path=result.passage.heading_path,
-                text=result.passage.text,
-                char_start=result.passage.char_start,
-                char_end=result.passage.char_end,
-                version=result.passage.version,
-                matched="phrasing" if result.matched == "phrasing" else "passage",
-                score=result.score,
-            )
-            for result in found
-        ],
-    )
+    return SearchOut(method="bm25", results=passages(found))
+
+
+def passages(found: list[service.Result]) -> list[PassageOut]:
+    """Search results as the API shows them."""
+    return [
+        PassageOut(
+            source_id=result.source.id,
+            source_title=result.source.title,
+            source_slug=result.source.slug,
+            chunk_id=result.passage.id,
+            heading_path=result.passage.heading_path,
+            text=result.passage.text,
+            char_start=result.passage.char_start,
+            char_end=result.passage.char_end,
+            version=result.passage.version,
+            matched="phrasing" if result.matched == "phrasing" else "passage",
+            score=result.score,
+        )
+        for result in found
+    ]

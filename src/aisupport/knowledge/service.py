@@ -201,6 +201,26 @@ async def add_phrasings(
     return added
 
 
+async def help_centre_articles(
+    db: AsyncSession,
+    organization_id: uuid.UUID,
+    *,
+    collection: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[KnowledgeSource]:
+    """The help centre's articles: public and published only."""
+    return await repo.published_articles(db, organization_id, collection=collection, after=after, limit=limit)
+
+
+async def help_centre_article(db: AsyncSession, organization_id: uuid.UUID, slug: str) -> KnowledgeSource:
+    """A public, published article by its slug; 404 for any other (a draft, an internal one)."""
+    found = await repo.source_by_slug(db, organization_id, slug)
+    if found is None or found.status != "published" or found.visibility != "public":
+        raise errors.source_not_found()
+    return found
+
+
 async def list_phrasings(
     db: AsyncSession, principal: Principal, source_id: uuid.UUID
 ) -> list[KnowledgePhrasing]:
@@ -239,7 +259,7 @@ class _Candidate:
 
 async def search(
     db: AsyncSession,
-    principal: Principal,
+    organization_id: uuid.UUID,
     query: str,
     filters: Filters,
     *,
@@ -249,7 +269,6 @@ async def search(
 ) -> list[Result]:
     """The `k` best sources for `query`, each with its best passage, scored in [0, 1], none below
     `min_score`: BM25 over the words, fused with BM25 over the letter groups of titles and phrasings."""
-    organization_id = principal.organization_id
     config = repo.config_of(locale)
     candidates: dict[uuid.UUID, _Candidate] = {}
     for grams in (False, True):
