@@ -155,10 +155,10 @@ class NewChunk:
 INSERT_CHUNK = text(
     """
     WITH doc AS (
-        SELECT setweight(to_tsvector(CAST(:config AS regconfig), :title), 'A')
-               || setweight(to_tsvector(CAST(:config AS regconfig), :headings), 'B')
-               || setweight(to_tsvector(CAST(:config AS regconfig), :text), 'D') AS search,
-               to_tsvector('simple', :grams) AS grams
+        SELECT knowledge_document(
+                   :organization_id, CAST(:config AS regconfig), :title, :headings, :text
+               ) AS search,
+               search_document(:organization_id, :grams) AS grams
     )
     INSERT INTO knowledge_chunks (id, organization_id, source_id, version, kind, ordinal, heading_path,
                                   text, char_start, char_end, length, search, grams, grams_length)
@@ -276,60 +276,23 @@ class Hit:
     best_possible: float
 
 
-SEARCH_TEMPLATE = """
-    WITH q AS (
-        SELECT DISTINCT lexeme
-          FROM unnest(tsvector_to_array(to_tsvector(CAST(:config AS regconfig), :query))) AS lexeme
-    ),
-    stats AS (
-        SELECT greatest(chunks, 1) AS n,
-               CASE WHEN chunks > 0 AND {total} > 0 THEN {total} / chunks ELSE 1 END AS avgdl
-          FROM knowledge_stats WHERE organization_id = :organization_id
-    ),
-    idf AS (
-        SELECT q.lexeme, ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) AS idf
-          FROM q CROSS JOIN stats CROSS JOIN LATERAL (
-              SELECT count(*) AS df FROM knowledge_chunks c
-               WHERE c.organization_id = :organization_id
-                 AND c.{column} @@ CAST(quote_literal(q.lexeme) AS tsquery)
-          ) AS f
-         WHERE f.df > 0
-    ),
-    candidates AS (
-        SELECT c.id, c.source_id, c.kind, c.{column} AS search, c.{length} AS length
-          FROM knowledge_chunks c
-          JOIN knowledge_sources s ON s.organization_id = c.organization_id AND s.id = c.source_id
-         WHERE c.organization_id = :organization_id
-           AND c.{column} @@ (SELECT CAST(string_agg(quote_literal(lexeme), ' | ') AS tsquery) FROM idf)
-           AND (CAST(:statuses AS text[]) IS NULL OR s.status = ANY(CAST(:statuses AS text[])))
-           AND (CAST(:visibilities AS text[]) IS NULL OR s.visibility = ANY(CAST(:visibilities AS text[])))
-           AND (CAST(:collection AS text) IS NULL OR s.collection = CAST(:collection AS text))
-           AND (CAST(:locale AS text) IS NULL OR s.locale = CAST(:locale AS text))
-           AND (CAST(:source_id AS uuid) IS NULL OR s.id = CAST(:source_id AS uuid))
-           AND (CAST(:tags AS varchar[]) IS NULL OR s.tags @> CAST(:tags AS varchar[]))
-    )
-    SELECT c.id, c.source_id, c.kind,
-           sum(idf.idf * t.tf * (:k1 + 1) / (t.tf + :k1 * (1 - :b + :b * c.length / stats.avgdl))) AS bm25,
-           (SELECT sum(idf * (:k1 + 1)) FROM idf) AS best_possible
-      FROM candidates c
-      CROSS JOIN stats
-      CROSS JOIN LATERAL (
-          SELECT u.lexeme, (
-              SELECT sum(CASE w WHEN 'A' THEN :title_weight WHEN 'B' THEN :heading_weight ELSE 1 END)
-                FROM unnest(u.weights) AS w
-          ) AS tf
-            FROM unnest(c.search) AS u
-      ) AS t
-      JOIN idf ON idf.lexeme = t.lexeme
-     GROUP BY c.id, c.source_id, c.kind
-     ORDER BY bm25 DESC, c.id
-     LIMIT :limit
+# The lookups of migration 8a1e4c2b7d65 (BM25 in the database, over the GIN index, for the current
+# tenant only): over the words (weighted by where they are), and over the letter groups.
+HITS = """
+    SELECT chunk_id, source_id, kind, bm25, best_possible
+      FROM knowledge_{name}_hits(
+          :organization_id, tsvector_to_array(to_tsvector(CAST(:config AS regconfig), :query)),
+          CAST(:statuses AS text[]), CAST(:visibilities AS text[]), CAST(:collection AS text),
+          CAST(:locale AS text), CAST(:source_id AS uuid), CAST(:tags AS varchar[]),
+          :k1, :b, :title_weight, :heading_weight, :rare, :candidates, :limit
+      )
 """
-
-
-# BM25 over the words (weighted by where they are), and over the letter groups.
-SEARCH_WORDS = text(SEARCH_TEMPLATE.format(column="search", length="length", total="total_length"))
-SEARCH_GRAMS = text(SEARCH_TEMPLATE.format(column="grams", length="grams_length", total="total_grams_length"))
+SEARCH_WORDS = text(HITS.format(name="word"))
+SEARCH_GRAMS = text(HITS.format(name="gram"))
+# Candidates: chunks with one of the query's lexemes found in at most 5 % of the organization's chunks
+# (or RARE_CHUNKS, if more), and always the rarest lexeme's; at most MAX_CANDIDATES of them scored.
+RARE_CHUNKS = 200
+MAX_CANDIDATES = 1000
 
 
 @dataclass(frozen=True)
@@ -370,10 +333,12 @@ async def search(
             "b": B,
             "title_weight": TITLE_WEIGHT,
             "heading_weight": HEADING_WEIGHT,
+            "rare": RARE_CHUNKS,
+            "candidates": MAX_CANDIDATES,
             "limit": limit,
         },
     )
-    return [Hit(row.id, row.source_id, row.kind, float(row.bm25), float(row.best_possible)) for row in rows]
+    return [Hit(row.chunk_id, row.source_id, row.kind, float(row.bm25), float(row.best_possible)) for row in rows]
 
 
 async def chunks_by_id(
