@@ -338,7 +338,9 @@ async def search(
             "limit": limit,
         },
     )
-    return [Hit(row.chunk_id, row.source_id, row.kind, float(row.bm25), float(row.best_possible)) for row in rows]
+    return [
+        Hit(row.chunk_id, row.source_id, row.kind, float(row.bm25), float(row.best_possible)) for row in rows
+    ]
 
 
 async def chunks_by_id(
