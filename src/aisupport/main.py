@@ -44,6 +44,7 @@ from aisupport.core.tenancy import app_database_url, refuse_privileged_role
 from aisupport.health.router import metrics_router
 from aisupport.health.router import router as health_router
 from aisupport.knowledge.help_router import router as help_router
+from aisupport.knowledge.router import DOCUMENTS_PATH
 from aisupport.knowledge.router import router as knowledge_router
 from aisupport.mail.delivery import worker_context
 from aisupport.openapi import install_problem_documentation, operation_id
@@ -235,6 +236,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         route_body_limits=[
             (compile_path(path)[0], settings.ATTACHMENT_MAX_BYTES + MULTIPART_OVERHEAD_BYTES)
             for path in (UPLOAD_PATH, WIDGET_UPLOAD_PATH)
+        ]
+        + [
+            (
+                compile_path(DOCUMENTS_PATH)[0],
+                settings.KNOWLEDGE_DOCUMENT_MAX_BYTES + MULTIPART_OVERHEAD_BYTES,
+            )
         ],
         cors_by_prefix=[("/widget/", WidgetCORS), ("/help/", open_cors)],
         json_routes=json_body_routes(route for router in ROUTERS for route in router.routes),

@@ -219,6 +219,9 @@ class Settings(BaseSettings):
     # One message attachment's largest size (an upload past it answers 413 and stores nothing); at most
     # STORAGE_MAX_OBJECT_BYTES (unset: 25 MiB, or STORAGE_MAX_OBJECT_BYTES if that is smaller).
     ATTACHMENT_MAX_BYTES: int = Field(default=25 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024)
+    # A knowledge document's largest file (PDF, DOCX, HTML, Markdown, text); at most
+    # STORAGE_MAX_OBJECT_BYTES.
+    KNOWLEDGE_DOCUMENT_MAX_BYTES: int = Field(default=20 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024)
 
     @field_validator("CORS_ORIGINS", "FORWARDED_ALLOW_IPS", mode="before")
     @classmethod

@@ -11,8 +11,10 @@ block longer than MAX_CHARS is cut at sentence ends, else at spaces.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 TARGET_CHARS = 1200
@@ -97,8 +99,9 @@ def _split_long(text: str, block: _Block) -> list[_Block]:
     return parts
 
 
-def chunk(text: str) -> list[Piece]:
-    """The passages of a normalised text, in order."""
+def chunk(text: str, breaks: Sequence[int] = ()) -> list[Piece]:
+    """The passages of a normalised text, in order; `breaks` (a PDF's page starts) also start a new
+    passage, so each passage is on the page it cites."""
     blocks = [part for block in _blocks(text) for part in _split_long(text, block)]
     pieces: list[Piece] = []
     current: list[_Block] = []
@@ -109,11 +112,15 @@ def chunk(text: str) -> list[Piece]:
 
     for block in blocks:
         if current and (
-            block.heading_path != current[0].heading_path or block.end - current[0].start > TARGET_CHARS
+            block.heading_path != current[0].heading_path
+            or block.end - current[0].start > TARGET_CHARS
+            or bisect.bisect_right(breaks, block.start) != bisect.bisect_right(breaks, current[-1].start)
         ):
             close()
             last = current[-1]
-            same_section = block.heading_path == last.heading_path
+            same_section = block.heading_path == last.heading_path and bisect.bisect_right(
+                breaks, block.start
+            ) == bisect.bisect_right(breaks, last.start)
             overlap = same_section and last.end - last.start <= OVERLAP_CHARS and len(current) > 1
             current = [last] if overlap else []
         current.append(block)

@@ -17,3 +17,48 @@ def slug_taken() -> AppError:
 
 def help_centre_not_found() -> AppError:
     return AppError(404, "help_centre_not_found", "No such help centre.")
+
+
+DOCUMENT_REFUSED = ProblemAnswer(
+    415, "not multipart/form-data (`multipart_required`), or not a PDF, DOCX, HTML, Markdown or text file"
+)
+DOCUMENT_TOO_LARGE = ProblemAnswer(413, "the file is larger than KNOWLEDGE_DOCUMENT_MAX_BYTES")
+BAD_DOCUMENT_UPLOAD = ProblemAnswer(
+    422, "no file part, an empty file or another part (`file_missing`, `empty_file`, `unexpected_part`)"
+)
+STORAGE_UNAVAILABLE = ProblemAnswer(503, "the file storage cannot be reached; try again later")
+BODY_OF_A_DOCUMENT = ProblemAnswer(422, "a document's body is read from its file (`document_body_read_only`)")
+
+
+def unsupported_document(filename: str) -> AppError:
+    return AppError(
+        415,
+        "unsupported_document_type",
+        f"{filename!r} is not a PDF, DOCX, HTML, Markdown or text file (by its type or its name).",
+    )
+
+
+def document_too_large(limit: int) -> AppError:
+    return AppError(413, "document_too_large", f"The file is larger than {limit} bytes; nothing was stored.")
+
+
+def multipart_required() -> AppError:
+    return AppError(
+        415, "multipart_required", "Send the file as multipart/form-data, in one part named file."
+    )
+
+
+def malformed_multipart() -> AppError:
+    return AppError(400, "malformed_multipart", "The multipart/form-data body cannot be read.")
+
+
+def bad_upload(code: str, detail: str) -> AppError:
+    return AppError(422, code, detail)
+
+
+def storage_unavailable() -> AppError:
+    return AppError(503, "storage_unavailable", "The file storage cannot be reached; try again later.")
+
+
+def document_body_read_only() -> AppError:
+    return AppError(422, "document_body_read_only", "A document's body is the text read from its file.")

@@ -26,19 +26,21 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from aisupport.core.db import Base, TenantOwned, Timestamped
 
-SOURCE_KINDS = ("article",)
+SOURCE_KINDS = ("article", "document")
 ARTICLE_STATUSES = ("draft", "published", "archived")
 VISIBILITIES = ("public", "internal")
 INGEST_STATUSES = ("queued", "processing", "ready", "failed")
 
 
 class KnowledgeSource(TenantOwned, Timestamped, Base):
-    """Something the knowledge base knows: an article written through the API (its Markdown `body`).
-    `version` grows with each change of its content; its chunks are of one version, swapped whole."""
+    """Something the knowledge base knows: an article written through the API (its Markdown `body`), or
+    a document uploaded (a PDF, DOCX, HTML, Markdown or text file in storage under `storage_key`; `body`
+    is the text read from it). `version` grows with each change of its content; its chunks are of one
+    version, swapped whole."""
 
     __tablename__ = "knowledge_sources"
     __table_args__ = (
-        CheckConstraint("kind IN ('article')", name="kind_known"),
+        CheckConstraint("kind IN ('article', 'document')", name="kind_known"),
         CheckConstraint("status IN ('draft', 'published', 'archived')", name="status_known"),
         CheckConstraint("visibility IN ('public', 'internal')", name="visibility_known"),
         CheckConstraint(
@@ -64,6 +66,12 @@ class KnowledgeSource(TenantOwned, Timestamped, Base):
     ingest_status: Mapped[str] = mapped_column(String(16))
     ingest_error: Mapped[str | None] = mapped_column(String(500))
     chunk_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # A document's file: its name as uploaded (made safe), declared type, size, hash and place in storage.
+    filename: Mapped[str | None] = mapped_column(String(255))
+    content_type: Mapped[str | None] = mapped_column(String(255))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    storage_key: Mapped[str | None] = mapped_column(String(512))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -96,6 +104,7 @@ class KnowledgeChunk(TenantOwned, Base):
     text: Mapped[str] = mapped_column(Text)
     char_start: Mapped[int] = mapped_column(Integer)
     char_end: Mapped[int] = mapped_column(Integer)
+    page: Mapped[int | None] = mapped_column(Integer)  # a PDF's page (1, 2, ...) where the passage starts
     length: Mapped[float] = mapped_column()
     search: Mapped[str] = mapped_column(TSVECTOR)
     # The letter groups (three letters) of the source's title, or of the phrasing: found despite a typo,

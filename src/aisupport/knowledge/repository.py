@@ -150,6 +150,7 @@ class NewChunk:
     text: str
     char_start: int
     char_end: int
+    page: int | None = None
 
 
 INSERT_CHUNK = text(
@@ -161,9 +162,9 @@ INSERT_CHUNK = text(
                search_document(:organization_id, :grams) AS grams
     )
     INSERT INTO knowledge_chunks (id, organization_id, source_id, version, kind, ordinal, heading_path,
-                                  text, char_start, char_end, length, search, grams, grams_length)
+                                  text, char_start, char_end, page, length, search, grams, grams_length)
     SELECT :id, :organization_id, :source_id, :version, :kind, :ordinal, :heading_path, :text,
-           :char_start, :char_end, coalesce((
+           :char_start, :char_end, :page, coalesce((
                SELECT sum(CASE w WHEN 'A' THEN :title_weight WHEN 'B' THEN :heading_weight ELSE 1 END)
                  FROM unnest(doc.search) AS u, unnest(u.weights) AS w), 0),
            doc.search, doc.grams,
@@ -202,6 +203,7 @@ async def replace_chunks(
                 "text": chunk.text,
                 "char_start": chunk.char_start,
                 "char_end": chunk.char_end,
+                "page": chunk.page,
                 "config": config,
                 "title": source.title,
                 "headings": " ".join(chunk.heading_path),

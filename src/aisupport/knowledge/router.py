@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 
 from aisupport.access.dependencies import ClientInfo, requires
 from aisupport.access.permissions import Permission
 from aisupport.access.principal import Principal
+from aisupport.conversations.attachment_router import UPLOAD_BODY, AppStorage, request_body
+from aisupport.core.config import Settings
 from aisupport.core.db import DbSession
 from aisupport.core.errors import problem_responses
 from aisupport.core.pagination import Page, Paging
@@ -47,6 +49,40 @@ async def create_article(
     return SourceOut.model_validate(await service.create_article(db, principal, payload.model_dump()))
 
 
+DOCUMENTS_PATH = "/orgs/{org_id}/knowledge/documents"
+
+
+@router.post(
+    DOCUMENTS_PATH,
+    status_code=status.HTTP_201_CREATED,
+    response_model=SourceOut,
+    openapi_extra={"requestBody": UPLOAD_BODY},
+    responses=problem_responses(
+        errors.DOCUMENT_REFUSED,
+        errors.DOCUMENT_TOO_LARGE,
+        errors.BAD_DOCUMENT_UPLOAD,
+        errors.STORAGE_UNAVAILABLE,
+    ),
+)
+async def upload_document(
+    org_id: uuid.UUID, principal: Writer, db: DbSession, storage: AppStorage, request: Request
+) -> SourceOut:
+    """Upload a document (`multipart/form-data`, one part named `file`: PDF, DOCX, HTML, Markdown or
+    plain text, at most KNOWLEDGE_DOCUMENT_MAX_BYTES), streamed to storage and queued for ingestion; its
+    title is its file name (change it with PATCH). A file that cannot be read fails with a reason
+    (`ingest_status` `failed`, `ingest_error`)."""
+    settings: Settings = request.app.state.settings
+    source = await service.upload_document(
+        db,
+        principal,
+        storage,
+        content_type=request.headers.get("content-type"),
+        body=request_body(request),
+        max_bytes=settings.KNOWLEDGE_DOCUMENT_MAX_BYTES,
+    )
+    return SourceOut.model_validate(source)
+
+
 @router.get("/orgs/{org_id}/knowledge/sources", response_model=Page[SourceOut])
 async def list_sources(
     org_id: uuid.UUID, principal: Reader, db: DbSession, paging: Paging
@@ -61,7 +97,11 @@ async def get_source(org_id: uuid.UUID, source_id: uuid.UUID, principal: Reader,
     return SourceOut.model_validate(await service.get_source(db, principal, source_id))
 
 
-@router.patch(SOURCE, response_model=SourceOut, responses=problem_responses(errors.SLUG_TAKEN))
+@router.patch(
+    SOURCE,
+    response_model=SourceOut,
+    responses=problem_responses(errors.SLUG_TAKEN, errors.BODY_OF_A_DOCUMENT),
+)
 async def update_article(
     org_id: uuid.UUID, source_id: uuid.UUID, payload: ArticleUpdate, principal: Writer, db: DbSession
 ) -> SourceOut:
@@ -136,6 +176,7 @@ def passages(found: list[service.Result]) -> list[PassageOut]:
             text=result.passage.text,
             char_start=result.passage.char_start,
             char_end=result.passage.char_end,
+            page=result.passage.page,
             version=result.passage.version,
             matched="phrasing" if result.matched == "phrasing" else "passage",
             score=result.score,

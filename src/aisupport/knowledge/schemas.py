@@ -35,7 +35,7 @@ class ArticleCreate(RequestModel):
 
 class ArticleUpdate(RequestModel):
     title: Title = Field(default=None)  # type: ignore[assignment]
-    body: str = Field(default=None, max_length=BODY_MAX)  # type: ignore[assignment]
+    body: str = Field(default=None, max_length=BODY_MAX, description="An article's only.")  # type: ignore[assignment]
     status: Status = Field(default=None)  # type: ignore[arg-type]
     visibility: Visibility = Field(default=None)  # type: ignore[arg-type]
     locale: Locale = Field(default=None)  # type: ignore[assignment]
@@ -48,7 +48,7 @@ class SourceOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    kind: Literal["article"]
+    kind: Literal["article", "document"]
     title: str
     slug: str
     body: str
@@ -61,6 +61,9 @@ class SourceOut(BaseModel):
     ingest_status: Literal["queued", "processing", "ready", "failed"]
     ingest_error: str | None
     chunk_count: int
+    filename: str | None = Field(description="A document's file name, as uploaded (made safe).")
+    content_type: str | None
+    size: int | None = Field(description="A document's size in bytes.")
     created_at: datetime
     updated_at: datetime
 
@@ -103,6 +106,7 @@ class PassageOut(BaseModel):
     text: str
     char_start: int = Field(description="Offsets into the source's normalised text (NFC, `\\n` line ends).")
     char_end: int
+    page: int | None = Field(description="A PDF's page (1, 2, ...) where the passage starts.")
     version: int
     matched: Literal["passage", "phrasing"] = Field(
         description="`phrasing`: the query matched a question this source answered."

@@ -9,12 +9,17 @@ that query, each query word counted by its rarity)."""
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import hashlib
 import re
+import tempfile
 import unicodedata
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -22,12 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.access.principal import Principal
 from aisupport.audit import service as audit
+from aisupport.core import uploads
 from aisupport.core.client import Client
+from aisupport.core.db import release_connection
 from aisupport.core.jobs import defer
-from aisupport.knowledge import chunking, errors
+from aisupport.knowledge import chunking, errors, extract
 from aisupport.knowledge import repository as repo
 from aisupport.knowledge.models import KnowledgeChunk, KnowledgePhrasing, KnowledgeSource
 from aisupport.knowledge.repository import Filters, NewChunk
+from aisupport.storage import ObjectTooLargeError, Storage, StorageError, object_key
 
 CONTENT_FIELDS = ("title", "body")
 UNIQUE_VIOLATION = "23505"
@@ -94,6 +102,83 @@ async def _queue_ingest(db: AsyncSession, source: KnowledgeSource) -> None:
     )
 
 
+async def upload_document(
+    db: AsyncSession,
+    principal: Principal,
+    storage: Storage,
+    *,
+    content_type: str | None,
+    body: AsyncIterator[bytes],
+    max_bytes: int,
+) -> KnowledgeSource:
+    """Store the one file of a multipart body as a document, queued for ingestion (its text is read by
+    the job): 415 for a body that is not multipart or a file we do not read, 413 past `max_bytes`, 422
+    for no file, an empty one or another part; in every refusal nothing is stored."""
+    organization_id = principal.organization_id
+    await release_connection(db)  # the file may take minutes to arrive
+    source_id = uuid.uuid4()
+    key = object_key(organization_id, "knowledge", str(source_id))
+    try:
+        form = uploads.MultipartFile(content_type, body, max_bytes=max_bytes)
+        part = await form.open()
+        filename = uploads.safe_filename(part.filename)
+        if extract.kind_of(part.content_type, filename) is None:
+            raise errors.unsupported_document(filename)
+        stored = await storage.put(key, form.content(), part.content_type or uploads.OCTET_STREAM)
+    except uploads.UploadError as error:
+        raise _refusal(error, max_bytes) from None
+    except ObjectTooLargeError:
+        raise errors.document_too_large(max_bytes) from None
+    except (StorageError, OSError):
+        raise errors.storage_unavailable() from None
+    try:
+        if stored.size == 0:
+            raise errors.bad_upload("empty_file", "The file is empty.")
+        now = datetime.now(UTC)
+        title = Path(filename).stem[:300] or filename
+        source = KnowledgeSource(
+            id=source_id,
+            organization_id=organization_id,
+            kind="document",
+            title=title,
+            slug=await _free_slug(db, organization_id, slug_of(title)),
+            body="",
+            status="published",
+            visibility="internal",
+            locale="en",
+            tags=[],
+            version=1,
+            content_hash=stored.sha256,
+            ingest_status="queued",
+            filename=filename,
+            content_type=stored.content_type,
+            size=stored.size,
+            sha256=stored.sha256,
+            storage_key=key,
+            created_at=now,
+            updated_at=now,
+        )
+        await _flush_unique(db, lambda: repo.add_source(db, source))
+        await _queue_ingest(db, source)
+    except BaseException:
+        with contextlib.suppress(StorageError, OSError):
+            await storage.delete(key)
+        raise
+    return source
+
+
+def _refusal(error: uploads.UploadError, max_bytes: int) -> Exception:
+    if isinstance(error, uploads.FileTooLarge):
+        return errors.document_too_large(max_bytes)
+    if isinstance(error, uploads.NotMultipart):
+        return errors.multipart_required()
+    if isinstance(error, uploads.FileMissing):
+        return errors.bad_upload("file_missing", "Send one part named file, with a file name.")
+    if isinstance(error, uploads.UnexpectedPart):
+        return errors.bad_upload("unexpected_part", "Send exactly one part, named file, and nothing else.")
+    return errors.malformed_multipart()
+
+
 async def get_source(db: AsyncSession, principal: Principal, source_id: uuid.UUID) -> KnowledgeSource:
     found = await repo.source(db, principal.organization_id, source_id)
     if found is None:
@@ -115,9 +200,11 @@ async def update_article(
     source = await repo.source(db, principal.organization_id, source_id, lock=True)
     if source is None:
         raise errors.source_not_found()
+    if source.kind == "document" and "body" in changes:
+        raise errors.document_body_read_only()
     for name, value in changes.items():
         setattr(source, name, value)
-    new_hash = _content_hash(source.title, source.body)
+    new_hash = _content_hash(source.title, source.sha256 or source.body)
     reindex = new_hash != source.content_hash
     if reindex:
         source.content_hash = new_hash
@@ -148,14 +235,26 @@ async def delete_source(db: AsyncSession, principal: Principal, source_id: uuid.
     )
 
 
-async def ingest(db: AsyncSession, organization_id: uuid.UUID, source_id: uuid.UUID, version: int) -> None:
-    """Cut the source's version into passages and index them, swapping its passages whole; nothing if
-    the source is gone or has a newer version (its own job follows)."""
+async def ingest(
+    db: AsyncSession,
+    organization_id: uuid.UUID,
+    source_id: uuid.UUID,
+    version: int,
+    storage: Storage | None = None,
+) -> None:
+    """Cut the source's version into passages and index them, swapping its passages whole; a document's
+    text is first read from its file (in a process of its own, bounded: `extract.Unreadable` says why
+    it could not be). Nothing if the source is gone or has a newer version (its own job follows)."""
     source = await repo.source(db, organization_id, source_id, lock=True)
     if source is None or source.version != version:
         return
+    pages: list[int] = []
+    if source.kind == "document":
+        assert storage is not None, "a document is ingested with the storage"
+        found = await _read_document(storage, source)
+        source.body = chunking.normalised(found.text)
+        pages = found.pages
     text = chunking.normalised(source.body)
-    pieces = chunking.chunk(text)
     chunks = [
         NewChunk(
             "passage",
@@ -164,13 +263,27 @@ async def ingest(db: AsyncSession, organization_id: uuid.UUID, source_id: uuid.U
             text[piece.char_start : piece.char_end],
             piece.char_start,
             piece.char_end,
+            bisect.bisect_right(pages, piece.char_start) if pages else None,
         )
-        for ordinal, piece in enumerate(pieces)
+        for ordinal, piece in enumerate(chunking.chunk(text, pages))
     ]
     if not chunks:  # an empty body: the title alone is findable
         chunks = [NewChunk("passage", 0, (), "", 0, 0)]
     count = await repo.replace_chunks(db, source, chunks, kinds=("passage",))
     await repo.set_ingest(db, source, "ready", None, count)
+
+
+async def _read_document(storage: Storage, source: KnowledgeSource) -> extract.Extracted:
+    assert source.storage_key is not None
+    kind = extract.kind_of(source.content_type, source.filename or "")
+    if kind is None:
+        raise extract.Unreadable("not a PDF, DOCX, HTML, Markdown or text file")
+    with tempfile.TemporaryDirectory(prefix="aisupport-document-") as folder:
+        path = Path(folder) / "document"
+        with path.open("wb") as file:
+            async for chunk in storage.stream(source.storage_key):
+                file.write(chunk)
+        return await extract.read_isolated(path, kind)
 
 
 async def ingest_failed(
