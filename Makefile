@@ -7,7 +7,7 @@ PYTHON ?= python3
 # (PYTHONDONTWRITEBYTECODE=1, common in CI and containers) does not compile them again at each start.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install run test test-fast test-system lint format bench bench-inbox bench-events load clean
+.PHONY: install run test test-fast test-system lint format bench bench-inbox bench-events bench-knowledge load clean
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
@@ -54,6 +54,9 @@ bench-inbox: install
 
 bench-events: install
 	$(UV) run --frozen python bench/events.py
+
+bench-knowledge: install
+	$(UV) run --frozen python bench/knowledge.py
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1055,6 +1055,8 @@ INBOX_START = "<!-- inbox:start -->"
 INBOX_END = "<!-- inbox:end -->"
 EVENTS_START = "<!-- events:start -->"
 EVENTS_END = "<!-- events:end -->"
+KNOWLEDGE_START = "<!-- knowledge:start -->"
+KNOWLEDGE_END = "<!-- knowledge:end -->"
 
 
 def section_of(text: str, start: str = LOAD_START, end: str = LOAD_END) -> str | None:
@@ -1251,8 +1253,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.output != "-":
         output = Path(args.output)
         previous = output.read_text() if output.exists() else ""
-        # bench/load.py's, inbox.py's and events.py's sections are other commands' figures: kept as they are.
-        for start, end in ((LOAD_START, LOAD_END), (INBOX_START, INBOX_END), (EVENTS_START, EVENTS_END)):
+        # The other benchmarks' sections are other commands' figures: kept as they are.
+        for start, end in (
+            (LOAD_START, LOAD_END),
+            (INBOX_START, INBOX_END),
+            (EVENTS_START, EVENTS_END),
+            (KNOWLEDGE_START, KNOWLEDGE_END),
+        ):
             text = with_section(text, section_of(previous, start, end), start, end)
         output.write_text(text)
         print(f"\nwrote {args.output}")

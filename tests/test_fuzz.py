@@ -59,6 +59,8 @@ RULES_BEYOND_THE_SCHEMA = [
     "create_webhook_endpoint",  # an https URL outside our network, event types of the catalogue
     "update_webhook_endpoint",
     "start_session",  # an identity token alone, or the other identity fields without it
+    "upload_document",  # a file we read (PDF, DOCX, HTML, Markdown, text), not empty
+    "update_article",  # a document's body is read from its file
 ]
 
 

@@ -183,7 +183,7 @@ async def test_refused_uploads_store_nothing(client: AsyncClient) -> None:
     owner = await new_owner(client)
     url = f"/orgs/{owner.organization_id}/knowledge/documents"
     exe = await upload(client, owner, "setup.exe", b"MZ...", "application/octet-stream")
-    assert (exe.status_code, exe.json()["code"]) == (415, "unsupported_document_type")
+    assert (exe.status_code, exe.json()["code"]) == (422, "unsupported_document_type")
     empty = await upload(client, owner, "empty.txt", b"", "text/plain")
     assert (empty.status_code, empty.json()["code"]) == (422, "empty_file")
     json_body = await client.post(url, json={"file": "x"}, headers=owner.headers)

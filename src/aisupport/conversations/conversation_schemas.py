@@ -30,7 +30,7 @@ TAG_MAX = 50
 
 CustomAttributes = Annotated[dict[str, JsonValue], ATTRIBUTE_BOUNDS]
 Subject = Annotated[str, Field(min_length=1, max_length=255)]
-Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX, pattern=r"^[^\s,\x1c-\x1f\x85]+$")]
+Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX, pattern=r"^[^\s,\x00\x1c-\x1f\x85]+$")]
 Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX, description=f"At most {TAGS_MAX}, each a word.")]
 Body = Annotated[
     str, Field(min_length=1, max_length=BODY_MAX, description="Text, at most 65,536 characters.")

@@ -19,12 +19,13 @@ def help_centre_not_found() -> AppError:
     return AppError(404, "help_centre_not_found", "No such help centre.")
 
 
-DOCUMENT_REFUSED = ProblemAnswer(
-    415, "not multipart/form-data (`multipart_required`), or not a PDF, DOCX, HTML, Markdown or text file"
-)
+DOCUMENT_REFUSED = ProblemAnswer(415, "not multipart/form-data (`multipart_required`)")
+MALFORMED_MULTIPART = ProblemAnswer(400, "the multipart body cannot be read (`malformed_multipart`)")
 DOCUMENT_TOO_LARGE = ProblemAnswer(413, "the file is larger than KNOWLEDGE_DOCUMENT_MAX_BYTES")
 BAD_DOCUMENT_UPLOAD = ProblemAnswer(
-    422, "no file part, an empty file or another part (`file_missing`, `empty_file`, `unexpected_part`)"
+    422,
+    "not a PDF, DOCX, HTML, Markdown or text file (`unsupported_document_type`), no file part, an empty "
+    "file or another part (`file_missing`, `empty_file`, `unexpected_part`)",
 )
 STORAGE_UNAVAILABLE = ProblemAnswer(503, "the file storage cannot be reached; try again later")
 BODY_OF_A_DOCUMENT = ProblemAnswer(422, "a document's body is read from its file (`document_body_read_only`)")
@@ -32,7 +33,7 @@ BODY_OF_A_DOCUMENT = ProblemAnswer(422, "a document's body is read from its file
 
 def unsupported_document(filename: str) -> AppError:
     return AppError(
-        415,
+        422,
         "unsupported_document_type",
         f"{filename!r} is not a PDF, DOCX, HTML, Markdown or text file (by its type or its name).",
     )

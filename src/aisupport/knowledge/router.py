@@ -59,6 +59,7 @@ DOCUMENTS_PATH = "/orgs/{org_id}/knowledge/documents"
     openapi_extra={"requestBody": UPLOAD_BODY},
     responses=problem_responses(
         errors.DOCUMENT_REFUSED,
+        errors.MALFORMED_MULTIPART,
         errors.DOCUMENT_TOO_LARGE,
         errors.BAD_DOCUMENT_UPLOAD,
         errors.STORAGE_UNAVAILABLE,

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aisupport.conversations.conversation_schemas import Tag
 from aisupport.core.schemas import RequestModel
 
 BODY_MAX = 200_000
@@ -16,7 +17,6 @@ Visibility = Literal["public", "internal"]
 Title = Annotated[str, Field(min_length=1, max_length=300)]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=120)]
 Locale = Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$", description="`en`, `fr`, `pt-BR`...")]
-Tag = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[^\s,]+$")]
 Collection = Annotated[str, Field(min_length=1, max_length=100)]
 
 
@@ -87,14 +87,16 @@ class PhrasingOut(BaseModel):
 class SearchIn(RequestModel):
     query: str = Field(min_length=1, max_length=1000)
     k: int = Field(default=5, ge=1, le=50)
-    min_score: float = Field(default=0.0, ge=0, le=1, description="Leave out passages scoring below it.")
+    min_score: float = Field(
+        default=0.0, ge=0, le=1, strict=True, description="Leave out passages scoring below it."
+    )
     locale: Locale = Field(default="en", description="How the query is read (stemming, stop words).")
     collection: Collection | None = None
     tags: list[Tag] | None = Field(default=None, max_length=20, description="Sources with all of them.")
     visibility: Visibility | None = None
     status: Status | None = Field(default="published", description="null: any status.")
     source_id: uuid.UUID | None = None
-    only_locale: bool = Field(default=False, description="Only sources in `locale`.")
+    only_locale: bool = Field(default=False, strict=True, description="Only sources in `locale`.")
 
 
 class PassageOut(BaseModel):
