@@ -87,7 +87,7 @@ def ingest(client: httpx.Client, org: uuid.UUID, headers: dict[str, str], count:
     while True:
         sources, cursor = [], None
         while True:
-            params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+            params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
             page = client.get(f"/orgs/{org}/knowledge/sources", params=params, headers=headers).json()
             sources += page["items"]
             cursor = page["next_cursor"]
