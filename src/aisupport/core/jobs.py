@@ -7,6 +7,7 @@ and get what they need (settings, database) from `Services` in the job context.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,6 +16,7 @@ from typing import Any
 import procrastinate
 import structlog
 from procrastinate import JobContext, PsycopgConnector, RetryStrategy
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -79,6 +81,18 @@ async def defer_unless_queued(driver_connection: Any, task_name: str, lock: str,
         await driver_connection.execute("ROLLBACK TO SAVEPOINT defer_unless_queued")
     else:
         await driver_connection.execute("RELEASE SAVEPOINT defer_unless_queued")
+
+
+async def forget_queued(db: AsyncSession, task_name: str, organization_id: uuid.UUID) -> None:
+    """Delete the jobs of `task_name` still waiting for an organization (one about to be deleted, whose
+    jobs would find nothing: an evaluation's)."""
+    await db.execute(
+        text(
+            "DELETE FROM procrastinate_jobs WHERE task_name = :task AND status = 'todo'"
+            " AND args->>'organization_id' = :organization"
+        ),
+        {"task": task_name, "organization": str(organization_id)},
+    )
 
 
 def _task(driver_connection: Any, task_name: str, **options: Any) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 from aisupport.access.principal import Principal
 from aisupport.core.config import Settings
 from aisupport.core.db import create_sessionmaker, engine_for
+from aisupport.core.jobs import forget_queued
 from aisupport.core.tenancy import app_database_url, tenant_session
 from aisupport.knowledge import service
 from aisupport.knowledge.repository import Filters
@@ -108,5 +109,7 @@ async def evaluate(
         return {"method": "bm25", **metrics(rankings, latencies), "history": learned}
     finally:
         async with tenant_session(sessions, organization_id=organization_id) as db:
+            # Its ingestion jobs ran above, as the job's own function: none is left for a worker.
+            await forget_queued(db, "knowledge:ingest", organization_id)
             await organizations.delete_organization(db, organization_id)
         await engine.dispose()

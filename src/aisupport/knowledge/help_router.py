@@ -22,7 +22,7 @@ from aisupport.knowledge.repository import Filters
 from aisupport.knowledge.router import passages
 from aisupport.knowledge.schemas import Collection, Locale, SearchOut
 
-router = APIRouter(tags=["help"])
+router = APIRouter(tags=["help_centre"])
 PREFIX = "/help/v1/{org_slug}"
 
 
