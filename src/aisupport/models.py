@@ -14,7 +14,13 @@ from aisupport.conversations.models import (
 )
 from aisupport.core.db import Base
 from aisupport.events.models import Event, EventCounter
-from aisupport.knowledge.models import KnowledgeChunk, KnowledgePhrasing, KnowledgeSource, KnowledgeStats
+from aisupport.knowledge.models import (
+    KnowledgeChunk,
+    KnowledgeCitation,
+    KnowledgePhrasing,
+    KnowledgeSource,
+    KnowledgeStats,
+)
 from aisupport.mail.delivery import EmailDelivery
 from aisupport.organizations.models import ApiKey, Invitation, Membership, Organization
 from aisupport.webhooks.models import WebhookAttempt, WebhookCursor, WebhookDelivery, WebhookEndpoint
@@ -35,6 +41,7 @@ __all__ = [
     "Inbox",
     "Invitation",
     "KnowledgeChunk",
+    "KnowledgeCitation",
     "KnowledgePhrasing",
     "KnowledgeSource",
     "KnowledgeStats",

@@ -48,3 +48,12 @@ async def phrased(client: AsyncClient, person: Person, source_id: str, *question
         headers=person.headers,
     )
     assert response.status_code == 201, response.text
+
+
+async def cited(client: AsyncClient, person: Person, source_id: str, conversation_id: str) -> None:
+    response = await client.post(
+        f"/orgs/{person.organization_id}/knowledge/sources/{source_id}/citations",
+        json={"conversation_id": conversation_id},
+        headers=person.headers,
+    )
+    assert response.status_code == 201, response.text

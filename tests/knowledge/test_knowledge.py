@@ -4,13 +4,19 @@ score in [0, 1], phrasings learned, versions swapped whole, deletions audited, b
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from httpx import AsyncClient
 
 from aisupport.core.config import Settings
+from aisupport.core.tenancy import tenant_session
+from aisupport.knowledge import service
 from tests.conftest import run_jobs, serve
-from tests.knowledge.helpers import article, phrased, search
+from tests.contacts.helpers import create_contact
+from tests.conversations.helpers import created, patch, post
+from tests.knowledge.helpers import article, cited, phrased, search
 from tests.organizations.helpers import new_owner
 
 GUIDE = """# Billing
@@ -260,3 +266,55 @@ async def test_the_help_centre_is_rate_limited_per_address(make_settings: Callab
         organization = await client.get(f"/orgs/{owner.organization_id}", headers=owner.headers)
         base = f"/help/v1/{organization.json()['slug']}/articles"
         assert [(await client.get(base)).status_code for _ in range(3)] == [200, 200, 429]
+
+
+async def test_a_cited_article_learns_its_customers_question_once_the_answer_held(
+    client: AsyncClient,
+) -> None:
+    owner = await new_owner(client)
+    target = await article(client, owner, title="Strikethrough with GitHub Markdown", body="Use ~~tildes~~.")
+    inbox = await created(client, owner, "inboxes", {"name": "API", "kind": "api"})
+    held, reopened, open_one = [
+        await created(
+            client,
+            owner,
+            "conversations",
+            {"inbox_id": inbox["id"], "contact_id": contact["id"], "message": {"body": question}},
+        )
+        for contact, question in [
+            (await create_contact(client, owner, name=name), question)
+            for name, question in (
+                ("Ada", "How can I cross out words in a comment?"),
+                ("Bo", "Where is the strike button gone?"),
+                ("Cy", "Can I draw a line through text?"),
+            )
+        ]
+    ]
+    for conversation in (held, reopened, open_one):
+        await cited(client, owner, target["id"], conversation["id"])
+    await cited(client, owner, target["id"], held["id"])  # again: nothing changes
+    await patch(client, owner, held["id"], status="resolved")
+    await patch(client, owner, reopened["id"], status="resolved")
+    await post(client, owner, reopened["id"], "incoming")  # the customer came back: the answer did not hold
+    organization_id = uuid.UUID(owner.organization_id)
+    sessions = client.app.state.sessionmaker  # type: ignore[attr-defined]
+    async with tenant_session(sessions, organization_id=organization_id) as db:
+        early = await service.learn_from_conversations(db, organization_id, datetime.now(UTC), limit=10)
+    assert early == 1  # only the reopened one is settled before a day has passed
+    async with tenant_session(sessions, organization_id=organization_id) as db:
+        later = datetime.now(UTC) + timedelta(hours=25)
+        assert await service.learn_from_conversations(db, organization_id, later, limit=10) == 1
+    listed = await client.get(
+        f"/orgs/{owner.organization_id}/knowledge/sources/{target['id']}/phrasings", headers=owner.headers
+    )
+    assert [(item["text"], item["origin"]) for item in listed.json()] == [
+        ("How can I cross out words in a comment?", "conversation")
+    ]
+    results = await search(client, owner, "cross out words in my comment")
+    assert results[0]["matched"] == "phrasing"
+    unknown = await client.post(
+        f"/orgs/{owner.organization_id}/knowledge/sources/{target['id']}/citations",
+        json={"conversation_id": str(uuid.uuid4())},
+        headers=owner.headers,
+    )
+    assert unknown.status_code == 404

@@ -25,7 +25,7 @@ from aisupport.main import ROUTERS, create_app
 from aisupport.models import Base
 from tests.conftest import Mailbox, run_jobs
 from tests.conversations.helpers import configure
-from tests.knowledge.helpers import article, phrased
+from tests.knowledge.helpers import article, cited, phrased
 from tests.organizations.helpers import Person, add_member, ensure_verified, new_owner
 from tests.widget.helpers import rated_conversation
 
@@ -57,6 +57,9 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("PATCH", "/orgs/{org_id}/tags/{tag_id}"): {"description": "x"},
     ("PATCH", "/orgs/{org_id}/knowledge/sources/{source_id}"): {"title": "x"},
     ("POST", "/orgs/{org_id}/knowledge/sources/{source_id}/phrasings"): {"questions": ["x"]},
+    ("POST", "/orgs/{org_id}/knowledge/sources/{source_id}/citations"): {
+        "conversation_id": str(uuid.uuid4())
+    },
 }
 
 
@@ -123,6 +126,7 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
     endpoint_id, delivery_id = await _webhook(client, owner)
     source = await article(client, owner)
     await phrased(client, owner, source["id"], "how do I change my password?")
+    await cited(client, owner, source["id"], rated_id)
     return owner, {
         **conversations,
         "org_id": owner.organization_id,
@@ -225,7 +229,9 @@ async def test_an_unscoped_select_sees_only_the_current_tenant(
     await _upload(client, a, opened.json()["id"])
     _, a_delivery = await _webhook(client, a)
     await rated_conversation(client, a)
-    await phrased(client, a, (await article(client, a))["id"], "forgot my password")
+    a_source = await article(client, a)
+    await phrased(client, a, a_source["id"], "forgot my password")
+    await cited(client, a, a_source["id"], opened.json()["id"])
     owner_b, b_ids = await _tenant_b(client, mailbox)
     owner_url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(owner_url) as conn:  # the owner, not bound by row-level security

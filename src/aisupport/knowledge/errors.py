@@ -63,3 +63,7 @@ def storage_unavailable() -> AppError:
 
 def document_body_read_only() -> AppError:
     return AppError(422, "document_body_read_only", "A document's body is the text read from its file.")
+
+
+def conversation_not_found() -> AppError:
+    return AppError(404, "conversation_not_found", "No such conversation.")

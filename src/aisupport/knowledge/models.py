@@ -147,3 +147,46 @@ class KnowledgeStats(TenantOwned, Base):
     chunks: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     total_length: Mapped[float] = mapped_column(server_default=text("0"))
     total_grams_length: Mapped[float] = mapped_column(server_default=text("0"))
+
+
+class KnowledgeCitation(TenantOwned, Timestamped, Base):
+    """A source a member (or the AI) cited in a conversation. Once the conversation has stayed resolved
+    for a while, not reopened since the citation (`reopened_count` then), the customer's question
+    becomes a phrasing of the source (`outcome` `learned`); else `reopened` or `nothing_to_learn`."""
+
+    __tablename__ = "knowledge_citations"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('learned', 'reopened', 'nothing_to_learn')", name="outcome_known"),
+        ForeignKeyConstraint(
+            ["organization_id", "source_id"],
+            ["knowledge_sources.organization_id", "knowledge_sources.id"],
+            name="fk_knowledge_citations_source_same_org",
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "conversation_id"],
+            ["conversations.organization_id", "conversations.id"],
+            name="fk_knowledge_citations_conversation_same_org",
+            ondelete="CASCADE",
+        ),
+        UniqueConstraint(
+            "organization_id",
+            "source_id",
+            "conversation_id",
+            name="uq_knowledge_citations_source_conversation",
+        ),
+        Index(
+            "ix_knowledge_citations_to_learn",
+            "organization_id",
+            "created_at",
+            postgresql_where=text("learned_at IS NULL"),
+        ),
+        Index("ix_knowledge_citations_organization_id_conversation_id", "organization_id", "conversation_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    source_id: Mapped[uuid.UUID] = mapped_column()
+    conversation_id: Mapped[uuid.UUID] = mapped_column()
+    reopened_count: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    learned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -14,13 +14,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from aisupport.conversations.models import Conversation, Message
 from aisupport.core.db import row_of, rows_of, scoped
-from aisupport.knowledge.models import KnowledgeChunk, KnowledgePhrasing, KnowledgeSource, KnowledgeStats
+from aisupport.knowledge.models import (
+    KnowledgeChunk,
+    KnowledgeCitation,
+    KnowledgePhrasing,
+    KnowledgeSource,
+    KnowledgeStats,
+)
 
 # A locale's text search configuration (stemming and stop words); others use `simple`. Every one of
 # these ships with PostgreSQL itself.
@@ -370,3 +377,69 @@ async def sources_by_id(
 ) -> dict[uuid.UUID, KnowledgeSource]:
     query = rows_of(KnowledgeSource, organization_id).where(KnowledgeSource.id.in_(ids))
     return {found.id: found for found in (await db.scalars(query)).all()}
+
+
+async def conversation(
+    db: AsyncSession, organization_id: uuid.UUID, conversation_id: uuid.UUID
+) -> Conversation | None:
+    return await db.scalar(row_of(Conversation, organization_id, Conversation.id == conversation_id))
+
+
+async def add_citation(db: AsyncSession, citation: KnowledgeCitation) -> bool:
+    """Record the citation; False if the source was already cited in that conversation."""
+    inserted = await db.execute(
+        pg_insert(KnowledgeCitation)
+        .values(
+            id=citation.id,
+            organization_id=citation.organization_id,
+            source_id=citation.source_id,
+            conversation_id=citation.conversation_id,
+            reopened_count=citation.reopened_count,
+        )
+        .on_conflict_do_nothing(constraint="uq_knowledge_citations_source_conversation")
+        .returning(KnowledgeCitation.id)
+    )
+    return inserted.first() is not None
+
+
+async def organizations_with_citations_to_learn(db: AsyncSession) -> list[uuid.UUID]:
+    rows = await db.execute(select(func.organizations_with_citations_to_learn()))
+    return [row[0] for row in rows]
+
+
+async def citations_due(
+    db: AsyncSession, organization_id: uuid.UUID, resolved_before: datetime, *, limit: int
+) -> list[tuple[KnowledgeCitation, Conversation]]:
+    """Citations not learned from whose conversation is settled: resolved before `resolved_before`, or
+    reopened since the citation (then nothing is learned). Locked, skipping those another run holds."""
+    query = (
+        scoped(select(KnowledgeCitation, Conversation), KnowledgeCitation, organization_id)
+        .join(
+            Conversation,
+            (Conversation.organization_id == KnowledgeCitation.organization_id)
+            & (Conversation.id == KnowledgeCitation.conversation_id),
+        )
+        .where(
+            KnowledgeCitation.learned_at.is_(None),
+            (Conversation.reopened_count != KnowledgeCitation.reopened_count)
+            | ((Conversation.status == "resolved") & (Conversation.resolved_at <= resolved_before)),
+        )
+        .order_by(KnowledgeCitation.created_at)
+        .limit(limit)
+        .with_for_update(of=KnowledgeCitation, skip_locked=True)
+    )
+    return [(row[0], row[1]) for row in (await db.execute(query)).all()]
+
+
+async def customer_question(
+    db: AsyncSession, organization_id: uuid.UUID, conversation_id: uuid.UUID
+) -> str | None:
+    """The conversation's first message from the customer."""
+    query = (
+        scoped(select(Message.body), Message, organization_id)
+        .where(Message.conversation_id == conversation_id, Message.kind == "incoming")
+        .order_by(Message.created_at, Message.id)
+        .limit(1)
+    )
+    found: str | None = await db.scalar(query)
+    return found

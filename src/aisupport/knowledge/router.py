@@ -20,6 +20,8 @@ from aisupport.knowledge.repository import Filters
 from aisupport.knowledge.schemas import (
     ArticleCreate,
     ArticleUpdate,
+    CitationIn,
+    CitationOut,
     PassageOut,
     PhrasingOut,
     PhrasingsIn,
@@ -127,6 +129,16 @@ async def add_phrasings(
     """Questions customers asked that this source answers: searchable at once as its phrasings."""
     added = await service.add_phrasings(db, principal, source_id, payload.questions)
     return [PhrasingOut.model_validate(phrasing) for phrasing in added]
+
+
+@router.post(SOURCE + "/citations", status_code=status.HTTP_201_CREATED, response_model=CitationOut)
+async def cite_source(
+    org_id: uuid.UUID, source_id: uuid.UUID, payload: CitationIn, principal: Writer, db: DbSession
+) -> CitationOut:
+    """Say that this source answered a conversation (it was sent or cited there). Once the conversation
+    has stayed resolved for a day without reopening, its customer's question becomes a phrasing of the
+    source ("questions this article answered"); citing again changes nothing."""
+    return CitationOut.model_validate(await service.cite(db, principal, source_id, payload.conversation_id))
 
 
 @router.get(SOURCE + "/phrasings", response_model=list[PhrasingOut])

@@ -124,3 +124,15 @@ class PassageOut(BaseModel):
 class SearchOut(BaseModel):
     method: Literal["bm25"]
     results: list[PassageOut]
+
+
+class CitationIn(RequestModel):
+    conversation_id: uuid.UUID
+
+
+class CitationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    source_id: uuid.UUID
+    conversation_id: uuid.UUID

@@ -18,7 +18,7 @@ import unicodedata
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from aisupport.core.db import release_connection
 from aisupport.core.jobs import defer
 from aisupport.knowledge import chunking, errors, extract
 from aisupport.knowledge import repository as repo
-from aisupport.knowledge.models import KnowledgeChunk, KnowledgePhrasing, KnowledgeSource
+from aisupport.knowledge.models import KnowledgeChunk, KnowledgeCitation, KnowledgePhrasing, KnowledgeSource
 from aisupport.knowledge.repository import Filters, NewChunk
 from aisupport.storage import ObjectTooLargeError, Storage, StorageError, object_key
 
@@ -339,6 +339,58 @@ async def list_phrasings(
 ) -> list[KnowledgePhrasing]:
     await get_source(db, principal, source_id)
     return await repo.phrasings(db, principal.organization_id, source_id)
+
+
+LEARN_AFTER = timedelta(hours=24)  # resolved this long, and not reopened: the answer held
+PHRASING_MAX = 1000
+
+
+async def cite(
+    db: AsyncSession, principal: Principal, source_id: uuid.UUID, conversation_id: uuid.UUID
+) -> KnowledgeCitation:
+    """Record that the source answered (was sent or cited in) the conversation: once the conversation
+    has stayed resolved for LEARN_AFTER without reopening, the customer's question becomes a phrasing of
+    the source. 404 for a source or conversation not of the organization; citing again changes nothing."""
+    organization_id = principal.organization_id
+    if await repo.source(db, organization_id, source_id) is None:
+        raise errors.source_not_found()
+    conversation = await repo.conversation(db, organization_id, conversation_id)
+    if conversation is None:
+        raise errors.conversation_not_found()
+    citation = KnowledgeCitation(
+        id=uuid.uuid4(),
+        organization_id=organization_id,
+        source_id=source_id,
+        conversation_id=conversation_id,
+        reopened_count=conversation.reopened_count,
+    )
+    await repo.add_citation(db, citation)
+    return citation
+
+
+async def learn_from_conversations(
+    db: AsyncSession, organization_id: uuid.UUID, now: datetime, *, limit: int
+) -> int:
+    """Learn from the organization's settled citations (at most `limit`): a conversation resolved for
+    LEARN_AFTER and not reopened since its citation gives its customer's first question to the cited
+    source as a phrasing (origin `conversation`); a reopened one gives nothing. How many were settled."""
+    due = await repo.citations_due(db, organization_id, now - LEARN_AFTER, limit=limit)
+    system = Principal.system(organization_id)
+    for citation, conversation in due:
+        citation.learned_at = now
+        if conversation.reopened_count != citation.reopened_count:
+            citation.outcome = "reopened"
+            continue
+        question = await repo.customer_question(db, organization_id, conversation.id)
+        if not question or not question.strip():
+            citation.outcome = "nothing_to_learn"
+            continue
+        await add_phrasings(
+            db, system, citation.source_id, [question.strip()[:PHRASING_MAX]], origin="conversation"
+        )
+        citation.outcome = "learned"
+    await db.flush()
+    return len(due)
 
 
 @dataclass(frozen=True)

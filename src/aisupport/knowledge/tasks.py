@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import structlog
 from procrastinate import JobContext
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.core.jobs import RETRY, jobs, services_of
-from aisupport.core.tenancy import tenant_session
-from aisupport.knowledge import extract, service
+from aisupport.core.tenancy import in_each_organization, tenant_session
+from aisupport.knowledge import extract, repository, service
 from aisupport.storage import StorageError, create_storage
 
 log = structlog.get_logger("aisupport.knowledge")
+
+LEARN_BATCH = 200
+LEARN_MAX_BATCHES = 50
+
+
+@jobs.periodic(cron="29 * * * *", periodic_id="knowledge-learn")
+@jobs.task(name="knowledge:learn", queueing_lock="knowledge:learn", pass_context=True)
+async def learn(context: JobContext, timestamp: int) -> None:
+    """Hourly: the customers' questions of conversations that stayed resolved after a source was cited
+    become phrasings of it (service.learn_from_conversations)."""
+    services = services_of(context)
+    now = datetime.now(UTC)
+    async with services.sessionmaker() as db:
+        organizations = await repository.organizations_with_citations_to_learn(db)
+
+    async def batch(db: AsyncSession, organization_id: uuid.UUID) -> int:
+        return await service.learn_from_conversations(db, organization_id, now, limit=LEARN_BATCH)
+
+    settled = await in_each_organization(
+        services.sessionmaker, organizations, batch, batch_size=LEARN_BATCH, max_batches=LEARN_MAX_BATCHES
+    )
+    if settled:
+        log.info("knowledge_citations_settled", organizations=len(organizations), citations=settled)
 
 
 @jobs.task(name="knowledge:ingest", retry=RETRY, pass_context=True)
