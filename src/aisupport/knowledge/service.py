@@ -404,16 +404,21 @@ class Result:
 # How much the letter groups count in the score, against the words (tuned on StackFAQ's development
 # queries: docs/knowledge.md).
 GRAMS_SHARE = 0.35
+SUPPORT = 0.5  # how much a second matching phrasing of the source adds (tuned like GRAMS_SHARE)
 
 
 @dataclass
 class _Candidate:
     words: repo.Hit | None = None
     grams: repo.Hit | None = None
+    words_next: float = 0.0  # the next best phrasing's share: another past question agreeing
+    grams_next: float = 0.0
 
     @property
     def score(self) -> float:
-        return round((1 - GRAMS_SHARE) * _share(self.words) + GRAMS_SHARE * _share(self.grams), 4)
+        words = min(1.0, _share(self.words) + SUPPORT * self.words_next)
+        grams = min(1.0, _share(self.grams) + SUPPORT * self.grams_next)
+        return round((1 - GRAMS_SHARE) * words + GRAMS_SHARE * grams, 4)
 
     @property
     def hit(self) -> repo.Hit:
@@ -441,8 +446,12 @@ async def search(
             candidate = candidates.setdefault(hit.source_id, _Candidate())
             if grams and candidate.grams is None:
                 candidate.grams = hit
+            elif grams and not candidate.grams_next and hit.kind == "phrasing":
+                candidate.grams_next = _share(hit)
             elif not grams and candidate.words is None:
                 candidate.words = hit
+            elif not grams and not candidate.words_next and hit.kind == "phrasing":
+                candidate.words_next = _share(hit)
     ranked = sorted(
         candidates.values(), key=lambda candidate: (-candidate.score, str(candidate.hit.source_id))
     )
