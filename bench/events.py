@@ -52,7 +52,7 @@ from run import (
     running_server,
     server_overrides,
     step,
-    with_section,
+    write_section,
 )
 
 
@@ -373,11 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(result, args, started, time.monotonic() - clock)
     (RESULTS / "events.json").write_text(json.dumps(result, indent=2) + "\n")
     print(text)
-    if args.output != "-":
-        output = Path(args.output)
-        previous = output.read_text() if output.exists() else ""
-        output.write_text(with_section(previous, text, EVENTS_START, EVENTS_END))
-        print(f"\nwrote {args.output}")
+    write_section(args.output, text, EVENTS_START, EVENTS_END)
     return 0
 
 

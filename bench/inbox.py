@@ -81,7 +81,7 @@ from run import (
     server_settings,
     step,
     text_table,
-    with_section,
+    write_section,
     wrk_version,
 )
 
@@ -1457,11 +1457,7 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "PASS" if target.passed else "MISS"
         print(f"{verdict}  {target.what}: {target.value:.2f} ({target.goal}; {target.figure})")
     (RESULTS / "inbox.json").write_text(json.dumps(summary(outcome), indent=2, default=str) + "\n")
-    if args.output != "-":
-        output = Path(args.output)
-        previous = output.read_text() if output.exists() else "# Benchmarks\n"
-        output.write_text(with_section(previous, text, INBOX_START, INBOX_END))
-        print(f"\nwrote {args.output}")
+    write_section(args.output, text, INBOX_START, INBOX_END)
     return 0
 
 

@@ -55,7 +55,7 @@ from run import (
     running_server,
     server_overrides,
     step,
-    with_section,
+    write_section,
 )
 
 STACKFAQ = ROOT / "tests" / "data" / "stackfaq"  # a copy of ../shared/eval/stackfaq
@@ -335,11 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(result, args, started, time.monotonic() - clock)
     (RESULTS / "knowledge.json").write_text(json.dumps(result, indent=2) + "\n")
     print(text)
-    if args.output != "-":
-        output = Path(args.output)
-        previous = output.read_text() if output.exists() else ""
-        output.write_text(with_section(previous, text, KNOWLEDGE_START, KNOWLEDGE_END))
-        print(f"\nwrote {args.output}")
+    write_section(args.output, text, KNOWLEDGE_START, KNOWLEDGE_END)
     return 0
 
 

@@ -1068,6 +1068,16 @@ def section_of(text: str, start: str = LOAD_START, end: str = LOAD_END) -> str |
     return text[first : last + len(end)]
 
 
+def write_section(output: str, section: str, start: str, end: str) -> None:
+    """Put a benchmark's section into the results file `output` (`-`: nowhere), the rest kept."""
+    if output == "-":
+        return
+    path = Path(output)
+    previous = path.read_text() if path.exists() else "# Benchmarks\n"
+    path.write_text(with_section(previous, section, start, end))
+    print(f"\nwrote {output}")
+
+
 def with_section(text: str, section: str | None, start: str = LOAD_START, end: str = LOAD_END) -> str:
     """`text` with its marked section replaced by `section` (appended at the end if it had none)."""
     if section is None:
