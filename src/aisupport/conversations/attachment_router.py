@@ -22,6 +22,7 @@ from aisupport.core.db import DbSession
 from aisupport.core.errors import problem_responses
 from aisupport.core.uploads import MalformedMultipart
 from aisupport.storage import Storage
+from aisupport.storage import errors as storage_errors
 
 router = APIRouter(tags=["conversations"])
 
@@ -77,10 +78,10 @@ async def request_body(request: Request) -> AsyncIterator[bytes]:
     openapi_extra={"requestBody": UPLOAD_BODY},
     responses=problem_responses(
         errors.ATTACHMENT_TOO_LARGE,
-        errors.MULTIPART_REQUIRED,
-        errors.MALFORMED_MULTIPART,
-        errors.BAD_UPLOAD,
-        errors.STORAGE_UNAVAILABLE,
+        storage_errors.MULTIPART_REQUIRED,
+        storage_errors.MALFORMED_MULTIPART,
+        storage_errors.BAD_UPLOAD,
+        storage_errors.STORAGE_UNAVAILABLE,
     ),
 )
 async def upload_attachment(
@@ -113,7 +114,7 @@ DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
         "that type is inert (images, audio, video, plain text...), else `application/octet-stream`.",
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     },
-    **problem_responses(errors.STORAGE_UNAVAILABLE),
+    **problem_responses(storage_errors.STORAGE_UNAVAILABLE),
 }
 
 

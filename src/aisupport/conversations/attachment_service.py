@@ -30,7 +30,9 @@ from aisupport.conversations.models import Conversation, Message, MessageAttachm
 from aisupport.conversations.tasks import delete_files_later
 from aisupport.core import uploads
 from aisupport.core.db import release_connection
-from aisupport.storage import ObjectNotFoundError, ObjectTooLargeError, Storage, StorageError, object_key
+from aisupport.storage import ObjectNotFoundError, Storage, StorageError, object_key
+from aisupport.storage import errors as storage_errors
+from aisupport.storage.upload import store_upload
 
 FOREIGN_KEY_VIOLATION = "23503"
 
@@ -52,30 +54,24 @@ async def upload(
     if await conversations.conversation(db, organization_id, conversation_id) is None:
         raise errors.conversation_not_found()
     await release_connection(db)  # the file may take minutes to arrive
-    try:
-        form = uploads.MultipartFile(content_type, body, max_bytes=max_bytes)
-        part = await form.open()
-    except uploads.UploadError as error:
-        raise _refusal(error, max_bytes) from None
     attachment_id = uuid.uuid4()
     key = object_key(organization_id, "attachments", str(conversation_id), str(attachment_id))
+    upload_ = await store_upload(
+        storage,
+        key,
+        content_type=content_type,
+        body=body,
+        max_bytes=max_bytes,
+        too_large=errors.attachment_too_large,
+    )
+    stored = upload_.stored
     try:
-        stored = await storage.put(key, form.content(), part.content_type or uploads.OCTET_STREAM)
-    except uploads.UploadError as error:
-        raise _refusal(error, max_bytes) from None
-    except ObjectTooLargeError:
-        raise errors.attachment_too_large(max_bytes) from None
-    except (StorageError, OSError):  # a server out of reach, or a folder full or not writable
-        raise errors.storage_unavailable() from None
-    try:
-        if stored.size == 0:
-            raise errors.empty_file()
         kind, identity = author_of(principal)
         attachment = MessageAttachment(
             id=attachment_id,
             organization_id=organization_id,
             conversation_id=conversation_id,
-            filename=uploads.safe_filename(part.filename),
+            filename=upload_.filename,
             content_type=stored.content_type,
             size=stored.size,
             sha256=stored.sha256,
@@ -97,18 +93,6 @@ async def upload(
             await storage.delete(key)
         raise
     return attachment
-
-
-def _refusal(error: uploads.UploadError, max_bytes: int) -> Exception:
-    if isinstance(error, uploads.FileTooLarge):
-        return errors.attachment_too_large(max_bytes)
-    if isinstance(error, uploads.NotMultipart):
-        return errors.multipart_required()
-    if isinstance(error, uploads.FileMissing):
-        return errors.file_missing()
-    if isinstance(error, uploads.UnexpectedPart):
-        return errors.unexpected_part()
-    return errors.malformed_multipart()
 
 
 @dataclass(frozen=True)
@@ -140,7 +124,7 @@ async def download(
     except ObjectNotFoundError:
         raise errors.attachment_not_found() from None
     except (StorageError, OSError):
-        raise errors.storage_unavailable() from None
+        raise storage_errors.storage_unavailable() from None
     return Download(
         attachment=attachment,
         content_type=uploads.served_content_type(attachment.content_type),

@@ -142,20 +142,11 @@ def tags_changed() -> AppError:
 ATTACHMENT_TOO_LARGE = ProblemAnswer(
     413, "the file is larger than `ATTACHMENT_MAX_BYTES`; nothing was stored"
 )
-MULTIPART_REQUIRED = ProblemAnswer(415, "the body is not `multipart/form-data`")
-MALFORMED_MULTIPART = ProblemAnswer(400, "the multipart body cannot be read")
-BAD_UPLOAD = ProblemAnswer(
-    422,
-    "no `file` part with a file name (`file_missing`), another part (`unexpected_part`), or an empty "
-    "file (`empty_file`)",
-)
 UNUSABLE_ATTACHMENT = ProblemAnswer(
     422,
     "an `attachment_ids` entry is not an upload of this conversation (`unknown_attachment`) or is "
     "attached to a message already (`attachment_already_attached`)",
 )
-STORAGE_UNAVAILABLE = ProblemAnswer(503, "the file storage cannot be reached; try again later")
-STORAGE_RETRY_AFTER_SECONDS = 5
 
 
 def attachment_not_found() -> AppError:
@@ -168,28 +159,6 @@ def attachment_too_large(limit: int = 0) -> AppError:
     )
 
 
-def multipart_required() -> AppError:
-    return AppError(
-        415, "multipart_required", "Send the file as multipart/form-data, in one part named file."
-    )
-
-
-def malformed_multipart() -> AppError:
-    return AppError(400, "malformed_multipart", "The multipart/form-data body cannot be read.")
-
-
-def file_missing() -> AppError:
-    return AppError(422, "file_missing", "Send one part named file, with a file name.")
-
-
-def unexpected_part() -> AppError:
-    return AppError(422, "unexpected_part", "Send exactly one part, named file, and nothing else.")
-
-
-def empty_file() -> AppError:
-    return AppError(422, "empty_file", "The file is empty.")
-
-
 def unknown_attachment() -> AppError:
     return AppError(
         422, "unknown_attachment", "An attachment_ids entry names no upload of this conversation."
@@ -199,15 +168,6 @@ def unknown_attachment() -> AppError:
 def attachment_already_attached() -> AppError:
     return AppError(
         422, "attachment_already_attached", "An attachment_ids entry is attached to a message already."
-    )
-
-
-def storage_unavailable() -> AppError:
-    return AppError(
-        503,
-        "storage_unavailable",
-        "The file storage cannot be reached; try again later.",
-        headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
     )
 
 

@@ -19,15 +19,12 @@ def help_centre_not_found() -> AppError:
     return AppError(404, "help_centre_not_found", "No such help centre.")
 
 
-DOCUMENT_REFUSED = ProblemAnswer(415, "not multipart/form-data (`multipart_required`)")
-MALFORMED_MULTIPART = ProblemAnswer(400, "the multipart body cannot be read (`malformed_multipart`)")
 DOCUMENT_TOO_LARGE = ProblemAnswer(413, "the file is larger than KNOWLEDGE_DOCUMENT_MAX_BYTES")
 BAD_DOCUMENT_UPLOAD = ProblemAnswer(
     422,
     "not a PDF, DOCX, HTML, Markdown or text file (`unsupported_document_type`), no file part, an empty "
     "file or another part (`file_missing`, `empty_file`, `unexpected_part`)",
 )
-STORAGE_UNAVAILABLE = ProblemAnswer(503, "the file storage cannot be reached; try again later")
 BODY_OF_A_DOCUMENT = ProblemAnswer(422, "a document's body is read from its file (`document_body_read_only`)")
 
 
@@ -43,27 +40,5 @@ def document_too_large(limit: int) -> AppError:
     return AppError(413, "document_too_large", f"The file is larger than {limit} bytes; nothing was stored.")
 
 
-def multipart_required() -> AppError:
-    return AppError(
-        415, "multipart_required", "Send the file as multipart/form-data, in one part named file."
-    )
-
-
-def malformed_multipart() -> AppError:
-    return AppError(400, "malformed_multipart", "The multipart/form-data body cannot be read.")
-
-
-def bad_upload(code: str, detail: str) -> AppError:
-    return AppError(422, code, detail)
-
-
-def storage_unavailable() -> AppError:
-    return AppError(503, "storage_unavailable", "The file storage cannot be reached; try again later.")
-
-
 def document_body_read_only() -> AppError:
     return AppError(422, "document_body_read_only", "A document's body is the text read from its file.")
-
-
-def conversation_not_found() -> AppError:
-    return AppError(404, "conversation_not_found", "No such conversation.")

@@ -29,6 +29,7 @@ from aisupport.knowledge.schemas import (
     SearchOut,
     SourceOut,
 )
+from aisupport.storage import errors as storage_errors
 
 router = APIRouter(tags=["knowledge"])
 
@@ -60,11 +61,11 @@ DOCUMENTS_PATH = "/orgs/{org_id}/knowledge/documents"
     response_model=SourceOut,
     openapi_extra={"requestBody": UPLOAD_BODY},
     responses=problem_responses(
-        errors.DOCUMENT_REFUSED,
-        errors.MALFORMED_MULTIPART,
+        storage_errors.MULTIPART_REQUIRED,
+        storage_errors.MALFORMED_MULTIPART,
         errors.DOCUMENT_TOO_LARGE,
         errors.BAD_DOCUMENT_UPLOAD,
-        errors.STORAGE_UNAVAILABLE,
+        storage_errors.STORAGE_UNAVAILABLE,
     ),
 )
 async def upload_document(

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.access.principal import Principal
 from aisupport.audit import service as audit
-from aisupport.core import uploads
+from aisupport.conversations import errors as conversation_errors
 from aisupport.core.client import Client
 from aisupport.core.db import release_connection
 from aisupport.core.jobs import defer
@@ -35,7 +35,8 @@ from aisupport.knowledge import chunking, errors, extract
 from aisupport.knowledge import repository as repo
 from aisupport.knowledge.models import KnowledgeChunk, KnowledgeCitation, KnowledgePhrasing, KnowledgeSource
 from aisupport.knowledge.repository import Filters, NewChunk
-from aisupport.storage import ObjectTooLargeError, Storage, StorageError, object_key
+from aisupport.storage import Storage, StorageError, object_key
+from aisupport.storage.upload import store_upload
 
 CONTENT_FIELDS = ("title", "body")
 UNIQUE_VIOLATION = "23505"
@@ -112,28 +113,28 @@ async def upload_document(
     max_bytes: int,
 ) -> KnowledgeSource:
     """Store the one file of a multipart body as a document, queued for ingestion (its text is read by
-    the job): 415 for a body that is not multipart or a file we do not read, 413 past `max_bytes`, 422
-    for no file, an empty one or another part; in every refusal nothing is stored."""
+    the job): 415 for a body that is not multipart, 413 past `max_bytes`, 422 for a file we do not
+    read, no file, an empty one or another part; in every refusal nothing is stored."""
     organization_id = principal.organization_id
     await release_connection(db)  # the file may take minutes to arrive
     source_id = uuid.uuid4()
     key = object_key(organization_id, "knowledge", str(source_id))
-    try:
-        form = uploads.MultipartFile(content_type, body, max_bytes=max_bytes)
-        part = await form.open()
-        filename = uploads.safe_filename(part.filename)
-        if extract.kind_of(part.content_type, filename) is None:
+
+    def readable(filename: str, declared_type: str | None) -> None:
+        if extract.kind_of(declared_type, filename) is None:
             raise errors.unsupported_document(filename)
-        stored = await storage.put(key, form.content(), part.content_type or uploads.OCTET_STREAM)
-    except uploads.UploadError as error:
-        raise _refusal(error, max_bytes) from None
-    except ObjectTooLargeError:
-        raise errors.document_too_large(max_bytes) from None
-    except (StorageError, OSError):
-        raise errors.storage_unavailable() from None
+
+    upload = await store_upload(
+        storage,
+        key,
+        content_type=content_type,
+        body=body,
+        max_bytes=max_bytes,
+        too_large=errors.document_too_large,
+        accept=readable,
+    )
+    filename, stored = upload.filename, upload.stored
     try:
-        if stored.size == 0:
-            raise errors.bad_upload("empty_file", "The file is empty.")
         now = datetime.now(UTC)
         title = Path(filename).stem[:300] or filename
         source = KnowledgeSource(
@@ -165,18 +166,6 @@ async def upload_document(
             await storage.delete(key)
         raise
     return source
-
-
-def _refusal(error: uploads.UploadError, max_bytes: int) -> Exception:
-    if isinstance(error, uploads.FileTooLarge):
-        return errors.document_too_large(max_bytes)
-    if isinstance(error, uploads.NotMultipart):
-        return errors.multipart_required()
-    if isinstance(error, uploads.FileMissing):
-        return errors.bad_upload("file_missing", "Send one part named file, with a file name.")
-    if isinstance(error, uploads.UnexpectedPart):
-        return errors.bad_upload("unexpected_part", "Send exactly one part, named file, and nothing else.")
-    return errors.malformed_multipart()
 
 
 async def get_source(db: AsyncSession, principal: Principal, source_id: uuid.UUID) -> KnowledgeSource:
@@ -356,7 +345,7 @@ async def cite(
         raise errors.source_not_found()
     conversation = await repo.conversation(db, organization_id, conversation_id)
     if conversation is None:
-        raise errors.conversation_not_found()
+        raise conversation_errors.conversation_not_found()
     citation = KnowledgeCitation(
         id=uuid.uuid4(),
         organization_id=organization_id,

@@ -38,6 +38,7 @@ from aisupport.realtime import errors as realtime_errors
 from aisupport.realtime.hub import Frame, sse_message
 from aisupport.realtime.router import SSE_HEADERS, After, LastEventId
 from aisupport.realtime.streaming import event_stream, position_of
+from aisupport.storage import errors as storage_errors
 from aisupport.widget import errors, repository, service
 from aisupport.widget.schemas import (
     RatingIn,
@@ -202,10 +203,10 @@ async def post_visitor_message(
     openapi_extra={"requestBody": UPLOAD_BODY},
     responses=problem_responses(
         conversation_errors.ATTACHMENT_TOO_LARGE,
-        conversation_errors.MULTIPART_REQUIRED,
-        conversation_errors.MALFORMED_MULTIPART,
-        conversation_errors.BAD_UPLOAD,
-        conversation_errors.STORAGE_UNAVAILABLE,
+        storage_errors.MULTIPART_REQUIRED,
+        storage_errors.MALFORMED_MULTIPART,
+        storage_errors.BAD_UPLOAD,
+        storage_errors.STORAGE_UNAVAILABLE,
     ),
 )
 async def upload_visitor_attachment(
