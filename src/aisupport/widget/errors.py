@@ -26,8 +26,3 @@ def too_many_open_conversations(limit: int) -> AppError:
         f"You have {limit} conversations open; continue one of them, or wait until one is resolved.",
     )
 
-
-def unknown_attachment() -> AppError:
-    return AppError(
-        422, "unknown_attachment", "An attachment is not one of your uploads to this conversation."
-    )

@@ -167,7 +167,7 @@ async def post_message(
     if attachment_ids and await repo.own_uploads(db, visitor, conversation_id, attachment_ids) != set(
         attachment_ids
     ):
-        raise errors.unknown_attachment()
+        raise conversation_errors.unknown_attachment()
     return await conversations.post_message(
         db, visitor.principal, conversation_id, "incoming", body, attachment_ids
     )
