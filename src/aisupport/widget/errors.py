@@ -25,4 +25,3 @@ def too_many_open_conversations(limit: int) -> AppError:
         "too_many_open_conversations",
         f"You have {limit} conversations open; continue one of them, or wait until one is resolved.",
     )
-
