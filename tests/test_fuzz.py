@@ -61,6 +61,7 @@ RULES_BEYOND_THE_SCHEMA = [
     "start_session",  # an identity token alone, or the other identity fields without it
     "upload_document",  # a file we read (PDF, DOCX, HTML, Markdown, text), not empty
     "update_article",  # a document's body is read from its file
+    "set_embedder",  # a base URL outside our network
 ]
 
 

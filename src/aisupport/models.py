@@ -17,6 +17,8 @@ from aisupport.events.models import Event, EventCounter
 from aisupport.knowledge.models import (
     KnowledgeChunk,
     KnowledgeCitation,
+    KnowledgeEmbedder,
+    KnowledgeEmbedding,
     KnowledgePhrasing,
     KnowledgeSource,
     KnowledgeStats,
@@ -42,6 +44,8 @@ __all__ = [
     "Invitation",
     "KnowledgeChunk",
     "KnowledgeCitation",
+    "KnowledgeEmbedder",
+    "KnowledgeEmbedding",
     "KnowledgePhrasing",
     "KnowledgeSource",
     "KnowledgeStats",
@@ -63,5 +67,11 @@ __all__ = [
 
 
 def is_ours(name: str | None, type_: str, parent_names: object) -> bool:
-    """Alembic's include_name hook: procrastinate's tables belong to its own schema SQL, not our models."""
-    return not (type_ == "table" and name is not None and name.startswith("procrastinate_"))
+    """Alembic's include_name hook: procrastinate's tables belong to its own schema SQL, not our models;
+    the vectors' HNSW indexes are on expressions (a cast per dimension, migration e4b8c1d7f2a9), which
+    alembic cannot compare."""
+    if name is None:
+        return True
+    if type_ == "table":
+        return not name.startswith("procrastinate_")
+    return not (type_ == "index" and name.startswith("ix_knowledge_embeddings_hnsw_"))

@@ -66,6 +66,7 @@ async def test_an_api_key_learns_its_organization_role_and_itself_never_its_secr
             "conversations:work",
             "inboxes:manage",
             "inboxes:read",
+            "knowledge:configure",
             "knowledge:read",
             "knowledge:write",
             "members:read",

@@ -60,6 +60,7 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/orgs/{org_id}/knowledge/sources/{source_id}/citations"): {
         "conversation_id": str(uuid.uuid4())
     },
+    ("PUT", "/orgs/{org_id}/knowledge/embedder"): {"base_url": "https://1.1.1.1/v1", "model": "x"},
 }
 
 
@@ -248,6 +249,18 @@ async def test_an_unscoped_select_sees_only_the_current_tenant(
             conn.execute(
                 "INSERT INTO webhook_cursors (organization_id) VALUES (%s) ON CONFLICT DO NOTHING",
                 (organization_id,),
+            )
+            # An embedding model's vectors (its provider is tested in tests/knowledge/test_embeddings.py).
+            embedder = conn.execute(
+                "INSERT INTO knowledge_embedders (id, organization_id, base_url, model, request_dimensions,"
+                " query_prefix, document_prefix, input_type, state) VALUES (gen_random_uuid(), %s,"
+                " 'https://1.1.1.1/v1', 'x', false, '', '', false, 'retired') RETURNING id",
+                (organization_id,),
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO knowledge_embeddings (organization_id, embedder_id, key, dimensions, embedding)"
+                " VALUES (%s, %s, 'k', 3, '[1,0,0]')",
+                (organization_id, embedder[0] if embedder else None),
             )
         for table, column in TENANT_TABLES.items():
             held = {str(row[0]) for row in conn.execute(f"SELECT DISTINCT {column} FROM {table}")}  # noqa: S608

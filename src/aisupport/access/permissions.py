@@ -50,6 +50,7 @@ class Permission(StrEnum):
     WEBHOOKS_MANAGE = "webhooks:manage"
     KNOWLEDGE_READ = "knowledge:read"
     KNOWLEDGE_WRITE = "knowledge:write"
+    KNOWLEDGE_CONFIGURE = "knowledge:configure"
 
     @property
     def description(self) -> str:
@@ -84,6 +85,7 @@ DESCRIPTIONS = {
     "secrets, list and replay their deliveries",
     Permission.KNOWLEDGE_READ: "see the knowledge base's sources (internal ones included) and search it",
     Permission.KNOWLEDGE_WRITE: "write, change and delete articles; add the questions an article answered",
+    Permission.KNOWLEDGE_CONFIGURE: "set and remove the embedding model search uses (its provider and key)",
 }
 
 _EVERYONE = {
@@ -109,6 +111,7 @@ _MANAGERS = _AGENTS | {
     Permission.CONTACTS_ERASE,
     Permission.TAGS_MANAGE,
     Permission.WEBHOOKS_MANAGE,
+    Permission.KNOWLEDGE_CONFIGURE,
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(_MANAGERS | {Permission.ORG_DELETE}),

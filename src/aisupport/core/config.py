@@ -222,6 +222,16 @@ class Settings(BaseSettings):
     # A knowledge document's largest file (PDF, DOCX, HTML, Markdown, text); at most
     # STORAGE_MAX_OBJECT_BYTES.
     KNOWLEDGE_DOCUMENT_MAX_BYTES: int = Field(default=20 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024)
+    # Model providers (an organization's embedding model) may be on private, loopback and link-local
+    # addresses and plain http: for an operator who runs Ollama or vLLM beside the service (decision
+    # 0052). Then any organization's admin can point requests at that network: turn it on only where
+    # every organization is trusted with it.
+    AI_PROVIDERS_ALLOW_PRIVATE_NETWORKS: bool = False
+    # How long a search waits for its query's vector before it ranks by words alone.
+    EMBEDDINGS_QUERY_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
+    # `aisupport eval retrieval` configures this embedder (JSON, the body of PUT .../knowledge/embedder)
+    # in its organization when set.
+    EVAL_EMBEDDER: SecretStr | None = None
 
     @field_validator("CORS_ORIGINS", "FORWARDED_ALLOW_IPS", mode="before")
     @classmethod

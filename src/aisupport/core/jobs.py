@@ -68,6 +68,15 @@ async def defer(
     await _task(raw.driver_connection, task_name, **schedule).defer_async(**arguments, **_origin())
 
 
+async def defer_once(db: AsyncSession, task_name: str, lock: str, **arguments: Any) -> None:
+    """Queue a job in the request's transaction, unless one with the same queueing `lock` is queued and
+    not started yet (that one will see this transaction's work too)."""
+    connection = await db.connection()
+    raw = await connection.get_raw_connection()
+    mark_written(db)
+    await defer_unless_queued(raw.driver_connection, task_name, lock, **arguments)
+
+
 async def defer_unless_queued(driver_connection: Any, task_name: str, lock: str, **arguments: Any) -> None:
     """Queue a job on a psycopg connection already in the transaction (a session hook's, at commit),
     unless a job with the same queueing `lock` is queued and not started yet (that one will see this

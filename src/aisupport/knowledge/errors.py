@@ -42,3 +42,17 @@ def document_too_large(limit: int) -> AppError:
 
 def document_body_read_only() -> AppError:
     return AppError(422, "document_body_read_only", "A document's body is the text read from its file.")
+
+
+PROVIDER_REFUSED = ProblemAnswer(
+    422, "the base URL is not one the service may reach, or not a URL (`provider_refused`)"
+)
+NO_EMBEDDER = ProblemAnswer(404, "the organization has no embedding model (`no_embedder`)")
+
+
+def provider_refused(reason: str) -> AppError:
+    return AppError(422, "provider_refused", f"The base URL is refused: {reason}.")
+
+
+def no_embedder() -> AppError:
+    return AppError(404, "no_embedder", "The organization has no embedding model.")

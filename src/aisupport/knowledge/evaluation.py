@@ -15,13 +15,17 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from aisupport.access.principal import Principal
 from aisupport.core.config import Settings
 from aisupport.core.db import create_sessionmaker, engine_for
 from aisupport.core.jobs import forget_queued
 from aisupport.core.tenancy import app_database_url, tenant_session
-from aisupport.knowledge import service
+from aisupport.knowledge import semantic, service
+from aisupport.knowledge.embeddings import ProviderError
 from aisupport.knowledge.repository import Filters
+from aisupport.knowledge.schemas import EmbedderIn
 from aisupport.organizations import repository as organizations
 from aisupport.organizations.models import new_slug
 
@@ -85,6 +89,9 @@ async def evaluate(
         for source_id in source_of.values():  # what the ingestion job runs, source by source
             async with tenant_session(sessions, organization_id=organization_id) as db:
                 await service.ingest(db, organization_id, source_id, 1)
+        method = "bm25"
+        if settings.EVAL_EMBEDDER is not None:
+            method = await _build_embeddings(sessions, settings, principal)
         learned = 0
         if history is not None:
             by_source: dict[uuid.UUID, list[str]] = defaultdict(list)
@@ -95,21 +102,75 @@ async def evaluate(
             async with tenant_session(sessions, organization_id=organization_id) as db:
                 for source_id, texts in by_source.items():
                     learned += len(await service.add_phrasings(db, principal, source_id, texts))
+            if settings.EVAL_EMBEDDER is not None:
+                await _embed_all(sessions, settings, organization_id)
         rankings: list[tuple[list[str], set[str]]] = []
         latencies: list[float] = []
         async with tenant_session(sessions, organization_id=organization_id) as db:
             for line in _lines(queries):
                 started = time.perf_counter()
-                results = await service.search(
-                    db, organization_id, line["query"], Filters(), k=RANKED, min_score=0.0, locale="en"
+                found = await service.search(
+                    db,
+                    settings,
+                    organization_id,
+                    line["query"],
+                    Filters(),
+                    k=RANKED,
+                    min_score=0.0,
+                    locale="en",
                 )
                 latencies.append((time.perf_counter() - started) * 1000)
-                rankings.append(([article_of[result.source.id] for result in results], set(line["relevant"])))
+                if found.method != method:
+                    raise RuntimeError(f"a search ran as {found.method}, not {method}: the provider failed")
+                rankings.append(
+                    ([article_of[result.source.id] for result in found.results], set(line["relevant"]))
+                )
         print(f"eval: {len(source_of)} articles, {learned} phrasings learned", file=sys.stderr)
-        return {"method": "bm25", **metrics(rankings, latencies), "history": learned}
+        return {"method": method, **metrics(rankings, latencies), "history": learned}
     finally:
         async with tenant_session(sessions, organization_id=organization_id) as db:
             # Its ingestion jobs ran above, as the job's own function: none is left for a worker.
-            await forget_queued(db, "knowledge:ingest", organization_id)
+            for task in ("knowledge:ingest", "knowledge:embed"):
+                await forget_queued(db, task, organization_id)
             await organizations.delete_organization(db, organization_id)
         await engine.dispose()
+
+
+async def _build_embeddings(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, principal: Principal
+) -> str:
+    """Configure EVAL_EMBEDDER in the organization and embed everything, as the job does."""
+    assert settings.EVAL_EMBEDDER is not None
+    fields = EmbedderIn.model_validate_json(settings.EVAL_EMBEDDER.get_secret_value()).model_dump()
+    async with tenant_session(sessions, organization_id=principal.organization_id) as db:
+        await semantic.configure(db, settings, principal, fields, None)
+    embedder = await _embed_all(sessions, settings, principal.organization_id)
+    if embedder.serving is None:
+        failed = embedder.failed.error if embedder.failed is not None else "unknown"
+        raise RuntimeError(f"the embedding model did not build: {failed}")
+    print(
+        f"eval: embeddings by {embedder.serving.model}, {embedder.serving.dimensions} dimensions",
+        file=sys.stderr,
+    )
+    return "bm25+embeddings"
+
+
+async def _embed_all(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, organization_id: uuid.UUID
+) -> semantic.Embedders:
+    """What the `knowledge:embed` job does, until nothing is left to embed."""
+    while True:
+        async with tenant_session(sessions, organization_id=organization_id) as db:
+            batch = await semantic.next_batch(db, settings, organization_id)
+        if batch is None:
+            break
+        try:
+            outcome: list[list[float]] | ProviderError = await semantic.compute(batch, settings)
+        except ProviderError as error:
+            outcome = error
+        async with tenant_session(sessions, organization_id=organization_id) as db:
+            await semantic.keep(db, organization_id, batch, outcome)
+        if isinstance(outcome, ProviderError):
+            break
+    async with tenant_session(sessions, organization_id=organization_id) as db:
+        return await semantic.embedders(db, organization_id)

@@ -19,7 +19,7 @@ from aisupport.core.db import DbSession
 from aisupport.core.pagination import Page, Paging
 from aisupport.knowledge import errors, repository, service
 from aisupport.knowledge.repository import Filters
-from aisupport.knowledge.router import passages
+from aisupport.knowledge.router import search_out
 from aisupport.knowledge.schemas import Collection, Locale, SearchOut
 
 router = APIRouter(tags=["help_centre"])
@@ -90,5 +90,7 @@ async def search_help(
     """The public, published articles that best answer `q`, one passage each, as the members' search."""
     organization_id = await _organization(request, db, org_slug)
     filters = Filters(statuses=["published"], visibilities=["public"], collection=collection)
-    found = await service.search(db, organization_id, q, filters, k=k, min_score=0.0, locale=locale)
-    return SearchOut(method="bm25", results=passages(found))
+    found = await service.search(
+        db, request.app.state.settings, organization_id, q, filters, k=k, min_score=0.0, locale=locale
+    )
+    return search_out(found)

@@ -6,15 +6,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -93,6 +96,7 @@ class KnowledgeChunk(TenantOwned, Base):
         Index("ix_knowledge_chunks_organization_id_source_id", "organization_id", "source_id", "ordinal"),
         Index("ix_knowledge_chunks_search", "search", postgresql_using="gin"),
         Index("ix_knowledge_chunks_grams", "grams", postgresql_using="gin"),
+        Index("ix_knowledge_chunks_organization_id_embedding_key", "organization_id", "embedding_key"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -111,6 +115,9 @@ class KnowledgeChunk(TenantOwned, Base):
     # a word split or joined ("git hub", "github"); ranked like `search`, with a length of their own.
     grams: Mapped[str] = mapped_column(TSVECTOR)
     grams_length: Mapped[float] = mapped_column()
+    # The hash of what an embedding model is given for this chunk (embedded_text): its vectors are found
+    # by it, so content seen before is never embedded again.
+    embedding_key: Mapped[str] = mapped_column(String(64))
 
 
 class KnowledgePhrasing(TenantOwned, Timestamped, Base):
@@ -190,3 +197,78 @@ class KnowledgeCitation(TenantOwned, Timestamped, Base):
     reopened_count: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str | None] = mapped_column(String(16))
     learned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+EMBEDDER_STATES = ("building", "serving", "retired", "failed")
+
+
+class KnowledgeEmbedder(TenantOwned, Timestamped, Base):
+    """An embedding model the organization configured (an OpenAI-compatible embeddings API): `building`
+    while its vectors of the organization's chunks are computed, `serving` once they all are (searches
+    use it; at most one serves), `retired` when another replaced it (its vectors are deleted), `failed`
+    with the reason. Its key is sealed (core.sealing), bound to its row, and never shown."""
+
+    __tablename__ = "knowledge_embedders"
+    __table_args__ = (
+        CheckConstraint("state IN ('building', 'serving', 'retired', 'failed')", name="state_known"),
+        UniqueConstraint("organization_id", "id", name="uq_knowledge_embedders_organization_id_id"),
+        Index(
+            "uq_knowledge_embedders_one_serving",
+            "organization_id",
+            unique=True,
+            postgresql_where=text("state = 'serving'"),
+        ),
+        Index(
+            "uq_knowledge_embedders_one_building",
+            "organization_id",
+            unique=True,
+            postgresql_where=text("state = 'building'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    base_url: Mapped[str] = mapped_column(String(500))
+    model: Mapped[str] = mapped_column(String(200))
+    # Asked of the model (`dimensions`, for models that can shorten their vectors), else learned from
+    # its first answer.
+    dimensions: Mapped[int | None] = mapped_column(Integer)
+    request_dimensions: Mapped[bool] = mapped_column(Boolean)
+    query_prefix: Mapped[str] = mapped_column(String(100))
+    document_prefix: Mapped[str] = mapped_column(String(100))
+    input_type: Mapped[bool] = mapped_column(Boolean)  # send `input_type` (`query`, `document`)
+    api_key_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(String(500))
+    # The mean cosine similarity of two unrelated chunks of the organization under this model: a
+    # score of 0 (decision 0052).
+    baseline: Mapped[float | None] = mapped_column()
+    embedded: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    ready_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    @property
+    def api_key_set(self) -> bool:
+        return self.api_key_sealed is not None
+
+
+class KnowledgeEmbedding(TenantOwned, Base):
+    """The vector an embedder gave for a chunk's content (`key`: KnowledgeChunk.embedding_key); shared
+    by every chunk with that content, kept while an unretired embedder has it."""
+
+    __tablename__ = "knowledge_embeddings"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["organization_id", "embedder_id"],
+            ["knowledge_embedders.organization_id", "knowledge_embedders.id"],
+            name="fk_knowledge_embeddings_embedder_same_org",
+            ondelete="CASCADE",
+        ),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    embedder_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dimensions: Mapped[int] = mapped_column(Integer)
+    embedding: Mapped[list[float]] = mapped_column(Vector())

@@ -8,6 +8,7 @@ title, the headings, the text)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from aisupport.core.db import row_of, rows_of, scoped
 from aisupport.knowledge.models import (
     KnowledgeChunk,
     KnowledgeCitation,
+    KnowledgeEmbedder,
+    KnowledgeEmbedding,
     KnowledgePhrasing,
     KnowledgeSource,
     KnowledgeStats,
@@ -169,13 +172,15 @@ INSERT_CHUNK = text(
                search_document(:organization_id, :grams) AS grams
     )
     INSERT INTO knowledge_chunks (id, organization_id, source_id, version, kind, ordinal, heading_path,
-                                  text, char_start, char_end, page, length, search, grams, grams_length)
+                                  text, char_start, char_end, page, length, search, grams, grams_length,
+                                  embedding_key)
     SELECT :id, :organization_id, :source_id, :version, :kind, :ordinal, :heading_path, :text,
            :char_start, :char_end, :page, coalesce((
                SELECT sum(CASE w WHEN 'A' THEN :title_weight WHEN 'B' THEN :heading_weight ELSE 1 END)
                  FROM unnest(doc.search) AS u, unnest(u.weights) AS w), 0),
            doc.search, doc.grams,
-           coalesce((SELECT sum(cardinality(u.positions)) FROM unnest(doc.grams) AS u), 0)
+           coalesce((SELECT sum(cardinality(u.positions)) FROM unnest(doc.grams) AS u), 0),
+           :embedding_key
       FROM doc
     RETURNING length, grams_length
     """
@@ -217,6 +222,7 @@ async def replace_chunks(
                 "title_weight": TITLE_WEIGHT,
                 "heading_weight": HEADING_WEIGHT,
                 "grams": grams,
+                "embedding_key": embedding_key(chunk.kind, source.title, chunk.heading_path, chunk.text),
             },
         )
         lengths = inserted.one()
@@ -443,3 +449,203 @@ async def customer_question(
     )
     found: str | None = await db.scalar(query)
     return found
+
+
+# Embeddings (decision 0052).
+
+
+def embedded_text(kind: str, title: str, heading_path: list[str] | tuple[str, ...], text: str) -> str:
+    """What an embedding model is given for a chunk: a passage with its source's title and headings
+    (a passage alone often does not say what it is about), a phrasing as it is."""
+    if kind == "phrasing":
+        return text
+    return f"{title}\n{' > '.join(heading_path)}\n{text}"
+
+
+def embedding_key(kind: str, title: str, heading_path: list[str] | tuple[str, ...], text: str) -> str:
+    """The chunk's content's hash (as migration e4b8c1d7f2a9 computes it for older chunks)."""
+    material = f"{kind}\n{embedded_text(kind, title, heading_path, text)}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+async def embedders(
+    db: AsyncSession, organization_id: uuid.UUID, states: tuple[str, ...], *, lock: bool = False
+) -> list[KnowledgeEmbedder]:
+    """The organization's embedders in these states, newest first."""
+    query = (
+        rows_of(KnowledgeEmbedder, organization_id)
+        .where(KnowledgeEmbedder.state.in_(states))
+        .order_by(KnowledgeEmbedder.created_at.desc())
+    )
+    if lock:
+        query = query.with_for_update()
+    return list((await db.scalars(query)).all())
+
+
+async def add_embedder(db: AsyncSession, embedder: KnowledgeEmbedder) -> None:
+    db.add(embedder)
+    await db.flush()
+
+
+async def forget_embeddings(db: AsyncSession, embedder: KnowledgeEmbedder) -> None:
+    await db.execute(
+        scoped(delete(KnowledgeEmbedding), KnowledgeEmbedding, embedder.organization_id).where(
+            KnowledgeEmbedding.embedder_id == embedder.id
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ToEmbed:
+    key: str
+    text: str
+
+
+UNEMBEDDED = text(
+    """
+    SELECT DISTINCT ON (c.embedding_key) c.embedding_key AS key, c.kind, s.title, c.heading_path, c.text
+      FROM knowledge_chunks c
+      JOIN knowledge_sources s ON s.organization_id = c.organization_id AND s.id = c.source_id
+     WHERE c.organization_id = :organization_id
+       AND NOT EXISTS (
+           SELECT FROM knowledge_embeddings e
+            WHERE e.organization_id = c.organization_id AND e.embedder_id = :embedder_id
+              AND e.key = c.embedding_key)
+     ORDER BY c.embedding_key
+     LIMIT :limit
+    """
+)
+
+
+async def unembedded(db: AsyncSession, embedder: KnowledgeEmbedder, *, limit: int) -> list[ToEmbed]:
+    """Contents of the organization's chunks this embedder has no vector of yet."""
+    rows = await db.execute(
+        UNEMBEDDED, {"organization_id": embedder.organization_id, "embedder_id": embedder.id, "limit": limit}
+    )
+    return [ToEmbed(row.key, embedded_text(row.kind, row.title, row.heading_path, row.text)) for row in rows]
+
+
+async def add_embeddings(
+    db: AsyncSession, embedder: KnowledgeEmbedder, vectors: dict[str, list[float]]
+) -> int:
+    """Keep the vectors (a content another run embedded meanwhile keeps its first); how many added."""
+    if not vectors:
+        return 0
+    inserted = await db.execute(
+        pg_insert(KnowledgeEmbedding)
+        .values(
+            [
+                {
+                    "organization_id": embedder.organization_id,
+                    "embedder_id": embedder.id,
+                    "key": key,
+                    "dimensions": len(vector),
+                    "embedding": vector,
+                }
+                for key, vector in vectors.items()
+            ]
+        )
+        .on_conflict_do_nothing()
+        .returning(KnowledgeEmbedding.key)
+    )
+    added = len(inserted.all())
+    await db.execute(
+        scoped(update(KnowledgeEmbedder), KnowledgeEmbedder, embedder.organization_id)
+        .where(KnowledgeEmbedder.id == embedder.id)
+        .values(embedded=KnowledgeEmbedder.embedded + added)
+    )
+    return added
+
+
+FORGET_UNUSED = text(
+    """
+    WITH gone AS (
+        DELETE FROM knowledge_embeddings e
+         WHERE e.organization_id = :organization_id AND e.embedder_id = :embedder_id
+           AND NOT EXISTS (SELECT FROM knowledge_chunks c
+                            WHERE c.organization_id = e.organization_id AND c.embedding_key = e.key)
+        RETURNING 1
+    )
+    UPDATE knowledge_embedders SET embedded = embedded - (SELECT count(*) FROM gone)
+     WHERE organization_id = :organization_id AND id = :embedder_id
+    """
+)
+
+# The mean cosine similarity of two different chunks, over a sample of the organization's vectors.
+BASELINE = text(
+    """
+    WITH sample AS (
+        SELECT row_number() OVER () AS n, embedding
+          FROM (SELECT embedding FROM knowledge_embeddings
+                 WHERE organization_id = :organization_id AND embedder_id = :embedder_id
+                 ORDER BY md5(key) LIMIT :sample) AS picked
+    )
+    SELECT avg(1 - (a.embedding <=> b.embedding)) FROM sample a JOIN sample b ON a.n < b.n
+    """
+)
+BASELINE_SAMPLE = 100
+
+
+async def settle_embeddings(db: AsyncSession, embedder: KnowledgeEmbedder) -> None:
+    """Forget the vectors of contents no chunk has any more, and measure the embedder's baseline."""
+    ids = {"organization_id": embedder.organization_id, "embedder_id": embedder.id}
+    await db.execute(FORGET_UNUSED, ids)
+    baseline = await db.scalar(BASELINE, {**ids, "sample": BASELINE_SAMPLE})
+    embedder.baseline = float(baseline) if baseline is not None else None
+    await db.flush()
+
+
+@dataclass(frozen=True)
+class Near:
+    chunk_id: uuid.UUID
+    source_id: uuid.UUID
+    kind: str
+    similarity: float
+
+
+# The nearest chunks by cosine, through the HNSW index of the vectors' dimension (an exact scan for a
+# dimension without one), within the filters.
+NEAREST = """
+    SELECT c.id AS chunk_id, c.source_id, c.kind,
+           1 - (e.embedding::halfvec({dimensions}) <=> CAST(:query AS halfvec({dimensions}))) AS similarity
+      FROM knowledge_embeddings e
+      JOIN knowledge_chunks c ON c.organization_id = e.organization_id AND c.embedding_key = e.key
+      JOIN knowledge_sources s ON s.organization_id = c.organization_id AND s.id = c.source_id
+     WHERE e.organization_id = :organization_id AND e.embedder_id = :embedder_id
+       AND e.dimensions = {dimensions}
+       AND (CAST(:statuses AS text[]) IS NULL OR s.status = ANY(CAST(:statuses AS text[])))
+       AND (CAST(:visibilities AS text[]) IS NULL OR s.visibility = ANY(CAST(:visibilities AS text[])))
+       AND (CAST(:collection AS text) IS NULL OR s.collection = CAST(:collection AS text))
+       AND (CAST(:locale AS text) IS NULL OR s.locale = CAST(:locale AS text))
+       AND (CAST(:source_id AS uuid) IS NULL OR s.id = CAST(:source_id AS uuid))
+       AND (CAST(:tags AS varchar[]) IS NULL OR s.tags @> CAST(:tags AS varchar[]))
+     ORDER BY e.embedding::halfvec({dimensions}) <=> CAST(:query AS halfvec({dimensions}))
+     LIMIT :limit
+"""
+
+
+async def nearest(
+    db: AsyncSession,
+    embedder: KnowledgeEmbedder,
+    vector: list[float],
+    filters: Filters,
+    *,
+    limit: int,
+) -> list[Near]:
+    dimensions = len(vector)  # a number: safe in the statement
+    rows = await db.execute(
+        text(NEAREST.format(dimensions=dimensions)),
+        {
+            "organization_id": embedder.organization_id,
+            "embedder_id": embedder.id,
+            "query": "[" + ",".join(repr(x) for x in vector) + "]",
+            "statuses": filters.statuses,
+            "visibilities": filters.visibilities,
+            "collection": filters.collection,
+            "locale": filters.locale,
+            "source_id": filters.source_id,
+            "tags": filters.tags,
+            "limit": limit,
+        },
+    )
+    return [Near(row.chunk_id, row.source_id, row.kind, float(row.similarity)) for row in rows]

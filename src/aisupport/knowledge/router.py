@@ -11,17 +11,21 @@ from aisupport.access.dependencies import ClientInfo, requires
 from aisupport.access.permissions import Permission
 from aisupport.access.principal import Principal
 from aisupport.conversations.attachment_router import UPLOAD_BODY, AppStorage, request_body
+from aisupport.conversations.router import AppSettings
 from aisupport.core.config import Settings
 from aisupport.core.db import DbSession
 from aisupport.core.errors import problem_responses
 from aisupport.core.pagination import Page, Paging
-from aisupport.knowledge import errors, service
+from aisupport.knowledge import errors, semantic, service
 from aisupport.knowledge.repository import Filters
 from aisupport.knowledge.schemas import (
     ArticleCreate,
     ArticleUpdate,
     CitationIn,
     CitationOut,
+    EmbedderIn,
+    EmbedderOut,
+    EmbeddersOut,
     PassageOut,
     PhrasingOut,
     PhrasingsIn,
@@ -35,6 +39,7 @@ router = APIRouter(tags=["knowledge"])
 
 Reader = Annotated[Principal, Depends(requires(Permission.KNOWLEDGE_READ))]
 Writer = Annotated[Principal, Depends(requires(Permission.KNOWLEDGE_WRITE))]
+Configurer = Annotated[Principal, Depends(requires(Permission.KNOWLEDGE_CONFIGURE))]
 SOURCE = "/orgs/{org_id}/knowledge/sources/{source_id}"
 
 
@@ -154,10 +159,11 @@ async def list_phrasings(
 
 @router.post("/orgs/{org_id}/knowledge/search", response_model=SearchOut)
 async def search_knowledge(
-    org_id: uuid.UUID, payload: SearchIn, principal: Reader, db: DbSession
+    org_id: uuid.UUID, payload: SearchIn, principal: Reader, db: DbSession, settings: AppSettings
 ) -> SearchOut:
-    """The `k` sources that best answer `query`, one passage each (its best), ranked by BM25, each with a
-    score in [0, 1]; `min_score` leaves out the weak ones (docs/knowledge.md)."""
+    """The `k` sources that best answer `query`, one passage each (its best), ranked by BM25 (fused with
+    the nearest in meaning when the organization has an embedding model), each with a score in [0, 1];
+    `min_score` leaves out the weak ones (docs/knowledge.md)."""
     filters = Filters(
         statuses=[payload.status] if payload.status else None,
         visibilities=[payload.visibility] if payload.visibility else None,
@@ -168,6 +174,7 @@ async def search_knowledge(
     )
     found = await service.search(
         db,
+        settings,
         principal.organization_id,
         payload.query,
         filters,
@@ -175,11 +182,16 @@ async def search_knowledge(
         min_score=payload.min_score,
         locale=payload.locale,
     )
-    return SearchOut(method="bm25", results=passages(found))
+    return search_out(found)
+
+
+def search_out(found: service.Found) -> SearchOut:
+    """Search results as the API shows them."""
+    method = "bm25+embeddings" if found.method == "bm25+embeddings" else "bm25"
+    return SearchOut(method=method, results=passages(found.results))
 
 
 def passages(found: list[service.Result]) -> list[PassageOut]:
-    """Search results as the API shows them."""
     return [
         PassageOut(
             source_id=result.source.id,
@@ -197,3 +209,46 @@ def passages(found: list[service.Result]) -> list[PassageOut]:
         )
         for result in found
     ]
+
+
+EMBEDDER = "/orgs/{org_id}/knowledge/embedder"
+
+
+def _embedders(found: semantic.Embedders) -> EmbeddersOut:
+    def out(embedder: object) -> EmbedderOut | None:
+        return None if embedder is None else EmbedderOut.model_validate(embedder)
+
+    return EmbeddersOut(serving=out(found.serving), building=out(found.building), failed=out(found.failed))
+
+
+@router.get(EMBEDDER, response_model=EmbeddersOut)
+async def get_embedder(org_id: uuid.UUID, principal: Reader, db: DbSession) -> EmbeddersOut:
+    """The organization's embedding model: the one serving searches, one being built, the last that
+    failed (never its key)."""
+    return _embedders(await semantic.embedders(db, principal.organization_id))
+
+
+@router.put(EMBEDDER, response_model=EmbeddersOut, responses=problem_responses(errors.PROVIDER_REFUSED))
+async def set_embedder(
+    org_id: uuid.UUID,
+    payload: EmbedderIn,
+    principal: Configurer,
+    db: DbSession,
+    settings: AppSettings,
+    client: ClientInfo,
+) -> EmbeddersOut:
+    """Use an embedding model (an OpenAI-compatible embeddings API) for search: its vectors of every
+    passage and phrasing are computed in the background (`building`), while the previous model, if
+    any, keeps serving; the same model with a new key only changes the key (docs/knowledge.md)."""
+    await semantic.configure(db, settings, principal, payload.model_dump(), client)
+    return _embedders(await semantic.embedders(db, principal.organization_id))
+
+
+@router.delete(
+    EMBEDDER, status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(errors.NO_EMBEDDER)
+)
+async def remove_embedder(
+    org_id: uuid.UUID, principal: Configurer, db: DbSession, client: ClientInfo
+) -> None:
+    """Stop using an embedding model: searches rank by words alone; its vectors are deleted."""
+    await semantic.remove(db, principal, client)

@@ -117,13 +117,75 @@ class PassageOut(BaseModel):
         ge=0,
         le=1,
         description="The share of the query's evidence the passage holds: its BM25 over the most any "
-        "passage could score for this query (each query word weighted by its rarity).",
+        "passage could score for this query (each query word weighted by its rarity); with an embedding "
+        "model, blended with how much closer in meaning it is than two unrelated passages "
+        "(docs/knowledge.md).",
     )
 
 
 class SearchOut(BaseModel):
-    method: Literal["bm25"]
+    method: Literal["bm25", "bm25+embeddings"] = Field(
+        description="`bm25+embeddings` when the organization's embedding model served this search; "
+        "`bm25` when it has none, it is still building, or it did not answer in time."
+    )
     results: list[PassageOut]
+
+
+class EmbedderIn(RequestModel):
+    base_url: str = Field(
+        min_length=1,
+        max_length=500,
+        description="Of an OpenAI-compatible embeddings API: `https://api.openai.com/v1`, "
+        "`http://ollama:11434/v1`...; https, and not a private address unless the operator allows it "
+        "(`AI_PROVIDERS_ALLOW_PRIVATE_NETWORKS`).",
+    )
+    model: str = Field(min_length=1, max_length=200)
+    api_key: str | None = Field(
+        default=None, min_length=1, max_length=500, description="Stored encrypted; never shown again."
+    )
+    dimensions: int | None = Field(
+        default=None,
+        ge=1,
+        le=4000,
+        description="Asked of the model (models that can shorten their vectors: OpenAI's "
+        "text-embedding-3); unset: the model's own.",
+    )
+    query_prefix: str = Field(default="", max_length=100, description='Before each query (e5: "query: ").')
+    document_prefix: str = Field(
+        default="", max_length=100, description='Before each passage (e5: "passage: ").'
+    )
+    input_type: bool = Field(
+        default=False,
+        strict=True,
+        description="Send `input_type` (`query`, `document`), for servers that read it.",
+    )
+
+
+class EmbedderOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    base_url: str
+    model: str
+    dimensions: int | None
+    query_prefix: str
+    document_prefix: str
+    input_type: bool
+    api_key_set: bool
+    state: Literal["building", "serving", "retired", "failed"] = Field(
+        description="`building`: its vectors are being computed (the serving one, if any, still serves); "
+        "`serving`: searches use it; `failed`: see `error`."
+    )
+    error: str | None
+    embedded: int = Field(description="Passages and phrasings with a vector of this model.")
+    created_at: datetime
+    ready_at: datetime | None
+
+
+class EmbeddersOut(BaseModel):
+    serving: EmbedderOut | None
+    building: EmbedderOut | None = Field(description="A new configuration whose vectors are being computed.")
+    failed: EmbedderOut | None = Field(description="The last configuration that failed, if after the others.")
 
 
 class CitationIn(RequestModel):

@@ -29,9 +29,10 @@ from aisupport.access.principal import Principal
 from aisupport.audit import service as audit
 from aisupport.conversations import errors as conversation_errors
 from aisupport.core.client import Client
+from aisupport.core.config import Settings
 from aisupport.core.db import release_connection
 from aisupport.core.jobs import defer
-from aisupport.knowledge import chunking, errors, extract
+from aisupport.knowledge import chunking, errors, extract, semantic
 from aisupport.knowledge import repository as repo
 from aisupport.knowledge.models import KnowledgeChunk, KnowledgeCitation, KnowledgePhrasing, KnowledgeSource
 from aisupport.knowledge.repository import Filters, NewChunk
@@ -259,6 +260,7 @@ async def ingest(
     if not chunks:  # an empty body: the title alone is findable
         chunks = [NewChunk("passage", 0, (), "", 0, 0)]
     count = await repo.replace_chunks(db, source, chunks, kinds=("passage",))
+    await semantic.queue_embedding(db, organization_id)
     await repo.set_ingest(db, source, "ready", None, count)
 
 
@@ -300,6 +302,7 @@ async def add_phrasings(
     every = await repo.phrasings(db, source.organization_id, source.id)
     chunks = [NewChunk("phrasing", ordinal, (), found.text, 0, 0) for ordinal, found in enumerate(every)]
     await repo.replace_chunks(db, source, chunks, kinds=("phrasing",))
+    await semantic.queue_embedding(db, source.organization_id)
     return added
 
 
@@ -390,9 +393,16 @@ class Result:
     score: float
 
 
-# How much the letter groups count in the score, against the words (tuned on StackFAQ's development
-# queries: docs/knowledge.md).
+@dataclass(frozen=True)
+class Found:
+    method: str  # `bm25`, or `bm25+embeddings`
+    results: list[Result]
+
+
+# How much the letter groups count in the words' score, and how much the meaning (an embedding model's)
+# counts against both (tuned on StackFAQ's development queries: docs/knowledge.md).
 GRAMS_SHARE = 0.35
+MEANING_SHARE = 0.5
 SUPPORT = 0.5  # how much a second matching phrasing of the source adds (tuned like GRAMS_SHARE)
 
 
@@ -400,24 +410,29 @@ SUPPORT = 0.5  # how much a second matching phrasing of the source adds (tuned l
 class _Candidate:
     words: repo.Hit | None = None
     grams: repo.Hit | None = None
+    near: repo.Near | None = None
     words_next: float = 0.0  # the next best phrasing's share: another past question agreeing
     grams_next: float = 0.0
+    meaning: float = 0.0  # how much closer in meaning than two unrelated chunks, in [0, 1]
 
-    @property
-    def score(self) -> float:
+    def score(self, with_meaning: bool) -> float:
         words = min(1.0, _share(self.words) + SUPPORT * self.words_next)
         grams = min(1.0, _share(self.grams) + SUPPORT * self.grams_next)
-        return round((1 - GRAMS_SHARE) * words + GRAMS_SHARE * grams, 4)
+        lexical = (1 - GRAMS_SHARE) * words + GRAMS_SHARE * grams
+        if with_meaning:
+            return round((1 - MEANING_SHARE) * lexical + MEANING_SHARE * self.meaning, 4)
+        return round(lexical, 4)
 
     @property
-    def hit(self) -> repo.Hit:
-        found = self.words or self.grams
+    def hit(self) -> repo.Hit | repo.Near:
+        found = self.words or self.grams or self.near
         assert found is not None
         return found
 
 
 async def search(
     db: AsyncSession,
+    settings: Settings,
     organization_id: uuid.UUID,
     query: str,
     filters: Filters,
@@ -425,9 +440,10 @@ async def search(
     k: int,
     min_score: float,
     locale: str,
-) -> list[Result]:
+) -> Found:
     """The `k` best sources for `query`, each with its best passage, scored in [0, 1], none below
-    `min_score`: BM25 over the words, fused with BM25 over the letter groups of titles and phrasings."""
+    `min_score`: BM25 over the words, fused with BM25 over the letter groups of titles and phrasings,
+    and with the nearest chunks in meaning when the organization has an embedding model."""
     config = repo.config_of(locale)
     candidates: dict[uuid.UUID, _Candidate] = {}
     for grams in (False, True):
@@ -441,12 +457,26 @@ async def search(
                 candidate.words = hit
             elif not grams and not candidate.words_next and hit.kind == "phrasing":
                 candidate.words_next = _share(hit)
+    nearest = await semantic.nearest(db, settings, organization_id, query, filters, limit=k * 8)
+    if nearest is not None:
+        for near in nearest.hits:  # nearest first: a source's first is its best
+            candidate = candidates.setdefault(near.source_id, _Candidate())
+            if candidate.near is None:
+                candidate.near = near
+                candidate.meaning = _closeness(near.similarity, nearest.baseline)
+    with_meaning = nearest is not None
     ranked = sorted(
-        candidates.values(), key=lambda candidate: (-candidate.score, str(candidate.hit.source_id))
+        candidates.values(),
+        key=lambda candidate: (-candidate.score(with_meaning), str(candidate.hit.source_id)),
     )
-    chosen = [candidate for candidate in ranked if candidate.score >= min_score and candidate.score > 0][:k]
+    chosen = [
+        candidate
+        for candidate in ranked
+        if candidate.score(with_meaning) >= min_score and candidate.score(with_meaning) > 0
+    ][:k]
+    method = "bm25+embeddings" if with_meaning else "bm25"
     if not chosen:
-        return []
+        return Found(method, [])
     sources = await repo.sources_by_id(db, organization_id, [candidate.hit.source_id for candidate in chosen])
     passages = await repo.chunks_by_id(db, organization_id, [candidate.hit.chunk_id for candidate in chosen])
     firsts = await repo.first_passages(
@@ -456,12 +486,20 @@ async def search(
     )
     results = []
     for candidate in chosen:
-        hit = candidate.hit
-        passage = passages.get(hit.chunk_id) if hit.kind == "passage" else firsts.get(hit.source_id)
-        if passage is None or hit.source_id not in sources:
+        best = candidate.hit
+        passage = passages.get(best.chunk_id) if best.kind == "passage" else firsts.get(best.source_id)
+        if passage is None or best.source_id not in sources:
             continue
-        results.append(Result(sources[hit.source_id], passage, hit.kind, candidate.score))
-    return results
+        results.append(Result(sources[best.source_id], passage, best.kind, candidate.score(with_meaning)))
+    return Found(method, results)
+
+
+def _closeness(similarity: float, baseline: float) -> float:
+    """A cosine similarity as how much closer than two unrelated chunks (the embedder's baseline): 0 at
+    the baseline or below, 1 for the same meaning."""
+    if baseline >= 1:
+        return 0.0
+    return max(0.0, min(1.0, (similarity - baseline) / (1 - baseline)))
 
 
 def _share(hit: repo.Hit | None) -> float:

@@ -1,4 +1,4 @@
-"""Jobs of the knowledge base: ingesting a source's version."""
+"""Jobs of the knowledge base: ingesting a source's version, learning from conversations, embedding."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.core.jobs import RETRY, jobs, services_of
 from aisupport.core.tenancy import in_each_organization, tenant_session
-from aisupport.knowledge import extract, repository, service
+from aisupport.knowledge import extract, repository, semantic, service
+from aisupport.knowledge.embeddings import ProviderError
 from aisupport.storage import StorageError, create_storage
 
 log = structlog.get_logger("aisupport.knowledge")
@@ -64,3 +65,28 @@ async def ingest(context: JobContext, organization_id: str, source_id: str, vers
             )
     finally:
         await storage.aclose()
+
+
+@jobs.task(name="knowledge:embed", retry=RETRY, pass_context=True)
+async def embed(context: JobContext, organization_id: str) -> None:
+    """Embed the organization's chunks that its embedding models have no vector of yet, in batches (no
+    database connection held during a provider's answer); a model whose vectors are complete serves.
+    After BATCHES_PER_JOB batches the job queues its successor, so that other organizations get a turn."""
+    services = services_of(context)
+    organization = uuid.UUID(organization_id)
+    for _ in range(semantic.BATCHES_PER_JOB):
+        async with tenant_session(services.sessionmaker, organization_id=organization) as db:
+            batch = await semantic.next_batch(db, services.settings, organization)
+        if batch is None:
+            return
+        outcome: list[list[float]] | ProviderError
+        try:
+            outcome = await semantic.compute(batch, services.settings)
+        except ProviderError as error:
+            outcome = error
+        async with tenant_session(services.sessionmaker, organization_id=organization) as db:
+            await semantic.keep(db, organization, batch, outcome)
+        if isinstance(outcome, ProviderError):
+            return
+    async with tenant_session(services.sessionmaker, organization_id=organization) as db:
+        await semantic.queue_embedding(db, organization)

@@ -1,22 +1,18 @@
-"""Outbound webhook requests that cannot be pointed inside our network (decision 0048).
-
-The host is resolved here, every address checked (only globally routable unicast addresses, unless
-WEBHOOK_ALLOW_PRIVATE_TARGETS, for development), and the request is sent to the address that was checked
-(the Host header and TLS server name stay the endpoint's): a DNS answer that changes between the check
-and the connection (rebinding) cannot move it. Redirects are not followed; the time and the answer read
-are bounded."""
+"""Outbound webhook requests (decision 0048), checked and pinned by core.outbound (private addresses
+only with WEBHOOK_ALLOW_PRIVATE_TARGETS, for development). Redirects are not followed; the time and the
+answer read are bounded."""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import httpx
+
+from aisupport.core.outbound import TargetRefused, pinned, resolve
 
 EXCERPT_BYTES = 1024  # of the answer, kept with the attempt
 TIMEOUT_SECONDS = 10.0
@@ -106,10 +102,6 @@ def origins() -> Origins:
     return found
 
 
-class TargetRefused(Exception):
-    """The URL names a place webhooks may not go (a private address, a bad scheme)."""
-
-
 @dataclass(frozen=True)
 class Outcome:
     status_code: int | None
@@ -120,58 +112,6 @@ class Outcome:
     @property
     def succeeded(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
-
-
-def _allowed(address: str, *, allow_private: bool) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_multicast or ip.is_unspecified:
-        return False
-    return allow_private or ip.is_global
-
-
-LOCAL_NAMES = ("localhost", "localhost.localdomain")
-
-
-def check_url(url: httpx.URL, *, allow_private: bool) -> None:
-    """What can be told of `url` without resolving it (when an endpoint is saved): a scheme, a host,
-    https, and no address or local name webhooks may not reach. Its addresses are checked when sending."""
-    if url.scheme not in ("https", "http") or not url.host:
-        raise TargetRefused("only http(s) URLs with a host")
-    if url.scheme == "http" and not allow_private:
-        raise TargetRefused("https only")
-    if url.userinfo:
-        raise TargetRefused("no credentials in the URL (sign with the endpoint's secret instead)")
-    host = url.host.rstrip(".").lower()
-    if not allow_private and (host in LOCAL_NAMES or host.endswith(".localhost")):
-        raise TargetRefused("a local name")
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        return
-    if not _allowed(str(literal), allow_private=allow_private):
-        raise TargetRefused("an address webhooks may not reach")
-
-
-async def resolve(url: httpx.URL, *, allow_private: bool) -> str:
-    """The address to connect to for `url`; TargetRefused if it, or any address its host has, is not
-    one webhooks may reach."""
-    check_url(url, allow_private=allow_private)
-    try:
-        ipaddress.ip_address(url.host)
-        addresses = [url.host]
-    except ValueError:
-        try:
-            found = await asyncio.get_running_loop().getaddrinfo(
-                url.host, url.port or (443 if url.scheme == "https" else 80), type=socket.SOCK_STREAM
-            )
-        except OSError:
-            raise TargetRefused("the host does not resolve") from None
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
-    if not addresses or not all(_allowed(address, allow_private=allow_private) for address in addresses):
-        raise TargetRefused("the host resolves to an address webhooks may not reach")
-    return addresses[0]
 
 
 async def post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool) -> Outcome:
@@ -189,14 +129,15 @@ async def _post(
     started = time.monotonic()
     try:
         address = await resolve(target, allow_private=allow_private)
-        pinned = target.copy_with(host=address)
-        host = target.host if target.port is None else f"{target.host}:{target.port}"
-        request = client.build_request(
-            "POST",
-            pinned,
-            content=body,
-            headers={**headers, "Host": host, "Content-Type": "application/json"},
-            extensions={"sni_hostname": target.host, "timeout": httpx.Timeout(TIMEOUT_SECONDS).as_dict()},
+        request = pinned(
+            client.build_request(
+                "POST",
+                target,
+                content=body,
+                headers={**headers, "Content-Type": "application/json"},
+                extensions={"timeout": httpx.Timeout(TIMEOUT_SECONDS).as_dict()},
+            ),
+            address,
         )
         response = await client.send(request, stream=True, follow_redirects=False)
         try:

@@ -29,6 +29,7 @@ from aisupport.core import sealing
 from aisupport.core.client import Client
 from aisupport.core.config import Settings
 from aisupport.core.metrics import WEBHOOK_ATTEMPTS
+from aisupport.core.outbound import TargetRefused, check_url
 from aisupport.events import repository as events
 from aisupport.events.catalogue import CATALOGUE
 from aisupport.events.models import Event
@@ -36,7 +37,7 @@ from aisupport.events.outbox import follow_for_webhooks
 from aisupport.webhooks import errors
 from aisupport.webhooks import repository as repo
 from aisupport.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from aisupport.webhooks.sender import Outcome, TargetRefused, check_url, post
+from aisupport.webhooks.sender import Outcome, post
 
 PURPOSE = "webhook-signing-secret"
 ROTATION_OVERLAP = timedelta(hours=24)
