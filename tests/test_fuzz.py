@@ -62,6 +62,8 @@ RULES_BEYOND_THE_SCHEMA = [
     "upload_document",  # a file we read (PDF, DOCX, HTML, Markdown, text), not empty
     "update_article",  # a document's body is read from its file
     "set_embedder",  # a base URL outside our network
+    "add_web_source",  # a URL outside our network
+    "sync_web_source",  # only a web page or a sitemap
 ]
 
 
@@ -134,6 +136,7 @@ checks.positive_data_acceptance.expected-statuses = {json.dumps(expected_with_42
 """
 
 
+@pytest.mark.timeout(RUN_TIMEOUT_SECONDS + 30)
 def test_schemathesis_runner_finds_no_failure(
     api_service: ServiceProcess, fuzzed_user: FuzzedUser, tmp_path: Path
 ) -> None:

@@ -61,6 +61,7 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
         "conversation_id": str(uuid.uuid4())
     },
     ("PUT", "/orgs/{org_id}/knowledge/embedder"): {"base_url": "https://1.1.1.1/v1", "model": "x"},
+    ("POST", "/orgs/{org_id}/knowledge/web"): {"url": "https://1.1.1.1/x"},
 }
 
 

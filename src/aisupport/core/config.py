@@ -204,6 +204,9 @@ class Settings(BaseSettings):
     # Webhooks may reach private, loopback and link-local addresses, and plain http (development and
     # tests only: refused in production).
     WEBHOOK_ALLOW_PRIVATE_TARGETS: bool = False
+    # Knowledge web pages and sitemaps may be fetched from private, loopback and link-local addresses,
+    # and plain http (development and tests only: refused in production).
+    WEB_FETCH_ALLOW_PRIVATE_TARGETS: bool = False
 
     # Files (attachments): a local folder by default, S3-compatible object storage with
     # STORAGE_BACKEND=s3 (docs/decisions/0037). Credentials unset = the usual AWS chain (environment,
@@ -311,6 +314,11 @@ class Settings(BaseSettings):
         if self.WEBHOOK_ALLOW_PRIVATE_TARGETS:
             raise ValueError(
                 "WEBHOOK_ALLOW_PRIVATE_TARGETS is for development: webhooks could reach the network"
+            )
+        if self.WEB_FETCH_ALLOW_PRIVATE_TARGETS:
+            raise ValueError(
+                "WEB_FETCH_ALLOW_PRIVATE_TARGETS is for development: knowledge pages could be fetched from "
+                "the network"
             )
         if not self.APP_DATABASE_URL and len(self.APP_DATABASE_PASSWORD or "") < 16:
             raise ValueError(

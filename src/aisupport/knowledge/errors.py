@@ -56,3 +56,20 @@ def provider_refused(reason: str) -> AppError:
 
 def no_embedder() -> AppError:
     return AppError(404, "no_embedder", "The organization has no embedding model.")
+
+
+URL_REFUSED = ProblemAnswer(422, "the URL is not one the service may fetch (`url_refused`)")
+NOT_A_WEB_SOURCE = ProblemAnswer(422, "only a web page or a sitemap is fetched again (`not_a_web_source`)")
+WEB_CONTENT = ProblemAnswer(422, "a web page's title and body are the page's (`web_content_read_only`)")
+
+
+def url_refused(reason: str) -> AppError:
+    return AppError(422, "url_refused", f"The URL is refused: {reason}.")
+
+
+def not_a_web_source() -> AppError:
+    return AppError(422, "not_a_web_source", "Only a web page or a sitemap is fetched again.")
+
+
+def web_content_read_only() -> AppError:
+    return AppError(422, "web_content_read_only", "A web page's title and body are read from the page.")

@@ -29,21 +29,21 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from aisupport.core.db import Base, TenantOwned, Timestamped
 
-SOURCE_KINDS = ("article", "document")
+SOURCE_KINDS = ("article", "document", "web", "sitemap")
 ARTICLE_STATUSES = ("draft", "published", "archived")
 VISIBILITIES = ("public", "internal")
 INGEST_STATUSES = ("queued", "processing", "ready", "failed")
 
 
 class KnowledgeSource(TenantOwned, Timestamped, Base):
-    """Something the knowledge base knows: an article written through the API (its Markdown `body`), or
-    a document uploaded (a PDF, DOCX, HTML, Markdown or text file in storage under `storage_key`; `body`
-    is the text read from it). `version` grows with each change of its content; its chunks are of one
-    version, swapped whole."""
+    """Something the knowledge base knows: an article written through the API (its Markdown `body`), a
+    document uploaded (a PDF, DOCX, HTML, Markdown or text file in storage under `storage_key`; `body`
+    is the text read from it), a web page or a sitemap. `version` grows with each change of its
+    content; its chunks are of one version, swapped whole."""
 
     __tablename__ = "knowledge_sources"
     __table_args__ = (
-        CheckConstraint("kind IN ('article', 'document')", name="kind_known"),
+        CheckConstraint("kind IN ('article', 'document', 'web', 'sitemap')", name="kind_known"),
         CheckConstraint("status IN ('draft', 'published', 'archived')", name="status_known"),
         CheckConstraint("visibility IN ('public', 'internal')", name="visibility_known"),
         CheckConstraint(
@@ -52,6 +52,18 @@ class KnowledgeSource(TenantOwned, Timestamped, Base):
         UniqueConstraint("organization_id", "id", name="uq_knowledge_sources_organization_id_id"),
         UniqueConstraint("organization_id", "slug", name="uq_knowledge_sources_organization_id_slug"),
         Index("ix_knowledge_sources_organization_id_created_at_id", "organization_id", "created_at", "id"),
+        ForeignKeyConstraint(
+            ["organization_id", "parent_id"],
+            ["knowledge_sources.organization_id", "knowledge_sources.id"],
+            name="fk_knowledge_sources_parent_same_org",
+            ondelete="CASCADE",
+        ),
+        Index("ix_knowledge_sources_organization_id_parent_id", "organization_id", "parent_id"),
+        Index(
+            "ix_knowledge_sources_next_sync_at",
+            "next_sync_at",
+            postgresql_where=text("next_sync_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -75,6 +87,14 @@ class KnowledgeSource(TenantOwned, Timestamped, Base):
     size: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
     storage_key: Mapped[str | None] = mapped_column(String(512))
+    # A web page (`web`: its text read from `url`) or a sitemap (`sitemap`: its pages, up to `max_pages`,
+    # become `web` sources with it as `parent_id`), fetched again every `sync_hours` (`next_sync_at`).
+    url: Mapped[str | None] = mapped_column(String(2000))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column()
+    max_pages: Mapped[int | None] = mapped_column(Integer)
+    sync_hours: Mapped[int | None] = mapped_column(Integer)
+    synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

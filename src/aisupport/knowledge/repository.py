@@ -134,7 +134,37 @@ async def sources(
     return list((await db.scalars(query)).all())
 
 
+async def children(
+    db: AsyncSession, organization_id: uuid.UUID, parent_id: uuid.UUID
+) -> list[KnowledgeSource]:
+    """A sitemap's pages."""
+    query = rows_of(KnowledgeSource, organization_id).where(KnowledgeSource.parent_id == parent_id)
+    return list((await db.scalars(query.order_by(KnowledgeSource.created_at, KnowledgeSource.id))).all())
+
+
+async def organizations_to_sync(db: AsyncSession, now: datetime) -> list[uuid.UUID]:
+    rows = await db.execute(select(func.knowledge_organizations_to_sync(now)))
+    return [row[0] for row in rows]
+
+
+async def due_for_sync(
+    db: AsyncSession, organization_id: uuid.UUID, now: datetime, *, limit: int
+) -> list[KnowledgeSource]:
+    """Pages and sitemaps whose next sync is due, locked (skipping those another run holds)."""
+    query = (
+        rows_of(KnowledgeSource, organization_id)
+        .where(KnowledgeSource.next_sync_at <= now)
+        .order_by(KnowledgeSource.next_sync_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await db.scalars(query)).all())
+
+
 async def remove_source(db: AsyncSession, source: KnowledgeSource) -> None:
+    """Delete the source with its chunks (a sitemap with its pages), keeping the statistics."""
+    for child in await children(db, source.organization_id, source.id):
+        await remove_source(db, child)
     await _forget_chunks(db, source.organization_id, source.id, kinds=("passage", "phrasing"))
     await db.delete(source)
     await db.flush()

@@ -16,7 +16,7 @@ from aisupport.core.config import Settings
 from aisupport.core.db import DbSession
 from aisupport.core.errors import problem_responses
 from aisupport.core.pagination import Page, Paging
-from aisupport.knowledge import errors, semantic, service
+from aisupport.knowledge import errors, semantic, service, web_sources
 from aisupport.knowledge.repository import Filters
 from aisupport.knowledge.schemas import (
     ArticleCreate,
@@ -32,6 +32,7 @@ from aisupport.knowledge.schemas import (
     SearchIn,
     SearchOut,
     SourceOut,
+    WebSourceCreate,
 )
 from aisupport.storage import errors as storage_errors
 
@@ -92,6 +93,35 @@ async def upload_document(
     return SourceOut.model_validate(source)
 
 
+@router.post(
+    "/orgs/{org_id}/knowledge/web",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SourceOut,
+    responses=problem_responses(errors.URL_REFUSED),
+)
+async def add_web_source(
+    org_id: uuid.UUID, payload: WebSourceCreate, principal: Writer, db: DbSession, settings: AppSettings
+) -> SourceOut:
+    """A web page by its URL (or, with `sitemap`, each page of a sitemap on its site, up to
+    `max_pages`): fetched by a job (https, on the public internet, at most 5 redirects, each checked;
+    at most KNOWLEDGE_DOCUMENT_MAX_BYTES), its title and text the page's; fetched again every
+    `sync_hours` and on demand (`POST .../sources/{source_id}/sync`)."""
+    return SourceOut.model_validate(await web_sources.add(db, settings, principal, payload.model_dump()))
+
+
+@router.post(
+    SOURCE + "/sync",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SourceOut,
+    responses=problem_responses(errors.NOT_A_WEB_SOURCE),
+)
+async def sync_web_source(
+    org_id: uuid.UUID, source_id: uuid.UUID, principal: Writer, db: DbSession
+) -> SourceOut:
+    """Fetch a web page or a sitemap again now (a changed page is a new version, swapped whole)."""
+    return SourceOut.model_validate(await web_sources.request_sync(db, principal, source_id))
+
+
 @router.get("/orgs/{org_id}/knowledge/sources", response_model=Page[SourceOut])
 async def list_sources(
     org_id: uuid.UUID, principal: Reader, db: DbSession, paging: Paging
@@ -109,7 +139,7 @@ async def get_source(org_id: uuid.UUID, source_id: uuid.UUID, principal: Reader,
 @router.patch(
     SOURCE,
     response_model=SourceOut,
-    responses=problem_responses(errors.SLUG_TAKEN, errors.BODY_OF_A_DOCUMENT),
+    responses=problem_responses(errors.SLUG_TAKEN, errors.BODY_OF_A_DOCUMENT, errors.WEB_CONTENT),
 )
 async def update_article(
     org_id: uuid.UUID, source_id: uuid.UUID, payload: ArticleUpdate, principal: Writer, db: DbSession

@@ -48,7 +48,7 @@ class SourceOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    kind: Literal["article", "document"]
+    kind: Literal["article", "document", "web", "sitemap"]
     title: str
     slug: str
     body: str
@@ -64,8 +64,32 @@ class SourceOut(BaseModel):
     filename: str | None = Field(description="A document's file name, as uploaded (made safe).")
     content_type: str | None
     size: int | None = Field(description="A document's size in bytes.")
+    url: str | None = Field(description="A web page's or a sitemap's address.")
+    parent_id: uuid.UUID | None = Field(description="The sitemap a web page was found in.")
+    max_pages: int | None = Field(description="A sitemap's most pages.")
+    sync_hours: int | None = Field(description="How often a page or a sitemap is fetched again.")
+    synced_at: datetime | None
+    next_sync_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class WebSourceCreate(RequestModel):
+    url: str = Field(min_length=1, max_length=2000, description="https, on the public internet.")
+    sitemap: bool = Field(
+        default=False,
+        strict=True,
+        description="The URL is a sitemap: each of its pages on its site is a source.",
+    )
+    max_pages: int = Field(default=50, ge=1, le=1000, description="A sitemap's most pages.")
+    sync_hours: int | None = Field(
+        default=24, ge=1, le=24 * 365, description="Fetched again this often; null: only on demand."
+    )
+    status: Status = "published"
+    visibility: Visibility = "internal"
+    locale: Locale = "en"
+    collection: Collection | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
 
 
 class PhrasingsIn(RequestModel):

@@ -43,7 +43,7 @@ CONTENT_FIELDS = ("title", "body")
 UNIQUE_VIOLATION = "23505"
 
 
-def _content_hash(title: str, body: str) -> str:
+def content_hash(title: str, body: str) -> str:
     return hashlib.sha256(f"{title}\x00{body}".encode()).hexdigest()
 
 
@@ -53,7 +53,7 @@ def slug_of(title: str) -> str:
     return slug or "article"
 
 
-async def _free_slug(db: AsyncSession, organization_id: uuid.UUID, wanted: str) -> str:
+async def free_slug(db: AsyncSession, organization_id: uuid.UUID, wanted: str) -> str:
     slug, n = wanted, 1
     while await repo.source_by_slug(db, organization_id, slug) is not None:
         n += 1
@@ -65,7 +65,7 @@ async def create_article(db: AsyncSession, principal: Principal, fields: dict[st
     """A new article, queued for ingestion; its slug from its title unless given (409 if taken)."""
     organization_id = principal.organization_id
     given_slug = fields.pop("slug", None)
-    slug = given_slug or await _free_slug(db, organization_id, slug_of(fields["title"]))
+    slug = given_slug or await free_slug(db, organization_id, slug_of(fields["title"]))
     now = datetime.now(UTC)
     source = KnowledgeSource(
         id=uuid.uuid4(),
@@ -73,18 +73,18 @@ async def create_article(db: AsyncSession, principal: Principal, fields: dict[st
         kind="article",
         slug=slug,
         version=1,
-        content_hash=_content_hash(fields["title"], fields["body"]),
+        content_hash=content_hash(fields["title"], fields["body"]),
         ingest_status="queued",
         created_at=now,
         updated_at=now,
         **fields,
     )
-    await _flush_unique(db, lambda: repo.add_source(db, source))
-    await _queue_ingest(db, source)
+    await flush_unique(db, lambda: repo.add_source(db, source))
+    await queue_ingest(db, source)
     return source
 
 
-async def _flush_unique(db: AsyncSession, write: Any) -> None:
+async def flush_unique(db: AsyncSession, write: Any) -> None:
     try:
         async with db.begin_nested():
             await write()
@@ -94,7 +94,7 @@ async def _flush_unique(db: AsyncSession, write: Any) -> None:
         raise errors.slug_taken() from None
 
 
-async def _queue_ingest(db: AsyncSession, source: KnowledgeSource) -> None:
+async def queue_ingest(db: AsyncSession, source: KnowledgeSource) -> None:
     await defer(
         db,
         "knowledge:ingest",
@@ -143,7 +143,7 @@ async def upload_document(
             organization_id=organization_id,
             kind="document",
             title=title,
-            slug=await _free_slug(db, organization_id, slug_of(title)),
+            slug=await free_slug(db, organization_id, slug_of(title)),
             body="",
             status="published",
             visibility="internal",
@@ -160,8 +160,8 @@ async def upload_document(
             created_at=now,
             updated_at=now,
         )
-        await _flush_unique(db, lambda: repo.add_source(db, source))
-        await _queue_ingest(db, source)
+        await flush_unique(db, lambda: repo.add_source(db, source))
+        await queue_ingest(db, source)
     except BaseException:
         with contextlib.suppress(StorageError, OSError):
             await storage.delete(key)
@@ -192,9 +192,11 @@ async def update_article(
         raise errors.source_not_found()
     if source.kind == "document" and "body" in changes:
         raise errors.document_body_read_only()
+    if source.kind in ("web", "sitemap") and ("body" in changes or "title" in changes):
+        raise errors.web_content_read_only()
     for name, value in changes.items():
         setattr(source, name, value)
-    new_hash = _content_hash(source.title, source.sha256 or source.body)
+    new_hash = content_hash(source.title, source.sha256 or source.body)
     reindex = new_hash != source.content_hash
     if reindex:
         source.content_hash = new_hash
@@ -202,9 +204,9 @@ async def update_article(
         source.ingest_status = "queued"
         source.ingest_error = None
     source.updated_at = datetime.now(UTC)
-    await _flush_unique(db, db.flush)
+    await flush_unique(db, db.flush)
     if reindex:
-        await _queue_ingest(db, source)
+        await queue_ingest(db, source)
     return source
 
 
@@ -244,6 +246,11 @@ async def ingest(
         found = await _read_document(storage, source)
         source.body = chunking.normalised(found.text)
         pages = found.pages
+    await index(db, source, pages)
+
+
+async def index(db: AsyncSession, source: KnowledgeSource, pages: list[int]) -> None:
+    """Cut the source's body into passages and index them, swapping its passages whole; it is `ready`."""
     text = chunking.normalised(source.body)
     chunks = [
         NewChunk(
@@ -260,7 +267,7 @@ async def ingest(
     if not chunks:  # an empty body: the title alone is findable
         chunks = [NewChunk("passage", 0, (), "", 0, 0)]
     count = await repo.replace_chunks(db, source, chunks, kinds=("passage",))
-    await semantic.queue_embedding(db, organization_id)
+    await semantic.queue_embedding(db, source.organization_id)
     await repo.set_ingest(db, source, "ready", None, count)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.core.jobs import RETRY, jobs, services_of
 from aisupport.core.tenancy import in_each_organization, tenant_session
-from aisupport.knowledge import extract, repository, semantic, service
+from aisupport.knowledge import extract, repository, semantic, service, web_sources
 from aisupport.knowledge.embeddings import ProviderError
 from aisupport.storage import StorageError, create_storage
 
@@ -43,28 +43,64 @@ async def learn(context: JobContext, timestamp: int) -> None:
 
 @jobs.task(name="knowledge:ingest", retry=RETRY, pass_context=True)
 async def ingest(context: JobContext, organization_id: str, source_id: str, version: int) -> None:
-    """Cut a source's version into passages and index them; a source that cannot be read is marked
-    `failed` with the reason, and nothing else is harmed."""
+    """Cut a source's version into passages and index them (a web page or a sitemap: fetch it first);
+    a source that cannot be read is marked `failed` with the reason, and nothing else is harmed."""
     services = services_of(context)
     organization, source = uuid.UUID(organization_id), uuid.UUID(source_id)
     storage = create_storage(services.settings)
     try:
         async with tenant_session(services.sessionmaker, organization_id=organization) as db:
-            await service.ingest(db, organization, source, version, storage)
+            found = await repository.source(db, organization, source)
+            if found is not None and found.kind in web_sources.WEB_KINDS:
+                await web_sources.sync(db, services.settings, organization, source, version)
+            else:
+                await service.ingest(db, organization, source, version, storage)
     except extract.Unreadable as unreadable:
-        log.info("knowledge_document_unreadable", source_id=source_id, reason=str(unreadable))
+        log.info("knowledge_source_unreadable", source_id=source_id, reason=str(unreadable))
         async with tenant_session(services.sessionmaker, organization_id=organization) as db:
-            await service.ingest_failed(db, organization, source, str(unreadable))
+            await _failed(db, organization, source, str(unreadable))
     except (StorageError, OSError):
         raise  # the storage out of reach: the job is tried again
     except Exception as error:
         log.warning("knowledge_ingest_failed", source_id=source_id, error=type(error).__name__)
         async with tenant_session(services.sessionmaker, organization_id=organization) as db:
-            await service.ingest_failed(
-                db, organization, source, f"could not be ingested: {type(error).__name__}"
-            )
+            await _failed(db, organization, source, f"could not be ingested: {type(error).__name__}")
     finally:
         await storage.aclose()
+
+
+async def _failed(db: AsyncSession, organization_id: uuid.UUID, source_id: uuid.UUID, reason: str) -> None:
+    found = await repository.source(db, organization_id, source_id)
+    if found is not None and found.kind in web_sources.WEB_KINDS:
+        await web_sources.failed(db, organization_id, source_id, reason)
+    else:
+        await service.ingest_failed(db, organization_id, source_id, reason)
+
+
+SYNC_MAX_BATCHES = 20
+
+
+@jobs.periodic(cron="*/10 * * * *", periodic_id="knowledge-sync")
+@jobs.task(name="knowledge:sync", queueing_lock="knowledge:sync", pass_context=True)
+async def sync(context: JobContext, timestamp: int) -> None:
+    """Every 10 minutes: queue the fetch of the web pages and sitemaps due for one (`sync_hours`)."""
+    services = services_of(context)
+    now = datetime.now(UTC)
+    async with services.sessionmaker() as db:
+        organizations = await repository.organizations_to_sync(db, now)
+
+    async def batch(db: AsyncSession, organization_id: uuid.UUID) -> int:
+        return await web_sources.queue_due(db, organization_id, now)
+
+    queued = await in_each_organization(
+        services.sessionmaker,
+        organizations,
+        batch,
+        batch_size=web_sources.SYNC_BATCH,
+        max_batches=SYNC_MAX_BATCHES,
+    )
+    if queued:
+        log.info("knowledge_syncs_queued", organizations=len(organizations), sources=queued)
 
 
 @jobs.task(name="knowledge:embed", retry=RETRY, pass_context=True)
