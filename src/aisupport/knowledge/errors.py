@@ -47,6 +47,7 @@ def document_body_read_only() -> AppError:
 PROVIDER_REFUSED = ProblemAnswer(
     422, "the base URL is not one the service may reach, or not a URL (`provider_refused`)"
 )
+EMBEDDER_CHANGED = ProblemAnswer(409, "another change of the embedding model came first (`embedder_changed`)")
 NO_EMBEDDER = ProblemAnswer(404, "the organization has no embedding model (`no_embedder`)")
 
 
@@ -73,3 +74,9 @@ def not_a_web_source() -> AppError:
 
 def web_content_read_only() -> AppError:
     return AppError(422, "web_content_read_only", "A web page's title and body are read from the page.")
+
+
+def embedder_changed() -> AppError:
+    return AppError(
+        409, "embedder_changed", "Another change of the embedding model was made at the same time; try again."
+    )

@@ -258,7 +258,11 @@ async def get_embedder(org_id: uuid.UUID, principal: Reader, db: DbSession) -> E
     return _embedders(await semantic.embedders(db, principal.organization_id))
 
 
-@router.put(EMBEDDER, response_model=EmbeddersOut, responses=problem_responses(errors.PROVIDER_REFUSED))
+@router.put(
+    EMBEDDER,
+    response_model=EmbeddersOut,
+    responses=problem_responses(errors.PROVIDER_REFUSED, errors.EMBEDDER_CHANGED),
+)
 async def set_embedder(
     org_id: uuid.UUID,
     payload: EmbedderIn,

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import structlog
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.access.principal import Principal
@@ -104,7 +105,11 @@ async def configure(
             embedded=0,
         )
         _set_key(settings, embedder, fields["api_key"])
-        await repo.add_embedder(db, embedder)
+        try:
+            async with db.begin_nested():
+                await repo.add_embedder(db, embedder)
+        except IntegrityError:  # another configuration began building at the same moment
+            raise errors.embedder_changed() from None
     await db.flush()
     await audit.record(
         db,

@@ -409,7 +409,7 @@ class Found:
 # How much the letter groups count in the words' score, and how much the meaning (an embedding model's)
 # counts against both (tuned on StackFAQ's development queries: docs/knowledge.md).
 GRAMS_SHARE = 0.35
-MEANING_SHARE = 0.5
+MEANING_SHARE = 0.6
 SUPPORT = 0.5  # how much a second matching phrasing of the source adds (tuned like GRAMS_SHARE)
 
 
