@@ -78,6 +78,8 @@ def test_env_example_lists_every_seed_variable() -> None:
         ({"DATABASE_URL": None}, "DATABASE_URL must be set"),
         ({"APP_DATABASE_PASSWORD": None}, "APP_DATABASE_PASSWORD"),
         ({"APP_DATABASE_PASSWORD": "short"}, "APP_DATABASE_PASSWORD"),
+        ({"WEBHOOK_ALLOW_PRIVATE_TARGETS": True}, "WEBHOOK_ALLOW_PRIVATE_TARGETS"),
+        ({"WEB_FETCH_ALLOW_PRIVATE_TARGETS": True}, "WEB_FETCH_ALLOW_PRIVATE_TARGETS"),
     ],
 )
 def test_production_refuses_unsafe_settings(values: dict[str, object], setting: str) -> None:
