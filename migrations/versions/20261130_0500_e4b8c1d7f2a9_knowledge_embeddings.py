@@ -8,7 +8,8 @@ Needs the pgvector extension (the embedded PostgreSQL ships it; elsewhere a supe
 it first). Vectors are stored at the model's own dimension; each dimension common among embedding models
 has an HNSW index (cosine, over the vector as halfvec: up to 4,000 dimensions); a vector of another
 dimension is searched exactly (decision 0052). A chunk's `embedding_key` hashes what a model is given
-for it (its source's title, its headings and its text; a phrasing's text), as service.embedded_text does.
+for it (the first 600 characters of its source's title, its headings and its text; a phrasing's text), as
+repository.embedding_key does.
 """
 
 from collections.abc import Sequence
@@ -36,8 +37,8 @@ EMBEDDING_KEY = r"""
 UPDATE knowledge_chunks c
    SET embedding_key = encode(sha256(convert_to(
            CASE c.kind WHEN 'phrasing' THEN 'phrasing' || E'\n' || c.text
-           ELSE 'passage' || E'\n' || s.title || E'\n' || array_to_string(c.heading_path, ' > ')
-                || E'\n' || c.text END, 'UTF8')), 'hex')
+           ELSE 'passage' || E'\n' || left(s.title || E'\n' || array_to_string(c.heading_path, ' > ')
+                || E'\n' || c.text, 600) END, 'UTF8')), 'hex')
   FROM knowledge_sources s
  WHERE s.organization_id = c.organization_id AND s.id = c.source_id
 """

