@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from httpx import AsyncClient
+from sqlalchemy import text
 
 from aisupport.core.config import Settings
 from aisupport.core.tenancy import tenant_session
@@ -318,3 +319,58 @@ async def test_a_cited_article_learns_its_customers_question_once_the_answer_hel
         headers=owner.headers,
     )
     assert unknown.status_code == 404
+
+
+VERSIONS_OF_PASSAGES = text(
+    "SELECT DISTINCT version FROM knowledge_chunks WHERE source_id = :s AND kind = 'passage'"
+)
+
+
+async def test_a_search_during_a_reingestion_sees_one_version_whole(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    sections = "\n\n".join(f"## Part {n}\n\nThe alpha procedure, step {n}." for n in range(40))
+    source = await article(client, owner, title="Procedures", body=sections)
+    assert source["chunk_count"] > 1
+    changed = await client.patch(
+        f"/orgs/{owner.organization_id}/knowledge/sources/{source['id']}",
+        json={"body": sections.replace("alpha", "beta")},
+        headers=owner.headers,
+    )
+    assert changed.json()["version"] == 2
+    sessions = client.app.state.sessionmaker  # type: ignore[attr-defined]
+    organization_id = uuid.UUID(owner.organization_id)
+    seen: list[tuple[int, ...]] = []
+    texts: list[tuple[int, str]] = []
+    ingesting = asyncio.create_task(run_jobs(client))
+    while True:
+        async with tenant_session(sessions, organization_id=organization_id) as db:
+            versions = await db.execute(
+                text(
+                    "SELECT DISTINCT version FROM knowledge_chunks WHERE source_id = :s AND kind = 'passage'"
+                ),
+                {"s": uuid.UUID(source["id"])},
+            )
+            seen.append(tuple(sorted(row[0] for row in versions)))
+        texts += [(r["version"], r["text"]) for r in await search(client, owner, "procedure step", k=1)]
+        if ingesting.done():
+            break
+        await asyncio.sleep(0)
+    await ingesting
+    assert set(seen) <= {(1,), (2,)}, "a moment with passages of both versions"
+    assert seen[-1] == (2,)
+    assert all(("alpha" in found) == (version == 1) for version, found in texts)
+
+
+async def test_a_search_never_returns_another_organizations_passages(client: AsyncClient) -> None:
+    a, b = await new_owner(client), await new_owner(client)
+    theirs = await article(client, a, title="Zebra stripes report", body="Zebras have stripes.")
+    await article(client, b, title="Horses", body="Horses have manes.")
+    assert [r["source_id"] for r in await search(client, a, "zebra stripes")] == [theirs["id"]]
+    assert await search(client, b, "zebra stripes") == []
+    assert await search(client, b, "zebra stripes", source_id=theirs["id"]) == []
+    phrasing = await client.post(
+        f"/orgs/{b.organization_id}/knowledge/sources/{theirs['id']}/phrasings",
+        json={"questions": ["x"]},
+        headers=b.headers,
+    )
+    assert phrasing.status_code == 404
