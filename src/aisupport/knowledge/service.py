@@ -410,7 +410,7 @@ class Found:
 # counts against both (tuned on StackFAQ's development queries: docs/knowledge.md).
 GRAMS_SHARE = 0.35
 MEANING_SHARE = 0.6
-SUPPORT = 0.5  # how much a second matching phrasing of the source adds (tuned like GRAMS_SHARE)
+SUPPORT = 0.3  # how much a second matching phrasing of the source adds (tuned like GRAMS_SHARE)
 
 
 @dataclass
