@@ -17,6 +17,7 @@ from aisupport.events.models import Event, EventCounter
 from aisupport.knowledge.models import (
     KnowledgeChunk,
     KnowledgeCitation,
+    KnowledgeLexeme,
     KnowledgePhrasing,
     KnowledgeSource,
     KnowledgeStats,
@@ -42,6 +43,7 @@ __all__ = [
     "Invitation",
     "KnowledgeChunk",
     "KnowledgeCitation",
+    "KnowledgeLexeme",
     "KnowledgePhrasing",
     "KnowledgeSource",
     "KnowledgeStats",

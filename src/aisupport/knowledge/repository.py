@@ -1,10 +1,10 @@
 """All SQL of the knowledge base, scoped to one organization (row-level security scopes it again).
 
 Ranking is BM25 computed in PostgreSQL (decision 0050): candidates are the chunks the GIN index finds
-for any of the query's lexemes (OR), within the filters; each is scored with the organization's
-statistics (chunk count and mean length from `knowledge_stats`, each lexeme's document frequency counted
-through the same index), a lexeme's frequency in a chunk weighted by where it occurs (the source's
-title, the headings, the text)."""
+for the query's rarest lexemes (OR), within the filters; each is scored with the organization's
+statistics (chunk count and mean length from `knowledge_stats`, each lexeme's document frequency from
+`knowledge_lexemes`, both kept in the transactions that change chunks), a lexeme's frequency in a chunk
+weighted by where it occurs (the source's title, the headings, the text)."""
 
 from __future__ import annotations
 
@@ -285,8 +285,8 @@ class Hit:
     best_possible: float
 
 
-# The lookups of migration 8a1e4c2b7d65 (BM25 in the database, over the GIN index, for the current
-# tenant only): over the words (weighted by where they are), and over the letter groups.
+# The lookups of migrations 8a1e4c2b7d65 and 4b8d2e6f1a37 (BM25 in the database, over the GIN index,
+# for the current tenant only): over the words (weighted by where they are), and over the letter groups.
 HITS = """
     SELECT chunk_id, source_id, kind, bm25, best_possible
       FROM knowledge_{name}_hits(
@@ -298,8 +298,9 @@ HITS = """
 """
 SEARCH_WORDS = text(HITS.format(name="word"))
 SEARCH_GRAMS = text(HITS.format(name="gram"))
-# Candidates: chunks with one of the query's lexemes found in at most 5 % of the organization's chunks
-# (or RARE_CHUNKS, if more), and always the rarest lexeme's; at most MAX_CANDIDATES of them scored.
+# Candidates: chunks with the query's rarest lexeme, or with one of the next rarest found in at most 5 %
+# of the organization's chunks (or RARE_CHUNKS, if more) while the lexemes taken are found in fewer than
+# MAX_CANDIDATES chunks; at most MAX_CANDIDATES of them scored.
 RARE_CHUNKS = 200
 MAX_CANDIDATES = 1000
 
