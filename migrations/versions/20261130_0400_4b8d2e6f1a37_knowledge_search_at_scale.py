@@ -15,7 +15,8 @@ as SQL functions (not inlinable: SECURITY DEFINER) their one query was planned w
 unknown parameters, so the filters (`$3 IS NULL OR ...`) looked selective and the planner walked every
 chunk of every source through the (organization, source) index instead of the GIN index: 35 ms to
 430 ms on 300 chunks. Now the statistics and frequencies are read first, and the candidates' query is
-planned with the values (`plan_cache_mode = force_custom_plan`).
+planned with the values (`plan_cache_mode = force_custom_plan`), each candidate's source filtered by its
+key. The chunks' GIN indexes no longer keep a pending list (`fastupdate = off`): a search read all of it.
 """
 
 import importlib.util
@@ -91,6 +92,16 @@ CREATE TRIGGER knowledge_chunks_unchanged BEFORE UPDATE OF search, grams, organi
     FOR EACH STATEMENT EXECUTE FUNCTION knowledge_chunks_unchanged();
 """  # noqa: S608 (the migration's own text)
 
+# The GIN indexes take each chunk's lexemes at once instead of in a pending list: a search reads that
+# whole list until a vacuum merges it (a freshly ingested corpus of 300 chunks: 184 and 294 pages, 6 and
+# 15 ms a lookup), and a source's chunks now arrive in one statement.
+GIN_DIRECT = """
+    ALTER INDEX ix_knowledge_chunks_search SET (fastupdate = off);
+    ALTER INDEX ix_knowledge_chunks_grams SET (fastupdate = off);
+    SELECT gin_clean_pending_list('ix_knowledge_chunks_search'::regclass),
+           gin_clean_pending_list('ix_knowledge_chunks_grams'::regclass);
+"""
+
 # BM25 over one column of the current tenant's chunks (decision 0050), in three steps: the
 # organization's statistics; the query's lexemes it has, rarest first, with their document frequencies
 # (knowledge_lexemes) and idf; then the candidates, the chunks holding the rarest lexeme or one of the
@@ -148,19 +159,19 @@ BEGIN
     SELECT f.id, f.source_id, f.kind::text,
            sum(t.idf * t.tf * ($9 + 1) / (t.tf + $9 * (1 - $10 + $10 * f.length / avgdl))),
            best
-      FROM (SELECT c.id, c.source_id, c.kind, c.document, c.length
-              -- OFFSET 0: the chunks come from the GIN index, never through their sources.
-              FROM (SELECT c.id, c.source_id, c.kind, c.{column} AS document, c.{length} AS length
-                      FROM public.knowledge_chunks c
-                     WHERE c.{column} @@ wanted AND c.organization_id::text = $1::text
-                    OFFSET 0) AS c
-              JOIN public.knowledge_sources s ON s.organization_id = $1 AND s.id = c.source_id
-             WHERE ($3 IS NULL OR s.status = ANY($3))
-               AND ($4 IS NULL OR s.visibility = ANY($4))
-               AND ($5 IS NULL OR s.collection = $5)
-               AND ($6 IS NULL OR s.locale = $6)
-               AND ($7 IS NULL OR s.id = $7)
-               AND ($8 IS NULL OR s.tags @> $8)
+      FROM (SELECT c.id, c.source_id, c.kind, c.{column} AS document, c.{length} AS length
+              FROM public.knowledge_chunks c
+             WHERE c.{column} @@ wanted AND c.organization_id::text = $1::text
+               -- The source's filters, its row found by its key for each chunk: a subquery, never a
+               -- join the planner could start from the sources with (or repeat for each chunk).
+               AND (SELECT true FROM public.knowledge_sources s
+                     WHERE s.id = c.source_id AND s.organization_id = $1
+                       AND ($3 IS NULL OR s.status = ANY($3))
+                       AND ($4 IS NULL OR s.visibility = ANY($4))
+                       AND ($5 IS NULL OR s.collection = $5)
+                       AND ($6 IS NULL OR s.locale = $6)
+                       AND ($7 IS NULL OR s.id = $7)
+                       AND ($8 IS NULL OR s.tags @> $8))
              LIMIT $14) AS f
       CROSS JOIN LATERAL (
           SELECT idfs[array_position(terms, u.lexeme)] AS idf,
@@ -207,6 +218,7 @@ def upgrade() -> None:
         + CHUNK_LEXEMES.format(rows="knowledge_chunks")
     )
     op.execute(TRIGGERS)
+    op.execute(GIN_DIRECT)
     op.execute(f"DROP FUNCTION knowledge_word_hits({SIGNATURE}), knowledge_gram_hits({SIGNATURE})")
     op.execute(HITS.format(name="word", column="search", length="length", total="total_length", field="s"))
     op.execute(
@@ -223,6 +235,10 @@ def downgrade() -> None:
         "DROP FUNCTION knowledge_chunks_unchanged, knowledge_lexemes_counted"
     )
     op.drop_table("knowledge_lexemes")
+    op.execute(
+        "ALTER INDEX ix_knowledge_chunks_search RESET (fastupdate);"
+        "ALTER INDEX ix_knowledge_chunks_grams RESET (fastupdate)"
+    )
     # The SQL functions of migration 8a1e4c2b7d65, as they were.
     path = Path(__file__).with_name("20261130_0300_8a1e4c2b7d65_knowledge.py")
     spec = importlib.util.spec_from_file_location("knowledge_8a1e4c2b7d65", path)
