@@ -1,7 +1,7 @@
 """knowledge embeddings: embedders configured per organization, vectors by chunk content
 
 Revision ID: e4b8c1d7f2a9
-Revises: d7e2a9c41f05
+Revises: 4b8d2e6f1a37
 Create Date: 2026-11-30 05:00:00.000000+00:00
 
 Needs the pgvector extension (the embedded PostgreSQL ships it; elsewhere a superuser may have to create
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e4b8c1d7f2a9"
-down_revision: str | None = "d7e2a9c41f05"
+down_revision: str | None = "4b8d2e6f1a37"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

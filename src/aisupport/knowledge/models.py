@@ -9,6 +9,7 @@ from datetime import datetime
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     ARRAY,
+    CHAR,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -217,6 +218,22 @@ class KnowledgeCitation(TenantOwned, Timestamped, Base):
     reopened_count: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str | None] = mapped_column(String(16))
     learned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class KnowledgeLexeme(TenantOwned, Base):
+    """How many of the organization's chunks hold a lexeme (BM25's document frequency), by field: `s`
+    the words' `search`, `g` the letter groups' `grams`; the lexeme prefixed as in those vectors. Kept
+    by triggers on `knowledge_chunks` (migration 4b8d2e6f1a37), in the transactions that change chunks."""
+
+    __tablename__ = "knowledge_lexemes"
+    __table_args__ = (CheckConstraint("field IN ('s', 'g')", name="field_known"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    field: Mapped[str] = mapped_column(CHAR(1), primary_key=True)
+    lexeme: Mapped[str] = mapped_column(Text, primary_key=True)
+    chunks: Mapped[int] = mapped_column(BigInteger)
 
 
 EMBEDDER_STATES = ("building", "serving", "retired", "failed")

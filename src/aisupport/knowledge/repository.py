@@ -1,14 +1,15 @@
 """All SQL of the knowledge base, scoped to one organization (row-level security scopes it again).
 
 Ranking is BM25 computed in PostgreSQL (decision 0050): candidates are the chunks the GIN index finds
-for any of the query's lexemes (OR), within the filters; each is scored with the organization's
-statistics (chunk count and mean length from `knowledge_stats`, each lexeme's document frequency counted
-through the same index), a lexeme's frequency in a chunk weighted by where it occurs (the source's
-title, the headings, the text)."""
+for the query's rarest lexemes (OR), within the filters; each is scored with the organization's
+statistics (chunk count and mean length from `knowledge_stats`, each lexeme's document frequency from
+`knowledge_lexemes`, both kept in the transactions that change chunks), a lexeme's frequency in a chunk
+weighted by where it occurs (the source's title, the headings, the text)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -193,25 +194,33 @@ class NewChunk:
     page: int | None = None
 
 
-INSERT_CHUNK = text(
+# All the source's new chunks in one statement (the chunks' triggers count their lexemes once).
+INSERT_CHUNKS = text(
     """
-    WITH doc AS (
-        SELECT knowledge_document(
-                   :organization_id, CAST(:config AS regconfig), :title, :headings, :text
+    WITH given AS (
+        SELECT g.* FROM jsonb_to_recordset(CAST(:chunks AS jsonb)) AS g(
+            id uuid, kind text, ordinal int, heading_path text[], text text, char_start int, char_end int,
+            page int, headings text, grams text, embedding_key text)
+    ),
+    doc AS (
+        SELECT g.*,
+               knowledge_document(
+                   :organization_id, CAST(:config AS regconfig), :title, g.headings, g.text
                ) AS search,
-               search_document(:organization_id, :grams) AS grams
+               search_document(:organization_id, g.grams) AS grams_document
+          FROM given g
     )
     INSERT INTO knowledge_chunks (id, organization_id, source_id, version, kind, ordinal, heading_path,
                                   text, char_start, char_end, page, length, search, grams, grams_length,
                                   embedding_key)
-    SELECT :id, :organization_id, :source_id, :version, :kind, :ordinal, :heading_path, :text,
-           :char_start, :char_end, :page, coalesce((
+    SELECT d.id, :organization_id, :source_id, :version, d.kind, d.ordinal, d.heading_path, d.text,
+           d.char_start, d.char_end, d.page, coalesce((
                SELECT sum(CASE w WHEN 'A' THEN :title_weight WHEN 'B' THEN :heading_weight ELSE 1 END)
-                 FROM unnest(doc.search) AS u, unnest(u.weights) AS w), 0),
-           doc.search, doc.grams,
-           coalesce((SELECT sum(cardinality(u.positions)) FROM unnest(doc.grams) AS u), 0),
-           :embedding_key
-      FROM doc
+                 FROM unnest(d.search) AS u, unnest(u.weights) AS w), 0),
+           d.search, d.grams_document,
+           coalesce((SELECT sum(cardinality(u.positions)) FROM unnest(d.grams_document) AS u), 0),
+           d.embedding_key
+      FROM doc d
     RETURNING length, grams_length
     """
 )
@@ -227,37 +236,41 @@ async def replace_chunks(
     """Swap the source's chunks of these kinds for `chunks`, in this transaction (a search sees the old
     ones or the new ones, never half), keeping the organization's statistics; how many now."""
     await _forget_chunks(db, source.organization_id, source.id, kinds=kinds)
-    config = config_of(source.locale)
-    total = grams_total = 0.0
-    for chunk in chunks:
-        # A passage's letter groups are its source's title's; a phrasing's, its own words'.
-        grams = letter_grams(chunk.text if chunk.kind == "phrasing" else source.title)
-        inserted = await db.execute(
-            INSERT_CHUNK,
-            {
-                "id": uuid.uuid4(),
-                "organization_id": source.organization_id,
-                "source_id": source.id,
-                "version": source.version,
-                "kind": chunk.kind,
-                "ordinal": chunk.ordinal,
-                "heading_path": list(chunk.heading_path),
-                "text": chunk.text,
-                "char_start": chunk.char_start,
-                "char_end": chunk.char_end,
-                "page": chunk.page,
-                "config": config,
-                "title": source.title,
-                "headings": " ".join(chunk.heading_path),
-                "title_weight": TITLE_WEIGHT,
-                "heading_weight": HEADING_WEIGHT,
-                "grams": grams,
-                "embedding_key": embedding_key(chunk.kind, source.title, chunk.heading_path, chunk.text),
-            },
-        )
-        lengths = inserted.one()
-        total += float(lengths.length)
-        grams_total += float(lengths.grams_length)
+    if not chunks:
+        return 0
+    given = [
+        {
+            "id": str(uuid.uuid4()),
+            "kind": chunk.kind,
+            "ordinal": chunk.ordinal,
+            "heading_path": list(chunk.heading_path),
+            "text": chunk.text,
+            "char_start": chunk.char_start,
+            "char_end": chunk.char_end,
+            "page": chunk.page,
+            "headings": " ".join(chunk.heading_path),
+            # A passage's letter groups are its source's title's; a phrasing's, its own words'.
+            "grams": letter_grams(chunk.text if chunk.kind == "phrasing" else source.title),
+            "embedding_key": embedding_key(chunk.kind, source.title, chunk.heading_path, chunk.text),
+        }
+        for chunk in chunks
+    ]
+    inserted = await db.execute(
+        INSERT_CHUNKS,
+        {
+            "chunks": json.dumps(given),
+            "organization_id": source.organization_id,
+            "source_id": source.id,
+            "version": source.version,
+            "config": config_of(source.locale),
+            "title": source.title,
+            "title_weight": TITLE_WEIGHT,
+            "heading_weight": HEADING_WEIGHT,
+        },
+    )
+    lengths = inserted.all()
+    total = sum(float(row.length) for row in lengths)
+    grams_total = sum(float(row.grams_length) for row in lengths)
     await _count(db, source.organization_id, len(chunks), total, grams_total)
     return len(chunks)
 
@@ -321,8 +334,8 @@ class Hit:
     best_possible: float
 
 
-# The lookups of migration 8a1e4c2b7d65 (BM25 in the database, over the GIN index, for the current
-# tenant only): over the words (weighted by where they are), and over the letter groups.
+# The lookups of migrations 8a1e4c2b7d65 and 4b8d2e6f1a37 (BM25 in the database, over the GIN index,
+# for the current tenant only): over the words (weighted by where they are), and over the letter groups.
 HITS = """
     SELECT chunk_id, source_id, kind, bm25, best_possible
       FROM knowledge_{name}_hits(
@@ -334,8 +347,9 @@ HITS = """
 """
 SEARCH_WORDS = text(HITS.format(name="word"))
 SEARCH_GRAMS = text(HITS.format(name="gram"))
-# Candidates: chunks with one of the query's lexemes found in at most 5 % of the organization's chunks
-# (or RARE_CHUNKS, if more), and always the rarest lexeme's; at most MAX_CANDIDATES of them scored.
+# Candidates: chunks with the query's rarest lexeme, or with one of the next rarest found in at most 5 %
+# of the organization's chunks (or RARE_CHUNKS, if more) while the lexemes taken are found in fewer than
+# MAX_CANDIDATES chunks; at most MAX_CANDIDATES of them scored.
 RARE_CHUNKS = 200
 MAX_CANDIDATES = 1000
 
