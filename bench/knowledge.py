@@ -111,9 +111,10 @@ VALUES (%(source)s, %(org)s, 'article', 'seeded', %(slug)s, '', 'published', 'in
 """
 CHUNKS = """
 INSERT INTO knowledge_chunks (id, organization_id, source_id, version, kind, ordinal, text, char_start,
-                              char_end, length, search, grams, grams_length)
+                              char_end, length, search, grams, grams_length, embedding_key)
 SELECT gen_random_uuid(), %(org)s, %(source)s, 1, 'passage', 0, body, 0, length(body), 126,
-       knowledge_document(%(org)s, 'english', title, '', body), search_document(%(org)s, title), 20
+       knowledge_document(%(org)s, 'english', title, '', body), search_document(%(org)s, title), 20,
+       encode(sha256(convert_to(title || body, 'UTF8')), 'hex')
   FROM bench_seed WHERE n BETWEEN %(first)s AND %(last)s
 """
 STATS = """

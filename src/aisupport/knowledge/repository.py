@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -363,6 +363,10 @@ class Filters:
     source_id: uuid.UUID | None = None
     tags: list[str] | None = None
 
+    def parameters(self) -> dict[str, Any]:
+        """The filters as the lookups' statement parameters (named as the fields)."""
+        return asdict(self)
+
 
 async def search(
     db: AsyncSession,
@@ -382,12 +386,7 @@ async def search(
             "organization_id": organization_id,
             "query": letter_grams(query) if grams else query,
             "config": "simple" if grams else config,
-            "statuses": filters.statuses,
-            "visibilities": filters.visibilities,
-            "collection": filters.collection,
-            "locale": filters.locale,
-            "source_id": filters.source_id,
-            "tags": filters.tags,
+            **filters.parameters(),
             "k1": K1,
             "b": B,
             "title_weight": TITLE_WEIGHT,
@@ -689,12 +688,7 @@ async def nearest(
             "organization_id": embedder.organization_id,
             "embedder_id": embedder.id,
             "query": "[" + ",".join(repr(x) for x in vector) + "]",
-            "statuses": filters.statuses,
-            "visibilities": filters.visibilities,
-            "collection": filters.collection,
-            "locale": filters.locale,
-            "source_id": filters.source_id,
-            "tags": filters.tags,
+            **filters.parameters(),
             "limit": limit,
         },
     )
