@@ -35,12 +35,28 @@ def word_vector(text: str, dimensions: int = DIMENSIONS) -> list[float]:
     return [x / norm for x in vector] if any(vector) else [1.0 / math.sqrt(dimensions)] * dimensions
 
 
+def _completion(request: dict[str, Any], reply: str) -> dict[str, Any]:
+    """A chat completion answering `reply`, its usage counted in words."""
+    prompt = sum(len(str(message.get("content", "")).split()) for message in request.get("messages", []))
+    return {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion",
+        "model": request.get("model"),
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": len(reply.split()), "total_tokens": 0},
+    }
+
+
 @dataclass
 class Script:
     statuses: list[int] = field(default_factory=list)  # answered to the next requests, one each
     malformed: int = 0  # next requests answered with something that is not JSON
     delay_seconds: float = 0.0  # before each answer
     dimensions: int = DIMENSIONS
+    replies: list[str] = field(default_factory=list)  # chat answers, one per request (else "ok")
+    retry_after: str | None = None  # sent with a scripted failure
 
 
 class ScriptedOpenAI:
@@ -66,13 +82,18 @@ class ScriptedOpenAI:
                     status = script.statuses.pop(0) if script.statuses else 200
                     malformed = script.malformed > 0
                     script.malformed -= malformed
+                    reply = script.replies.pop(0) if script.replies else "ok"
                 time.sleep(script.delay_seconds)
-                if self.path != "/v1/embeddings":
+                if self.path not in ("/v1/embeddings", "/v1/chat/completions"):
                     return self._send(404, b'{"error": {"message": "unknown route"}}')
                 if status != 200:
-                    return self._send(status, b'{"error": {"message": "scripted failure"}}')
+                    return self._send(
+                        status, b'{"error": {"message": "scripted failure"}}', script.retry_after
+                    )
                 if malformed:
                     return self._send(200, b"<html>not json")
+                if self.path == "/v1/chat/completions":
+                    return self._send(200, json.dumps(_completion(body, reply)).encode())
                 inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
                 answer = {
                     "object": "list",
@@ -85,8 +106,10 @@ class ScriptedOpenAI:
                 }
                 return self._send(200, json.dumps(answer).encode())
 
-            def _send(self, status: int, payload: bytes) -> None:
+            def _send(self, status: int, payload: bytes, retry_after: str | None = None) -> None:
                 self.send_response(status)
+                if retry_after is not None:
+                    self.send_header("Retry-After", retry_after)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -100,7 +123,7 @@ class ScriptedOpenAI:
 
     def inputs(self) -> list[str]:
         """Every text the server was asked to embed, in order."""
-        return [text for request in self.requests for text in request["input"]]
+        return [text for request in self.requests if "input" in request for text in request["input"]]
 
     def close(self) -> None:
         self._server.shutdown()

@@ -177,7 +177,7 @@ async def test_a_failing_provider_fails_the_build_with_a_reason_and_search_keeps
     await _configure(client, owner, provider.base_url, model="broken")
     await run_jobs(client)
     found = await _embedders(client, owner)
-    assert found["failed"]["error"] == "the provider's answer is not an embeddings answer"
+    assert found["failed"]["error"] == "the provider's answer is not JSON"
     assert (found["serving"]["model"], found["building"]) == ("words", None)
     provider.script.statuses = [401]
     await _configure(client, owner, provider.base_url, model="unauthorized")
