@@ -24,12 +24,12 @@ PAGE_KINDS = ("html", "text", "markdown", "pdf")
 
 
 @dataclass(frozen=True)
-class Page:
+class Fetched:
     url: str  # where it was found, after redirects
     extracted: extract.Extracted
 
 
-async def fetch(url: str, *, sitemap: bool, allow_private: bool, max_bytes: int) -> Page:
+async def fetch(url: str, *, sitemap: bool, allow_private: bool, max_bytes: int) -> Fetched:
     """The page at `url` read (a sitemap: its addresses, a line each); extract.Unreadable says why not."""
     transport = GuardedTransport(allow_private=allow_private)
     async with httpx.AsyncClient(
@@ -53,7 +53,7 @@ async def fetch(url: str, *, sitemap: bool, allow_private: bool, max_bytes: int)
                             if size > max_bytes:
                                 raise extract.Unreadable(f"the page is larger than {max_bytes} bytes")
                             file.write(chunk)
-                    return Page(str(response.url), await extract.read_isolated(path, kind))
+                    return Fetched(str(response.url), await extract.read_isolated(path, kind))
         except TargetRefused as refused:
             raise extract.Unreadable(f"the address is refused: {refused}") from None
         except httpx.TooManyRedirects:

@@ -126,7 +126,7 @@ async def sync(
     await db.flush()
 
 
-async def _page(db: AsyncSession, source: KnowledgeSource, page: web.Page) -> None:
+async def _page(db: AsyncSession, source: KnowledgeSource, page: web.Fetched) -> None:
     text = chunking.normalised(page.extracted.text)
     title = (page.extracted.title or source.url or source.title)[:300]
     fetched_hash = content_hash(title, text)
@@ -141,7 +141,7 @@ async def _page(db: AsyncSession, source: KnowledgeSource, page: web.Page) -> No
 
 
 async def _sitemap_pages(
-    db: AsyncSession, settings: Settings, source: KnowledgeSource, page: web.Page
+    db: AsyncSession, settings: Settings, source: KnowledgeSource, page: web.Fetched
 ) -> None:
     assert source.url is not None
     assert source.max_pages is not None
@@ -162,7 +162,7 @@ async def _sitemap_pages(
     await repo.set_ingest(db, source, "ready", None, 0)
 
 
-async def _addresses(settings: Settings, source: KnowledgeSource, page: web.Page) -> list[str]:
+async def _addresses(settings: Settings, source: KnowledgeSource, page: web.Fetched) -> list[str]:
     """The sitemap's pages on its own site, at most `max_pages`, following a sitemap index's entries."""
     assert source.url is not None
     assert source.max_pages is not None
