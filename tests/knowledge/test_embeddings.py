@@ -180,9 +180,11 @@ async def test_a_failing_provider_fails_the_build_with_a_reason_and_search_keeps
     assert found["failed"]["error"] == "the provider's answer is not JSON"
     assert (found["serving"]["model"], found["building"]) == ("words", None)
     provider.script.statuses = [401]
-    await _configure(client, owner, provider.base_url, model="unauthorized")
+    await _configure(client, owner, provider.base_url, model="unauthorized", api_key=KEY)
     await run_jobs(client)
-    assert (await _embedders(client, owner))["failed"]["error"] == "the provider answered HTTP 401"
+    unauthorized = (await _embedders(client, owner))["failed"]
+    assert unauthorized["error"] == "the provider answered HTTP 401"
+    assert unauthorized["api_key_set"] is False  # a failed model's key is not kept
     # A model answering vectors of another size than asked fails too.
     await _configure(client, owner, provider.base_url, model="short", dimensions=32)
     await run_jobs(client)

@@ -210,9 +210,13 @@ async def _serve(db: AsyncSession, embedder: KnowledgeEmbedder) -> None:
 
 
 async def _fail(db: AsyncSession, embedder: KnowledgeEmbedder, reason: str) -> None:
+    """A building model fails for good (its key dropped: nothing will use it; its vectors deleted); a
+    serving one keeps serving, the reason shown until its next batch succeeds."""
+    embedder.error = reason[:500]
     if embedder.state == "building":
         embedder.state = "failed"
-    embedder.error = reason[:500]
+        embedder.api_key_sealed = None
+        await repo.forget_embeddings(db, embedder)
     await db.flush()
 
 
