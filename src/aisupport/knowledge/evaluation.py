@@ -22,8 +22,7 @@ from aisupport.core.config import Settings
 from aisupport.core.db import create_sessionmaker, engine_for
 from aisupport.core.jobs import forget_queued
 from aisupport.core.tenancy import app_database_url, tenant_session
-from aisupport.knowledge import semantic, service
-from aisupport.knowledge.embeddings import ProviderError
+from aisupport.knowledge import semantic, service, tasks
 from aisupport.knowledge.repository import Filters
 from aisupport.knowledge.schemas import EmbedderIn
 from aisupport.organizations import repository as organizations
@@ -159,18 +158,6 @@ async def _embed_all(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, organization_id: uuid.UUID
 ) -> semantic.Embedders:
     """What the `knowledge:embed` job does, until nothing is left to embed."""
-    while True:
-        async with tenant_session(sessions, organization_id=organization_id) as db:
-            batch = await semantic.next_batch(db, settings, organization_id)
-        if batch is None:
-            break
-        try:
-            outcome: list[list[float]] | ProviderError = await semantic.compute(batch, settings)
-        except ProviderError as error:
-            outcome = error
-        async with tenant_session(sessions, organization_id=organization_id) as db:
-            await semantic.keep(db, organization_id, batch, outcome)
-        if isinstance(outcome, ProviderError):
-            break
+    await tasks.embed_batches(sessions, settings, organization_id, None)
     async with tenant_session(sessions, organization_id=organization_id) as db:
         return await semantic.embedders(db, organization_id)

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import structlog
 from procrastinate import JobContext
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from aisupport.core.config import Settings
 from aisupport.core.jobs import RETRY, jobs, services_of
 from aisupport.core.tenancy import in_each_organization, tenant_session
 from aisupport.knowledge import extract, repository, semantic, service, web_sources
@@ -110,19 +111,34 @@ async def embed(context: JobContext, organization_id: str) -> None:
     After BATCHES_PER_JOB batches the job queues its successor, so that other organizations get a turn."""
     services = services_of(context)
     organization = uuid.UUID(organization_id)
-    for _ in range(semantic.BATCHES_PER_JOB):
+    if await embed_batches(services.sessionmaker, services.settings, organization, semantic.BATCHES_PER_JOB):
         async with tenant_session(services.sessionmaker, organization_id=organization) as db:
-            batch = await semantic.next_batch(db, services.settings, organization)
+            await semantic.queue_embedding(db, organization)
+
+
+async def embed_batches(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    organization_id: uuid.UUID,
+    max_batches: int | None,
+) -> bool:
+    """Embed batches of the organization's contents (each in transactions of its own, none held while
+    the provider answers) until none is left, a provider fails, or `max_batches` ran (then True: some
+    may be left)."""
+    done = 0
+    while max_batches is None or done < max_batches:
+        async with tenant_session(sessionmaker, organization_id=organization_id) as db:
+            batch = await semantic.next_batch(db, settings, organization_id)
         if batch is None:
-            return
+            return False
         outcome: list[list[float]] | ProviderError
         try:
-            outcome = await semantic.compute(batch, services.settings)
+            outcome = await semantic.compute(batch, settings)
         except ProviderError as error:
             outcome = error
-        async with tenant_session(services.sessionmaker, organization_id=organization) as db:
-            await semantic.keep(db, organization, batch, outcome)
+        async with tenant_session(sessionmaker, organization_id=organization_id) as db:
+            await semantic.keep(db, organization_id, batch, outcome)
         if isinstance(outcome, ProviderError):
-            return
-    async with tenant_session(services.sessionmaker, organization_id=organization) as db:
-        await semantic.queue_embedding(db, organization)
+            return False
+        done += 1
+    return True
