@@ -1,6 +1,16 @@
 """Every model, imported in one place so the metadata is complete for Alembic and the tests."""
 
 from aisupport.accounts.models import User
+from aisupport.ai.models import (
+    AiBudgetMonth,
+    AiClassifier,
+    AiConversation,
+    AiDraft,
+    AiEvaluation,
+    AiExample,
+    AiSettings,
+    AiUsage,
+)
 from aisupport.audit.models import AuditEvent
 from aisupport.auth.models import AccountActivity, AccountToken, AuthSession, RefreshToken
 from aisupport.contacts.models import Contact
@@ -32,6 +42,14 @@ from aisupport.widget.models import WidgetVisitor, WidgetVisitorConversation
 __all__ = [
     "AccountActivity",
     "AccountToken",
+    "AiBudgetMonth",
+    "AiClassifier",
+    "AiConversation",
+    "AiDraft",
+    "AiEvaluation",
+    "AiExample",
+    "AiSettings",
+    "AiUsage",
     "ApiKey",
     "AuditEvent",
     "AuthSession",

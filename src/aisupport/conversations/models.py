@@ -17,6 +17,7 @@ from sqlalchemy import (
     CheckConstraint,
     Computed,
     DateTime,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -160,6 +161,9 @@ class Inbox(TenantOwned, Timestamped, Base):
     __table_args__ = (
         CheckConstraint("kind IN ('api', 'widget')", name="kind_known"),
         CheckConstraint("auto_assignment_limit BETWEEN 1 AND 1000", name="auto_assignment_limit_bounded"),
+        CheckConstraint("ai_mode IN ('off', 'draft', 'auto')", name="ai_mode_known"),
+        CheckConstraint("ai_threshold BETWEEN 0 AND 1", name="ai_threshold_bounded"),
+        CheckConstraint("ai_max_replies BETWEEN 1 AND 100", name="ai_max_replies_bounded"),
         UniqueConstraint("organization_id", "id", name="uq_inboxes_organization_id_id"),
         # No SET NULL here: it would null organization_id too. Deleting a team or policy detaches its
         # inboxes first (service); these keys refuse whatever slips past that (409).
@@ -193,6 +197,12 @@ class Inbox(TenantOwned, Timestamped, Base):
     allowed_origins: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     identity_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     identity_secret_rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The AI on each customer message (ai/answering.py): `off`, `draft` (a draft for the agents) or
+    # `auto` (answers at or above `ai_threshold` with a valid citation, at most `ai_max_replies` in a
+    # conversation; anything else hands off to a person).
+    ai_mode: Mapped[str] = mapped_column(String(8), server_default=text("'off'"))
+    ai_threshold: Mapped[float] = mapped_column(Float, server_default=text("0.5"))
+    ai_max_replies: Mapped[int] = mapped_column(Integer, server_default=text("3"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
