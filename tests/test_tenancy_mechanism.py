@@ -28,6 +28,10 @@ BINDING = {
         "*.tasks",
         "aisupport.realtime.hub",
         "aisupport.knowledge.evaluation",
+        "aisupport.ai.evaluation",
+        # A model call's budget reservation commits on its own at once, so concurrent calls see it
+        # without waiting on the caller's transaction (decision 0056).
+        "aisupport.ai.budget",
     ),
     "REQUEST_STATE": ("aisupport.core.db",),  # the request's session gets its scope
     "apply_tenant": (),  # the session's own hook (and the benchmark's floor, outside src)

@@ -245,6 +245,7 @@ def upgrade() -> None:
         sa.Column("tokens_out", sa.Integer(), nullable=False),
         sa.Column("cost", sa.Float(), nullable=False),
         sa.Column("latency_ms", sa.Integer(), nullable=False),
+        sa.Column("degraded", sa.String(length=32), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("outcome", sa.String(length=16), nullable=True),
         sa.Column("message_id", sa.Uuid(), nullable=True),
@@ -288,6 +289,7 @@ def upgrade() -> None:
     op.add_column(
         "inboxes", sa.Column("ai_max_replies", sa.Integer(), server_default=sa.text("3"), nullable=False)
     )
+    op.add_column("messages", sa.Column("ai", postgresql.JSONB(astext_type=sa.Text()), nullable=True))
     for name, condition in INBOX_CHECKS.items():
         op.create_check_constraint(op.f(f"ck_inboxes_{name}"), "inboxes", condition)
     for table in TABLES:
@@ -295,6 +297,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("messages", "ai")
     for name in INBOX_CHECKS:
         op.drop_constraint(op.f(f"ck_inboxes_{name}"), "inboxes", type_="check")
     op.drop_column("inboxes", "ai_max_replies")

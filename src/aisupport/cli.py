@@ -134,6 +134,22 @@ def evaluate_retrieval(settings: Settings, articles: str, queries: str, history:
     print(json.dumps(found))
 
 
+def evaluate_ai(settings: Settings, kind: str, paths: dict[str, str | None]) -> None:
+    """Triage, hand-off or answer quality on a set (docs/ai.md); its last line is one JSON object."""
+    import asyncio
+    import json
+    from pathlib import Path
+
+    from aisupport.ai.evaluation import from_command_line, record
+    from aisupport.main import database_url
+
+    migrate(settings)
+    given = {name: Path(path) if path else None for name, path in paths.items()}
+    figures = asyncio.run(from_command_line(settings, database_url(settings), kind, given))
+    record(settings, kind, given, figures)
+    print(json.dumps(figures))
+
+
 def _exit_on_signal(signum: int, _: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -151,6 +167,20 @@ def main(argv: list[str] | None = None) -> None:
     retrieval.add_argument("--articles", required=True, help='JSON lines: {"id", "title", "body"}')
     retrieval.add_argument("--queries", required=True, help='JSON lines: {"query", "relevant": [ids]}')
     retrieval.add_argument("--history", help="JSON lines as --queries: questions the articles answered")
+    labelled = 'JSON lines: {"text", "label"}'
+    triage = kinds.add_parser(
+        "triage", help="triage categories: accuracy, macro-F1, calibration, applied rate"
+    )
+    triage.add_argument("--train", required=True, help=labelled)
+    triage.add_argument("--test", required=True, help=labelled)
+    handoff = kinds.add_parser("handoff", help='out-of-scope hand-offs (label "oos"): F1, in-scope accuracy')
+    handoff.add_argument("--train", required=True, help=labelled)
+    handoff.add_argument("--val", required=True, help=labelled + ": the hand-off threshold is tuned on it")
+    handoff.add_argument("--test", required=True, help=labelled)
+    answers = kinds.add_parser("answers", help="auto-answers: answer rate, relevance, citation validity")
+    answers.add_argument("--articles", required=True, help='JSON lines: {"id", "title", "body"}')
+    answers.add_argument("--queries", required=True, help='JSON lines: {"query", "relevant": [ids]}')
+    answers.add_argument("--history", help="JSON lines as --queries: questions the articles answered")
     args = parser.parse_args(argv)
     settings = load_settings()
     # Before anything logs: every line from here on (ours, alembic's, uvicorn's) has the one format.
@@ -162,8 +192,13 @@ def main(argv: list[str] | None = None) -> None:
             worker(settings)
         elif args.command == "migrate":
             migrate(settings, args.revision)
-        elif args.command == "eval":
+        elif args.command == "eval" and args.kind == "retrieval":
             evaluate_retrieval(settings, args.articles, args.queries, args.history)
+        elif args.command == "eval":
+            names = {"triage": ("train", "test"), "handoff": ("train", "val", "test")}.get(
+                args.kind, ("articles", "queries", "history")
+            )
+            evaluate_ai(settings, args.kind, {name: getattr(args, name) for name in names})
     except (OperationalError, psycopg.OperationalError) as error:
         # A setting pointing at a database that does not answer: one line that says so, no traceback.
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]

@@ -67,6 +67,7 @@ TASK_MODULES = (
     "aisupport.events.tasks",
     "aisupport.webhooks.tasks",
     "aisupport.knowledge.tasks",
+    "aisupport.ai.tasks",
 )
 jobs.import_paths = list(TASK_MODULES)
 

@@ -51,6 +51,9 @@ class Permission(StrEnum):
     KNOWLEDGE_READ = "knowledge:read"
     KNOWLEDGE_WRITE = "knowledge:write"
     KNOWLEDGE_CONFIGURE = "knowledge:configure"
+    AI_READ = "ai:read"
+    AI_USE = "ai:use"
+    AI_CONFIGURE = "ai:configure"
 
     @property
     def description(self) -> str:
@@ -86,6 +89,12 @@ DESCRIPTIONS = {
     Permission.KNOWLEDGE_READ: "see the knowledge base's sources (internal ones included) and search it",
     Permission.KNOWLEDGE_WRITE: "write, change and delete articles; add the questions an article answered",
     Permission.KNOWLEDGE_CONFIGURE: "set and remove the embedding model search uses (its provider and key)",
+    Permission.AI_READ: "see the AI's drafts, triage and summaries of conversations, and its settings (never "
+    "the provider's key)",
+    Permission.AI_USE: "ask the AI for a draft reply, send or discard it; turn the AI back on in a "
+    "conversation it handed off",
+    Permission.AI_CONFIGURE: "set the AI's provider and key, budget, thresholds and sensitive topics; manage "
+    "triage categories and their examples; run evaluations; read usage",
 }
 
 _EVERYONE = {
@@ -97,9 +106,15 @@ _EVERYONE = {
     Permission.CONTACTS_READ,
     Permission.CONVERSATIONS_READ,
     Permission.KNOWLEDGE_READ,
+    Permission.AI_READ,
 }
 # Agents work the inbox: its customers and conversations.
-_AGENTS = _EVERYONE | {Permission.CONTACTS_WRITE, Permission.CONVERSATIONS_WORK, Permission.KNOWLEDGE_WRITE}
+_AGENTS = _EVERYONE | {
+    Permission.CONTACTS_WRITE,
+    Permission.CONVERSATIONS_WORK,
+    Permission.KNOWLEDGE_WRITE,
+    Permission.AI_USE,
+}
 _MANAGERS = _AGENTS | {
     Permission.ORG_UPDATE,
     Permission.MEMBERS_MANAGE,
@@ -112,6 +127,7 @@ _MANAGERS = _AGENTS | {
     Permission.TAGS_MANAGE,
     Permission.WEBHOOKS_MANAGE,
     Permission.KNOWLEDGE_CONFIGURE,
+    Permission.AI_CONFIGURE,
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(_MANAGERS | {Permission.ORG_DELETE}),

@@ -152,6 +152,8 @@ class AiDraft(TenantOwned, Timestamped, Base):
     tokens_out: Mapped[int] = mapped_column(Integer)
     cost: Mapped[float] = mapped_column(Float)  # US dollars
     latency_ms: Mapped[int] = mapped_column(Integer)
+    # Why it was written offline or is empty: `no_knowledge`, `budget_exhausted`, `provider_error`.
+    degraded: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     outcome: Mapped[str | None] = mapped_column(String(16))
     message_id: Mapped[uuid.UUID | None] = mapped_column()  # the message it became

@@ -450,7 +450,9 @@ async def messages(
     return list((await db.execute(query)).all())
 
 
-MessageRow = Row[uuid.UUID, uuid.UUID, str, bool, str, str, uuid.UUID | None, datetime, bool]
+MessageRow = Row[
+    uuid.UUID, uuid.UUID, str, bool, str, str, uuid.UUID | None, datetime, dict[str, Any] | None, bool
+]
 # What a message's answer shows (conversation_schemas.MessageOut, but its attachments), and whether it
 # has attachments: a page's attachments are read only when one of its messages has some (most have none).
 MESSAGE_SHOWN = (
@@ -462,6 +464,7 @@ MESSAGE_SHOWN = (
     Message.author_type,
     Message.author_id,
     Message.created_at,
+    Message.ai,
     exists(
         select(literal(1)).where(
             MessageAttachment.organization_id == Message.organization_id,
@@ -469,6 +472,10 @@ MESSAGE_SHOWN = (
         )
     ).label("has_attachments"),
 )
+
+
+async def inbox_ai_mode(db: AsyncSession, organization_id: uuid.UUID, inbox_id: uuid.UUID) -> str | None:
+    return await db.scalar(scoped(select(Inbox.ai_mode), Inbox, organization_id).where(Inbox.id == inbox_id))
 
 
 async def move_conversations(

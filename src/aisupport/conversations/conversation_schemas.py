@@ -203,6 +203,12 @@ class MessageOut(BaseModel):
     author_type: str
     author_id: uuid.UUID | None
     created_at: datetime
+    ai: dict[str, Any] | None = Field(
+        default=None,
+        description='A reply sent from an AI draft: `{"draft_id", "edited"}`; an answer the AI wrote '
+        '(`author_type` `ai`): `{"citations": [{"source_id", "chunk_id", "title", "quote"}], '
+        '"confidence"}`; otherwise null.',
+    )
     attachments: list[AttachmentOut] = Field(default_factory=list, description="In the order attached.")
 
 

@@ -41,11 +41,13 @@ from aisupport.conversations.conversation_repository import ConversationFilters,
 from aisupport.conversations.models import Conversation, ConversationRating, Message, MessageAttachment
 from aisupport.conversations.sla import Setting
 from aisupport.core.db import plan_for_values, rows_of
+from aisupport.core.jobs import defer
 
 TRACKED = ("status", "priority", "assignee_id", "team_id", "tags")
 CHANGEABLE = (*TRACKED, "snoozed_until", "subject", "custom_attributes")
 PRIVATE_KINDS = ("note", "activity")
 SYSTEM: tuple[str, uuid.UUID | None] = ("system", None)
+AI_TASK = "ai:respond"  # ai/tasks.py: named, not imported (a layer above)
 
 
 def _who(principal: Principal) -> str:
@@ -54,9 +56,14 @@ def _who(principal: Principal) -> str:
 
 
 def _message(
-    conversation: Conversation, kind: str, body: str, author: tuple[str, uuid.UUID | None]
+    conversation: Conversation,
+    kind: str,
+    body: str,
+    author: tuple[str, uuid.UUID | None],
+    ai: dict[str, Any] | None = None,
 ) -> Message:
     return Message(
+        ai=ai,
         organization_id=conversation.organization_id,
         conversation_id=conversation.id,
         kind=kind,
@@ -70,6 +77,13 @@ def _message(
 
 async def _activity(db: AsyncSession, principal: Principal, conversation: Conversation, text: str) -> None:
     await _system_line(db, conversation, f"{_who(principal)} {text}", author_of(principal))
+
+
+async def record_activity(
+    db: AsyncSession, principal: Principal, conversation: Conversation, text: str
+) -> None:
+    """An activity message `<who> <text>` in the conversation (for a layer above: the AI)."""
+    await _activity(db, principal, conversation, text)
 
 
 async def _system_line(
@@ -279,23 +293,31 @@ async def post_message(
     kind: str,
     body: str,
     attachment_ids: Sequence[uuid.UUID] = (),
+    *,
+    ai: dict[str, Any] | None = None,
 ) -> tuple[Message, list[MessageAttachment]]:
     """Add a message, with uploads of the conversation attached to it in the order given (422 if one is
-    not an upload of this conversation or is attached already)."""
+    not an upload of this conversation or is attached already); `ai`: what the AI had to do with it."""
     conversation = await _locked(db, principal, conversation_id, None)
     uploads = await attachments.lock_uploads(db, principal.organization_id, conversation, attachment_ids)
-    message = await _post(db, principal, conversation, kind, body)
+    message = await _post(db, principal, conversation, kind, body, ai)
     await attachments.attach(db, message, uploads)
     published.messages_created(db, [message], uploads)
     return message, uploads
 
 
 async def _post(
-    db: AsyncSession, principal: Principal, conversation: Conversation, kind: str, body: str
+    db: AsyncSession,
+    principal: Principal,
+    conversation: Conversation,
+    kind: str,
+    body: str,
+    ai: dict[str, Any] | None = None,
 ) -> Message:
-    """Add a message to a conversation locked (or created) in this transaction, with its effects."""
+    """Add a message to a conversation locked (or created) in this transaction, with its effects (a
+    customer's message in an inbox whose AI is on queues the AI's turn)."""
     now = datetime.now(UTC)
-    message = _message(conversation, kind, body, author_of(principal))
+    message = _message(conversation, kind, body, author_of(principal), ai)
     if kind == "outgoing":
         await _mark_breaches(db, conversation, now)  # a reply after the due time meets it late
     previous = conversation.status
@@ -323,6 +345,17 @@ async def _post(
         )
         await _activity(db, principal, conversation, f"reopened by an incoming message (was {previous})")
         await assignment.after_reopening(db, conversation)
+    if (
+        kind == "incoming"
+        and await repo.inbox_ai_mode(db, conversation.organization_id, conversation.inbox_id) != "off"
+    ):
+        await defer(
+            db,
+            AI_TASK,
+            organization_id=str(conversation.organization_id),
+            conversation_id=str(conversation.id),
+            message_id=str(message.id),
+        )
     return message
 
 

@@ -407,6 +407,9 @@ class Message(TenantOwned, Timestamped, Base):
     body: Mapped[str] = mapped_column(Text)
     author_type: Mapped[str] = mapped_column(String(20))
     author_id: Mapped[uuid.UUID | None] = mapped_column()
+    # What the AI had to do with it (ai/drafts.py, ai/answering.py): a reply sent from a draft, or the
+    # AI's own answer with its citations; null for the rest.
+    ai: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     search: Mapped[str | None] = mapped_column(
         TSVECTOR, Computed(MESSAGE_DOCUMENT, persisted=True), deferred=True, deferred_raiseload=True
     )

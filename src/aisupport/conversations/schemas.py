@@ -244,6 +244,26 @@ AutoAssignmentLimit = Annotated[
 ]
 
 
+AiMode = Literal["off", "draft", "auto"]
+AI_MODE = (
+    "The AI on each customer message: `off`; `draft` (a draft reply prepared for the agents); `auto` (it "
+    "answers when confident, with a valid citation, else hands off to a person; docs/ai.md)."
+)
+AiThreshold = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="`auto`: the least confidence (0 to 1) at which the AI answers; below it, it hands off.",
+    ),
+]
+AiMaxReplies = Annotated[
+    StrictInt,
+    Field(ge=1, le=100, description="`auto`: after this many AI answers in a conversation, it hands off."),
+]
+
+
 class InboxCreate(RequestModel):
     name: Name
     kind: InboxKind = "api"
@@ -256,6 +276,9 @@ class InboxCreate(RequestModel):
         default_factory=list,
         description=f"Widget inboxes only: the origins that may embed the widget (at most {MAX_ORIGINS}).",
     )
+    ai_mode: AiMode = Field(default="off", description=AI_MODE)
+    ai_threshold: AiThreshold = 0.5
+    ai_max_replies: AiMaxReplies = 3
 
     @model_validator(mode="after")
     def _origins_for_widgets(self) -> InboxCreate:
@@ -276,6 +299,9 @@ class InboxUpdate(RequestModel):
     auto_assignment_limit: AutoAssignmentLimit | None = None
     business_hours: BusinessHours | None = None
     allowed_origins: Origins = Field(default=None)  # type: ignore[arg-type]
+    ai_mode: AiMode = Field(default=None, description=AI_MODE)  # type: ignore[arg-type]
+    ai_threshold: AiThreshold = Field(default=None)  # type: ignore[assignment]
+    ai_max_replies: AiMaxReplies = Field(default=None)  # type: ignore[assignment]
 
 
 class InboxOut(BaseModel):
@@ -290,6 +316,9 @@ class InboxOut(BaseModel):
     auto_assignment_limit: int | None
     business_hours: BusinessHoursOut | None
     allowed_origins: list[str]
+    ai_mode: AiMode
+    ai_threshold: float
+    ai_max_replies: int
     has_identity_secret: bool
     identity_secret_rotated_at: datetime | None
     created_at: datetime

@@ -235,6 +235,23 @@ class Settings(BaseSettings):
     # `aisupport eval retrieval` configures this embedder (JSON, the body of PUT .../knowledge/embedder)
     # in its organization when set.
     EVAL_EMBEDDER: SecretStr | None = None
+    # Chat models (drafts, auto-answers, summaries): how long one request may take, how many times a
+    # 408/409/429/5xx is retried, and the price table (US dollars per million input and output tokens,
+    # by model name) used for models whose organization set no price of its own.
+    # `aisupport eval answers` judges each query as an `auto` inbox with this threshold would; every
+    # `aisupport eval` run appends its figures to this file (JSON lines), to compare runs.
+    EVAL_ANSWER_THRESHOLD: float = Field(default=0.5, ge=0, le=1)
+    EVAL_RESULTS_PATH: str = "eval-results.jsonl"
+    AI_REQUEST_SECONDS: float = Field(default=30.0, gt=0, le=300)
+    AI_RETRIES: int = Field(default=2, ge=0, le=5)
+    AI_PRICES: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {
+            "gpt-4o-mini": (0.15, 0.6),
+            "gpt-4o": (2.5, 10.0),
+            "gpt-4.1-mini": (0.4, 1.6),
+            "gpt-4.1": (2.0, 8.0),
+        }
+    )
 
     @field_validator("CORS_ORIGINS", "FORWARDED_ALLOW_IPS", mode="before")
     @classmethod

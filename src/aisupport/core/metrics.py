@@ -80,6 +80,27 @@ RATE_LIMIT_FALLBACK = Gauge(
 REFRESH_TOKEN_REUSE = Counter(
     "aisupport_refresh_token_reuse", "Rotated refresh tokens presented again (their family was revoked)."
 )
+AI_REPLIES = Counter(
+    "aisupport_ai_replies",
+    "Replies the AI wrote, by feature (draft, answer) and method (extractive, provider).",
+    ["feature", "method"],
+)
+AI_AUTO_OUTCOMES = Counter(
+    "aisupport_ai_auto_outcomes",
+    "Customer messages in `auto` inboxes: answered, or handed off (by reason).",
+    ["outcome", "reason"],
+)
+AI_DRAFT_OUTCOMES = Counter(
+    "aisupport_ai_draft_outcomes", "Drafts decided by agents: unchanged, edited, discarded.", ["outcome"]
+)
+AI_LATENCY = Histogram(
+    "aisupport_ai_reply_seconds",
+    "Time to write a reply (retrieval excluded), by method.",
+    ["method"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+AI_TOKENS = Counter("aisupport_ai_tokens", "Provider tokens used, by direction (in, out).", ["direction"])
+AI_COST = Counter("aisupport_ai_cost_dollars", "What provider calls cost (US dollars, from the price table).")
 LOGIN_FAILURES = Counter("aisupport_login_failures", "Sign-ins refused for a wrong email or password.")
 PASSWORD_HASH_WAITING = Gauge(
     "aisupport_password_hash_waiting", "Sign-ins and sign-ups waiting for a password-hashing thread."

@@ -104,6 +104,20 @@ CATALOGUE = {
             "`contact_id` only: no personal data",
             "a contact was erased (its personal data and message bodies removed)",
         ),
+        EventType(
+            "ai.handoff",
+            Permission.CONVERSATIONS_READ,
+            f"{CONVERSATION}; `reason`: one of the hand-off reasons (docs/ai.md); `detail`: what "
+            "set it off (a topic, a confidence), or null",
+            "the AI handed a conversation to a person (silent there until a member turns it back on)",
+        ),
+        EventType(
+            "ai.budget_threshold",
+            Permission.AI_READ,
+            "`percent` (80 or 100), `month`, `used_tokens`, `used_cost`, `token_budget`, `cost_budget`",
+            "the organization's AI usage this month reached 80% or 100% of its budget (once per level and "
+            "month)",
+        ),
     )
 }
 

@@ -12,6 +12,9 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ from aisupport.organizations.models import new_slug
 RANKED = 10  # results read per query (recall@1/3/5, MRR and nDCG@10 all come from them)
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
+def lines_of(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -64,27 +67,40 @@ def metrics(rankings: list[tuple[list[str], set[str]]], latencies_ms: list[float
     }
 
 
-async def evaluate(
-    settings: Settings, database_url: str, articles: Path, queries: Path, history: Path | None
-) -> dict[str, Any]:
-    engine = engine_for(settings, app_database_url(settings, database_url), pool_size=2)
-    sessions = create_sessionmaker(engine)
+@dataclass
+class Corpus:
+    """A fresh organization holding a set's articles (and its history as phrasings)."""
+
+    organization_id: uuid.UUID
+    article_of: dict[uuid.UUID, str]  # source id -> the set's article id
+    method: str  # what its searches run: `bm25`, or `bm25+embeddings` (EVAL_EMBEDDER)
+    learned: int  # phrasings learned from the history
+
+
+@asynccontextmanager
+async def corpus(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    articles: Path,
+    history: Path | None,
+    name: str = "retrieval evaluation",
+) -> AsyncIterator[Corpus]:
+    """An organization with the articles, ingested by the job's own function, and the history's lines
+    learned as phrasings through the service that learns them; deleted at the end with all it holds."""
     organization_id = uuid.uuid4()
     principal = Principal.system(organization_id)
     try:
         async with tenant_session(sessions, organization_id=organization_id) as db:
             await organizations.add_organization(
-                db, name="retrieval evaluation", slug=new_slug("eval"), organization_id=organization_id
+                db, name=name, slug=new_slug("eval"), organization_id=organization_id
             )
         source_of: dict[str, uuid.UUID] = {}
-        article_of: dict[uuid.UUID, str] = {}
         async with tenant_session(sessions, organization_id=organization_id) as db:
-            for article in _lines(articles):
+            for article in lines_of(articles):
                 fields = {"title": article["title"], "body": article["body"], "status": "published"}
                 fields |= {"visibility": "public", "locale": "en", "collection": None, "tags": []}
                 created = await service.create_article(db, principal, fields)
                 source_of[article["id"]] = created.id
-                article_of[created.id] = article["id"]
         for source_id in source_of.values():  # what the ingestion job runs, source by source
             async with tenant_session(sessions, organization_id=organization_id) as db:
                 await service.ingest(db, organization_id, source_id, 1)
@@ -94,7 +110,7 @@ async def evaluate(
         learned = 0
         if history is not None:
             by_source: dict[uuid.UUID, list[str]] = defaultdict(list)
-            for line in _lines(history):
+            for line in lines_of(history):
                 for article_id in line["relevant"]:
                     if article_id in source_of:
                         by_source[source_of[article_id]].append(line["query"])
@@ -103,35 +119,58 @@ async def evaluate(
                     learned += len(await service.add_phrasings(db, principal, source_id, texts))
             if settings.EVAL_EMBEDDER is not None:
                 await _embed_all(sessions, settings, organization_id)
-        rankings: list[tuple[list[str], set[str]]] = []
-        latencies: list[float] = []
-        async with tenant_session(sessions, organization_id=organization_id) as db:
-            for line in _lines(queries):
-                started = time.perf_counter()
-                found = await service.search(
-                    db,
-                    settings,
-                    organization_id,
-                    line["query"],
-                    Filters(),
-                    k=RANKED,
-                    min_score=0.0,
-                    locale="en",
-                )
-                latencies.append((time.perf_counter() - started) * 1000)
-                if found.method != method:
-                    raise RuntimeError(f"a search ran as {found.method}, not {method}: the provider failed")
-                rankings.append(
-                    ([article_of[result.source.id] for result in found.results], set(line["relevant"]))
-                )
         print(f"eval: {len(source_of)} articles, {learned} phrasings learned", file=sys.stderr)
-        return {"method": method, **metrics(rankings, latencies), "history": learned}
+        yield Corpus(
+            organization_id, {source: article for article, source in source_of.items()}, method, learned
+        )
     finally:
         async with tenant_session(sessions, organization_id=organization_id) as db:
-            # Its ingestion jobs ran above, as the job's own function: none is left for a worker.
-            for task in ("knowledge:ingest", "knowledge:embed"):
+            # Its jobs ran above, as the jobs' own functions: none is left for a worker.
+            for task in QUEUED_BY_EVALUATIONS:
                 await forget_queued(db, task, organization_id)
             await organizations.delete_organization(db, organization_id)
+
+
+# What an evaluation's organization may have queued: nothing of it is left for a worker.
+QUEUED_BY_EVALUATIONS = ("knowledge:ingest", "knowledge:embed", "ai:train", "ai:respond")
+
+
+async def evaluate(
+    settings: Settings, database_url: str, articles: Path, queries: Path, history: Path | None
+) -> dict[str, Any]:
+    engine = engine_for(settings, app_database_url(settings, database_url), pool_size=2)
+    sessions = create_sessionmaker(engine)
+    try:
+        async with corpus(sessions, settings, articles, history) as found_in:
+            organization_id = found_in.organization_id
+            rankings: list[tuple[list[str], set[str]]] = []
+            latencies: list[float] = []
+            async with tenant_session(sessions, organization_id=organization_id) as db:
+                for line in lines_of(queries):
+                    started = time.perf_counter()
+                    found = await service.search(
+                        db,
+                        settings,
+                        organization_id,
+                        line["query"],
+                        Filters(),
+                        k=RANKED,
+                        min_score=0.0,
+                        locale="en",
+                    )
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    if found.method != found_in.method:
+                        raise RuntimeError(
+                            f"a search ran as {found.method}, not {found_in.method}: the provider failed"
+                        )
+                    rankings.append(
+                        (
+                            [found_in.article_of[result.source.id] for result in found.results],
+                            set(line["relevant"]),
+                        )
+                    )
+            return {"method": found_in.method, **metrics(rankings, latencies), "history": found_in.learned}
+    finally:
         await engine.dispose()
 
 
