@@ -25,6 +25,7 @@ POLICIES = """
     CREATE POLICY current_delete ON {table} FOR DELETE USING (organization_id = app_current_org());
 """
 TABLES = (
+    "ai_decisions",
     "ai_settings",
     "ai_conversations",
     "ai_drafts",
@@ -42,6 +43,27 @@ INBOX_CHECKS = {
 
 
 def upgrade() -> None:
+    op.create_table(
+        "ai_decisions",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("conversation_id", sa.Uuid(), nullable=False),
+        sa.Column("message_id", sa.Uuid(), nullable=False),
+        sa.Column("answered", sa.Boolean(), nullable=False),
+        sa.Column("reason", sa.String(length=32), nullable=True),
+        sa.Column("detail", sa.String(length=200), nullable=True),
+        sa.Column("confidence", sa.Float(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("organization_id", sa.Uuid(), nullable=False),
+        sa.CheckConstraint("answered = (reason IS NULL)", name=op.f("ck_ai_decisions_reason_when_handed_off")),
+        sa.ForeignKeyConstraint(
+            ["organization_id"],
+            ["organizations.id"],
+            name=op.f("fk_ai_decisions_organization_id_organizations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ai_decisions")),
+    )
+    op.create_index("ix_ai_decisions_organization_id_created_at", "ai_decisions", ["organization_id", "created_at"])
     op.create_table(
         "ai_budget_months",
         sa.Column("organization_id", sa.Uuid(), nullable=False),
@@ -297,6 +319,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("ai_decisions")
     op.drop_column("messages", "ai")
     for name in INBOX_CHECKS:
         op.drop_constraint(op.f(f"ck_inboxes_{name}"), "inboxes", type_="check")

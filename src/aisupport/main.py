@@ -17,6 +17,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp
 
 from aisupport.access.cache import PRINCIPALS, PrincipalCache, Principals
+from aisupport.ai.router import router as ai_router
 from aisupport.auth.account_router import router as account_router
 from aisupport.auth.router import AUTH_MAX_BODY_BYTES, invitations_router
 from aisupport.auth.router import router as auth_router
@@ -89,6 +90,7 @@ ROUTERS = (
     widget_router,
     knowledge_router,
     help_router,
+    ai_router,
 )
 
 

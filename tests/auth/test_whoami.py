@@ -58,6 +58,9 @@ async def test_an_api_key_learns_its_organization_role_and_itself_never_its_secr
         assert body["organization"] == owner["organization"]
         assert body["role"] == "admin"
         assert body["permissions"] == [
+            "ai:configure",
+            "ai:read",
+            "ai:use",
             "audit:read",
             "contacts:erase",
             "contacts:read",
@@ -86,6 +89,7 @@ async def test_an_api_key_learns_its_organization_role_and_itself_never_its_secr
     assert viewer.json()["role"] == "viewer"
     assert viewer.json()["api_key"]["expires_at"] is None
     assert viewer.json()["permissions"] == [
+        "ai:read",
         "contacts:read",
         "conversations:read",
         "inboxes:read",

@@ -62,6 +62,15 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     },
     ("PUT", "/orgs/{org_id}/knowledge/embedder"): {"base_url": "https://1.1.1.1/v1", "model": "x"},
     ("POST", "/orgs/{org_id}/knowledge/web"): {"url": "https://1.1.1.1/x"},
+    ("PUT", "/orgs/{org_id}/ai/settings"): {},
+    ("POST", "/orgs/{org_id}/conversations/{conversation_id}/ai/drafts/{draft_id}/send"): {},
+    ("PUT", "/orgs/{org_id}/conversations/{conversation_id}/ai"): {"silenced": False},
+    ("POST", "/orgs/{org_id}/ai/examples"): {"examples": [{"category": "x", "text": "x"}]},
+    ("POST", "/orgs/{org_id}/ai/evaluations"): {
+        "kind": "triage",
+        "train": [{"text": t, "label": t} for t in ("a", "a", "b", "b")],
+        "test": [{"text": "a", "label": "a"}],
+    },
 }
 
 
@@ -129,7 +138,9 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
     source = await article(client, owner)
     await phrased(client, owner, source["id"], "how do I change my password?")
     await cited(client, owner, source["id"], rated_id)
+    ai = await ai_rows(client, owner, rated_id)
     return owner, {
+        **ai,
         **conversations,
         "org_id": owner.organization_id,
         "user_id": member.user_id,
@@ -144,6 +155,52 @@ async def _tenant_b(client: AsyncClient, mailbox: Mailbox) -> tuple[Person, dict
         "delivery_id": delivery_id,
         "source_id": source["id"],
     }
+
+
+async def ai_rows(client: AsyncClient, person: Person, conversation_id: str) -> dict[str, str]:
+    """A draft, a triage example and an evaluation of the organization: their ids."""
+    org = f"/orgs/{person.organization_id}"
+    draft = await client.post(f"{org}/conversations/{conversation_id}/ai/drafts", headers=person.headers)
+    assert draft.status_code == 201, draft.text
+    examples = {"examples": [{"category": "billing", "text": "my invoice"}]}
+    assert (await client.post(f"{org}/ai/examples", json=examples, headers=person.headers)).status_code == 201
+    example = (await client.get(f"{org}/ai/examples", headers=person.headers)).json()["items"][0]
+    evaluation = await client.post(
+        f"{org}/ai/evaluations",
+        json=BODIES[("POST", "/orgs/{org_id}/ai/evaluations")],
+        headers=person.headers,
+    )
+    assert evaluation.status_code == 202, evaluation.text
+    return {
+        "draft_id": draft.json()["id"],
+        "example_id": example["id"],
+        "evaluation_id": evaluation.json()["id"],
+    }
+
+
+# Rows only the AI's jobs write (a decision, a budget's month, a classifier...), made here for A and B.
+AI_ROWS = (
+    "INSERT INTO ai_settings (organization_id, provider, max_tokens, thresholds, version)"
+    " VALUES (%(org)s, 'offline', 100, '{}', 1) ON CONFLICT DO NOTHING",
+    "INSERT INTO ai_conversations (organization_id, conversation_id) VALUES (%(org)s, %(conversation)s)"
+    " ON CONFLICT DO NOTHING",
+    "INSERT INTO ai_decisions (id, organization_id, conversation_id, message_id, answered)"
+    " VALUES (gen_random_uuid(), %(org)s, %(conversation)s, gen_random_uuid(), true)",
+    "INSERT INTO ai_usage (id, organization_id, feature, model, tokens_in, tokens_out, cost, latency_ms,"
+    " succeeded) VALUES (gen_random_uuid(), %(org)s, 'draft', 'x', 1, 1, 0, 1, true)",
+    "INSERT INTO ai_budget_months (organization_id, month) VALUES (%(org)s, '2026-01-01')"
+    " ON CONFLICT DO NOTHING",
+    "INSERT INTO ai_classifiers (organization_id, data, categories, examples, fingerprint, trained_at)"
+    " VALUES (%(org)s, 'x', '{}', 0, 'x', now()) ON CONFLICT DO NOTHING",
+    "INSERT INTO ai_examples (id, organization_id, category, text, origin)"
+    " VALUES (gen_random_uuid(), %(org)s, 'x', 'x', 'example') ON CONFLICT DO NOTHING",
+    "INSERT INTO ai_evaluations (id, organization_id, kind, status, parameters)"
+    " VALUES (gen_random_uuid(), %(org)s, 'triage', 'done', '{}')",
+    "INSERT INTO ai_drafts (id, organization_id, conversation_id, body, citations, invalid_citations,"
+    " retrieved, confidence, method, model, tokens_in, tokens_out, cost, latency_ms, status) VALUES"
+    " (gen_random_uuid(), %(org)s, %(conversation)s, 'x', '[]', 0, '[]', 0, 'extractive', 'x', 0, 0, 0,"
+    " 0, 'ready')",
+)
 
 
 async def _webhook(client: AsyncClient, person: Person) -> tuple[str, str]:
@@ -263,6 +320,12 @@ async def test_an_unscoped_select_sees_only_the_current_tenant(
                 " VALUES (%s, %s, 'k', 3, '[1,0,0]')",
                 (organization_id, embedder[0] if embedder else None),
             )
+        for organization_id, conversation_id in (
+            (a.organization_id, opened.json()["id"]),
+            (owner_b.organization_id, b_ids["conversation_id"]),
+        ):
+            for statement in AI_ROWS:
+                conn.execute(statement, {"org": organization_id, "conversation": conversation_id})
         for table, column in TENANT_TABLES.items():
             held = {str(row[0]) for row in conn.execute(f"SELECT DISTINCT {column} FROM {table}")}  # noqa: S608
             assert {a.organization_id, owner_b.organization_id} <= held, f"make rows of {table} for A and B"

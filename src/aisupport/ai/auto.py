@@ -30,7 +30,7 @@ from aisupport.ai.answering import Ask, Unavailable
 from aisupport.ai.compose import Reply
 from aisupport.ai.intents import sentence_encoder
 from aisupport.ai.metrics import observe_reply
-from aisupport.ai.models import AiConversation, AiSettings
+from aisupport.ai.models import AiConversation, AiDecision, AiSettings
 from aisupport.ai.signals import asks_for_person, sensitive_topic
 from aisupport.conversations import assignment, published
 from aisupport.conversations import conversation_repository as conversation_repo
@@ -78,6 +78,17 @@ async def respond(
     if state.silenced:
         return None
     decision = await decide(db, sessions, settings, ai, inbox, state, conversation)
+    db.add(
+        AiDecision(
+            organization_id=organization_id,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            answered=decision.answered,
+            reason=decision.reason,
+            detail=decision.detail[:200] if decision.detail else None,
+            confidence=decision.confidence,
+        )
+    )
     if decision.answered:
         AI_AUTO_OUTCOMES.labels("answered", "").inc()
     else:

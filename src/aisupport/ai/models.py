@@ -181,6 +181,29 @@ class AiUsage(AppendOnly, TenantOwned, Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class AiDecision(AppendOnly, TenantOwned, Base):
+    """What the AI decided on one customer message in an `auto` inbox: answered, or handed off and why
+    (the answer rate and hand-offs by reason are counted from these)."""
+
+    __tablename__ = "ai_decisions"
+    __table_args__ = (
+        CheckConstraint(
+            "answered = (reason IS NULL)",
+            name="reason_when_handed_off",
+        ),
+        Index("ix_ai_decisions_organization_id_created_at", "organization_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    conversation_id: Mapped[uuid.UUID] = mapped_column()
+    message_id: Mapped[uuid.UUID] = mapped_column()
+    answered: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(200))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class AiBudgetMonth(TenantOwned, Base):
     """An organization's spending in one calendar month (UTC): what calls used, and what calls in flight
     have reserved (their max tokens), so that a call starts only if both fit in the budget."""

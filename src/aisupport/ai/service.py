@@ -258,15 +258,21 @@ async def conversation_ai(
     )
 
 
-async def turn_back_on(db: AsyncSession, principal: Principal, conversation_id: uuid.UUID) -> AiConversation:
-    """Let the AI answer again in a conversation it handed off (its reply count starts again)."""
+async def set_silenced(
+    db: AsyncSession, principal: Principal, conversation_id: uuid.UUID, silenced: bool
+) -> AiConversation:
+    """Silence the AI in a conversation, or let it answer again after a hand-off (its reply count starts
+    again); an activity message says who did."""
     conversation = await conversations.get_conversation(db, principal, conversation_id)
     state = await repo.conversation_state(db, principal.organization_id, conversation_id, lock=True)
-    if state.silenced:
-        state.silenced = False
-        state.replies = 0
+    if state.silenced != silenced:
+        state.silenced = silenced
+        if not silenced:
+            state.replies = 0
         state.updated_at = datetime.now(UTC)
-        await conversations.record_activity(db, principal, conversation, "turned the AI back on")
+        await conversations.record_activity(
+            db, principal, conversation, "silenced the AI" if silenced else "turned the AI back on"
+        )
         await db.flush()
     return state
 
