@@ -139,7 +139,8 @@ async def create_draft(
     sessions: Sessions,
 ) -> AiDraft:
     """A suggested reply to the customer's last message (not sent), from the conversation and the
-    organization's published public knowledge, with checked citations. Written by the provider when
+    organization's published knowledge (internal included: you read it before sending), with checked
+    citations. Written by the provider when
     there is one and it can be used, else offline (`degraded` says why)."""
     return await service.create_draft(db, sessions, settings, principal, conversation_id)
 

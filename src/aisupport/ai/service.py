@@ -5,8 +5,8 @@ the organization, write-only; a new base URL without a key drops the old key (a 
 host it was not given for).
 
 Drafts: a reply suggested to an agent, never sent by itself. It is written from the conversation and
-the organization's published, public knowledge (a draft is meant to be sent to the customer), with the
-provider when there is one and it can be used, else offline (`degraded`: why). Sending it, edited or not,
+the organization's published knowledge, internal articles included (an agent reads it before it is
+sent; auto-answers, which nobody reads first, use public knowledge only), with the provider when there is one and it can be used, else offline (`degraded`: why). Sending it, edited or not,
 posts the agent's message marked as AI-assisted; its outcome (sent unchanged, edited, discarded) is kept.
 """
 
@@ -132,7 +132,7 @@ async def write_draft(
 ) -> AiDraft:
     """A draft reply for the conversation's agents (not sent)."""
     ai = await repo.effective_settings(db, organization_id)
-    ask = await ask_of(db, organization_id, conversation_id, customer_facing=True)
+    ask = await ask_of(db, organization_id, conversation_id, customer_facing=False)
     passages = await answering.retrieve(db, settings, ask)
     degraded = None
     try:
