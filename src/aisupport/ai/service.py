@@ -6,8 +6,9 @@ host it was not given for).
 
 Drafts: a reply suggested to an agent, never sent by itself. It is written from the conversation and
 the organization's published knowledge, internal articles included (an agent reads it before it is
-sent; auto-answers, which nobody reads first, use public knowledge only), with the provider when there is one and it can be used, else offline (`degraded`: why). Sending it, edited or not,
-posts the agent's message marked as AI-assisted; its outcome (sent unchanged, edited, discarded) is kept.
+sent; auto-answers, which nobody reads first, use public knowledge only), with the provider when there
+is one and it can be used, else offline (`degraded`: why). Sending it, edited or not, posts the agent's
+message marked as AI-assisted; its outcome (sent unchanged, edited, discarded) is kept.
 """
 
 from __future__ import annotations
