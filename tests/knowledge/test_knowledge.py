@@ -343,6 +343,7 @@ async def test_a_search_during_a_reingestion_sees_one_version_whole(client: Asyn
     texts: list[tuple[int, str]] = []
     ingesting = asyncio.create_task(run_jobs(client))
     while True:
+        finished = ingesting.done()  # before the reading: the last reading is after the ingestion
         async with tenant_session(sessions, organization_id=organization_id) as db:
             versions = await db.execute(
                 text(
@@ -352,7 +353,7 @@ async def test_a_search_during_a_reingestion_sees_one_version_whole(client: Asyn
             )
             seen.append(tuple(sorted(row[0] for row in versions)))
         texts += [(r["version"], r["text"]) for r in await search(client, owner, "procedure step", k=1)]
-        if ingesting.done():
+        if finished:
             break
         await asyncio.sleep(0)
     await ingesting

@@ -200,5 +200,7 @@ async def hand_off(
         db, "ai.handoff", conversation, reason=decision.reason, detail=decision.detail
     )
     await assignment.after_reopening(db, conversation)  # offered to the inbox's auto-assignment if unassigned
-    await summaries.summarize(db, sessions, settings, ai, state, conversation.id)
+    # The provider that just failed (or cannot be paid for) is not asked for the summary.
+    provider_usable = decision.reason not in ("provider_error", "budget_exhausted")
+    await summaries.summarize(db, sessions, settings, ai, state, conversation.id, provider=provider_usable)
     await db.flush()

@@ -73,10 +73,13 @@ async def summarize(
     ai: AiSettings,
     state: AiConversation,
     conversation_id: uuid.UUID,
+    *,
+    provider: bool = True,
 ) -> None:
+    """Store the conversation's summary (`provider`: False to write it offline whatever the settings)."""
     turns = await repo.turns(db, state.organization_id, conversation_id)
     written = None
-    if ai.provider != "offline" and turns:
+    if provider and ai.provider != "offline" and turns:
         written = await _from_provider(sessions, settings, ai, turns, conversation_id)
     state.summary = written or extractive(turns)
     state.summary_method = "provider" if written else "extractive"
