@@ -58,15 +58,26 @@ async def examples(db: AsyncSession, organization_id: uuid.UUID) -> list[tuple[s
         .limit(1)
         .scalar_subquery()
     )
+    applied_by_triage = (
+        scoped(select(AiConversation.triage["category"]["value"].astext), AiConversation, organization_id)
+        .where(
+            AiConversation.conversation_id == Conversation.id,
+            AiConversation.triage["category"]["applied"].astext == "true",
+        )
+        .scalar_subquery()
+    )
     tagged = (
         await db.execute(
-            scoped(select(Conversation.tags, first_message), Conversation, organization_id)
+            scoped(select(Conversation.tags, first_message, applied_by_triage), Conversation, organization_id)
             .where(Conversation.tags.overlap(categories))
             .order_by(Conversation.created_at.desc())
             .limit(FROM_CONVERSATIONS)
         )
     ).all()
-    learned = [(body, tag) for tags, body in tagged if body for tag in tags if tag in categories]
+    # A category the triage applied itself teaches it nothing (it would only learn its own guesses).
+    learned = [
+        (body, tag) for tags, body, own in tagged if body for tag in tags if tag in categories and tag != own
+    ]
     return given + learned
 
 
