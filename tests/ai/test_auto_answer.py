@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 
 from aisupport.ai.citations import quoted_in
 from tests.ai.helpers import ARTICLE, ai_inbox, ai_messages, ai_state, customer_says, says_again, settings_put
+from tests.conftest import run_jobs
 from tests.conversations.helpers import messages, read
 from tests.knowledge.helpers import article
 from tests.organizations.helpers import new_owner
@@ -150,3 +151,21 @@ async def test_a_draft_inbox_prepares_a_draft_and_sends_nothing(client: AsyncCli
     metrics = (await client.get(f"/orgs/{owner.organization_id}/ai/metrics", headers=owner.headers)).json()
     assert metrics["drafts"] == 1
     assert metrics["draft_outcomes"] == {"pending": 1}
+
+
+async def test_resolving_a_conversation_stores_its_summary(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    await article(client, owner, **ARTICLE)
+    inbox = await ai_inbox(client, owner)
+    conversation = await customer_says(client, owner, inbox, "How do I reset my password?")
+    resolved = await client.patch(
+        f"/orgs/{owner.organization_id}/conversations/{conversation}",
+        json={"status": "resolved"},
+        headers=owner.headers,
+    )
+    assert resolved.status_code == 200, resolved.text
+    await run_jobs(client)
+    state = await ai_state(client, owner, conversation)
+    assert state["summary_method"] == "extractive"
+    assert state["summary"].startswith("Customer asked: How do I reset my password?")
+    assert "Last reply: " in state["summary"]

@@ -52,7 +52,13 @@ async def _with_provider(client: AsyncClient, provider: ScriptedOpenAI, **fields
     owner = await new_owner(client)
     await article(client, owner, **ARTICLE)
     await settings_put(
-        client, owner, provider="openai", base_url=provider.base_url, model="gpt-4o-mini", api_key=KEY, **fields
+        client,
+        owner,
+        provider="openai",
+        base_url=provider.base_url,
+        model="gpt-4o-mini",
+        api_key=KEY,
+        **fields,
     )
     return owner
 
@@ -71,7 +77,9 @@ async def test_a_fabricated_quote_is_removed_and_counted_never_shown(
 ) -> None:
     client = private_client
     owner = await _with_provider(client, provider)
-    conversation = await customer_says(client, owner, await ai_inbox(client, owner, mode="off"), "reset password?")
+    conversation = await customer_says(
+        client, owner, await ai_inbox(client, owner, mode="off"), "reset password?"
+    )
     provider.script.replies = [
         reply(
             "Open Settings, then Security. We also refund 100 dollars.",
@@ -84,7 +92,8 @@ async def test_a_fabricated_quote_is_removed_and_counted_never_shown(
     assert [citation["quote"] for citation in draft["citations"]] == [QUOTE]
     assert draft["invalid_citations"] == 2
     assert (draft["method"], draft["model"], draft["status"]) == ("provider", "gpt-4o-mini", "ready")
-    assert draft["tokens_in"] > 0 and draft["tokens_out"] > 0
+    assert draft["tokens_in"] > 0
+    assert draft["tokens_out"] > 0
     assert draft["cost"] > 0  # the price table's gpt-4o-mini
     # The passages went to the model as data, numbered, with the conversation; the key as a bearer token.
     (request,) = provider.requests
@@ -99,7 +108,9 @@ async def test_a_draft_is_sent_unchanged_or_edited_or_discarded_and_each_outcome
 ) -> None:
     client = private_client
     owner = await _with_provider(client, provider)
-    conversation = await customer_says(client, owner, await ai_inbox(client, owner, mode="off"), "reset password?")
+    conversation = await customer_says(
+        client, owner, await ai_inbox(client, owner, mode="off"), "reset password?"
+    )
     provider.script.replies = [reply(f"You can {QUOTE}.", (1, QUOTE))] * 3
     drafts = [await _draft(client, owner, conversation) for _ in range(3)]
     base = f"/orgs/{owner.organization_id}/conversations/{conversation}/ai/drafts"
@@ -113,7 +124,9 @@ async def test_a_draft_is_sent_unchanged_or_edited_or_discarded_and_each_outcome
     assert sent["message"]["ai"]["draft_id"] == drafts[0]["id"]
     assert sent["message"]["ai"]["edited"] is False
     edited = await client.post(
-        f"{base}/{drafts[1]['id']}/send", json={"body": f"Hello! {QUOTE}. Anything else?"}, headers=owner.headers
+        f"{base}/{drafts[1]['id']}/send",
+        json={"body": f"Hello! {QUOTE}. Anything else?"},
+        headers=owner.headers,
     )
     assert edited.status_code == 200, edited.text
     assert edited.json()["draft"]["outcome"] == "edited"
@@ -158,7 +171,9 @@ async def test_two_calls_at_the_budget_edge_do_not_overspend(
     client = private_client
     # Room for one call's reservation (its prompt, about 370 tokens estimated high, plus max_tokens), not two.
     owner = await _with_provider(client, provider, max_tokens=100, monthly_token_budget=700)
-    conversation = await customer_says(client, owner, await ai_inbox(client, owner, mode="off"), "reset password?")
+    conversation = await customer_says(
+        client, owner, await ai_inbox(client, owner, mode="off"), "reset password?"
+    )
     provider.script.replies = [reply(f"You can {QUOTE}.", (1, QUOTE))] * 2
     provider.script.delay_seconds = 0.3  # both calls in flight together
     drafts = await asyncio.gather(*(_draft(client, owner, conversation) for _ in range(2)))
@@ -214,7 +229,9 @@ async def test_a_provider_outage_hands_off_with_provider_error_and_recovers(
     conversation = await customer_says(client, owner, inbox, "How do I reset my password?")
     (answer,) = await ai_messages(client, owner, conversation)
     assert answer["ai"]["citations"][0]["quote"] == QUOTE
-    usage = (await client.get(f"/orgs/{owner.organization_id}/ai/usage?by=model", headers=owner.headers)).json()
+    usage = (
+        await client.get(f"/orgs/{owner.organization_id}/ai/usage?by=model", headers=owner.headers)
+    ).json()
     (row,) = [row for row in usage["rows"] if row["model"] == "gpt-4o-mini"]
     assert (row["calls"], row["failed"]) == (3, 2)
 
@@ -234,7 +251,11 @@ async def test_the_key_is_write_only_and_a_new_address_drops_it(
     assert stale.status_code == 412
     moved = await private_client.put(
         path,
-        json={"provider": "openai", "base_url": provider.base_url.replace("127.0.0.1", "localhost"), "model": "m"},
+        json={
+            "provider": "openai",
+            "base_url": provider.base_url.replace("127.0.0.1", "localhost"),
+            "model": "m",
+        },
         headers={**owner.headers, "If-Match": version},
     )
     assert moved.status_code == 200, moved.text

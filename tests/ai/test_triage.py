@@ -58,14 +58,20 @@ async def test_categories_are_learned_from_examples_and_applied_above_their_thre
 ) -> None:
     owner = await new_owner(client)
     await _teach(client, owner.headers, owner.organization_id)
-    categories = (await client.get(f"/orgs/{owner.organization_id}/ai/categories", headers=owner.headers)).json()
+    categories = (
+        await client.get(f"/orgs/{owner.organization_id}/ai/categories", headers=owner.headers)
+    ).json()
     assert [c["category"] for c in categories["categories"]] == ["billing", "login", "shipping"]
     assert categories["classifier"]["examples"] == 18
     assert categories["classifier"]["categories"] == ["billing", "login", "shipping"]
 
     inbox = await ai_inbox(client, owner, mode="draft")
-    await settings_put(client, owner, thresholds={"category": 0.0, "priority": 1.0, "language": 0.5, "sentiment": 1.0})
-    conversation = await customer_says(client, owner, inbox, "I have been charged two times for the same invoice")
+    await settings_put(
+        client, owner, thresholds={"category": 0.0, "priority": 1.0, "language": 0.5, "sentiment": 1.0}
+    )
+    conversation = await customer_says(
+        client, owner, inbox, "I have been charged two times for the same invoice"
+    )
     triage = (await ai_state(client, owner, conversation))["triage"]
     assert triage["category"]["value"] == "billing"
     assert triage["category"]["applied"] is True
@@ -96,7 +102,9 @@ async def test_agents_tags_teach_the_classifier(client: AsyncClient, database_ur
     inbox = await ai_inbox(client, owner, mode="draft")
     conversation = await customer_says(client, owner, inbox, "my voucher code is rejected at checkout")
     tagged = await client.patch(
-        f"/orgs/{owner.organization_id}/conversations/{conversation}", json={"tags": ["billing"]}, headers=owner.headers
+        f"/orgs/{owner.organization_id}/conversations/{conversation}",
+        json={"tags": ["billing"]},
+        headers=owner.headers,
     )
     assert tagged.status_code == 200, tagged.text
     owner_url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -107,7 +115,9 @@ async def test_agents_tags_teach_the_classifier(client: AsyncClient, database_ur
         )
     await customer_says(client, owner, inbox, "hello")  # an AI turn notices and queues the training
     await run_jobs(client)
-    categories = (await client.get(f"/orgs/{owner.organization_id}/ai/categories", headers=owner.headers)).json()
+    categories = (
+        await client.get(f"/orgs/{owner.organization_id}/ai/categories", headers=owner.headers)
+    ).json()
     assert categories["classifier"]["examples"] == 19
 
 
@@ -126,8 +136,14 @@ async def test_an_evaluation_of_an_organizations_own_set_runs_through_the_api(cl
     handoff = {
         "kind": "handoff",
         "train": [*rows, *({"text": t, "label": "oos"} for t in ("what is the weather", "tell me a joke"))],
-        "val": [{"text": "sing me a song", "label": "oos"}, {"text": "my parcel is late", "label": "shipping"}],
-        "test": [{"text": "what time is it in Tokyo", "label": "oos"}, {"text": "refund me", "label": "billing"}],
+        "val": [
+            {"text": "sing me a song", "label": "oos"},
+            {"text": "my parcel is late", "label": "shipping"},
+        ],
+        "test": [
+            {"text": "what time is it in Tokyo", "label": "oos"},
+            {"text": "refund me", "label": "billing"},
+        ],
     }
     requested = await client.post(path, json=handoff, headers=owner.headers)
     await run_jobs(client)

@@ -47,7 +47,9 @@ TRACKED = ("status", "priority", "assignee_id", "team_id", "tags")
 CHANGEABLE = (*TRACKED, "snoozed_until", "subject", "custom_attributes")
 PRIVATE_KINDS = ("note", "activity")
 SYSTEM: tuple[str, uuid.UUID | None] = ("system", None)
-AI_TASK = "ai:respond"  # ai/tasks.py: named, not imported (a layer above)
+# The AI's jobs (ai/tasks.py): named, not imported (a layer above).
+AI_TASK = "ai:respond"
+AI_SUMMARY_TASK = "ai:summarize"
 
 
 def _who(principal: Principal) -> str:
@@ -274,7 +276,16 @@ async def update_conversation(
             )
     if reopened and "assignee_id" not in changes:
         await assignment.after_reopening(db, conversation)
+    if changes.get("status") == "resolved" and await _ai_on(db, conversation):
+        await defer(
+            db, AI_SUMMARY_TASK, organization_id=str(organization_id), conversation_id=str(conversation.id)
+        )
     return conversation
+
+
+async def _ai_on(db: AsyncSession, conversation: Conversation) -> bool:
+    mode = await repo.inbox_ai_mode(db, conversation.organization_id, conversation.inbox_id)
+    return mode not in (None, "off")
 
 
 def _set_status(conversation: Conversation, status: str, now: datetime) -> None:
@@ -345,10 +356,7 @@ async def _post(
         )
         await _activity(db, principal, conversation, f"reopened by an incoming message (was {previous})")
         await assignment.after_reopening(db, conversation)
-    if (
-        kind == "incoming"
-        and await repo.inbox_ai_mode(db, conversation.organization_id, conversation.inbox_id) != "off"
-    ):
+    if kind == "incoming" and await _ai_on(db, conversation):
         await defer(
             db,
             AI_TASK,
