@@ -306,7 +306,7 @@ def upgrade() -> None:
         "inboxes", sa.Column("ai_mode", sa.String(length=8), server_default=sa.text("'off'"), nullable=False)
     )
     op.add_column(
-        "inboxes", sa.Column("ai_threshold", sa.Float(), server_default=sa.text("0.5"), nullable=False)
+        "inboxes", sa.Column("ai_threshold", sa.Float(), server_default=sa.text("0.7"), nullable=False)
     )
     op.add_column(
         "inboxes", sa.Column("ai_max_replies", sa.Integer(), server_default=sa.text("3"), nullable=False)

@@ -201,7 +201,7 @@ class Inbox(TenantOwned, Timestamped, Base):
     # `auto` (answers at or above `ai_threshold` with a valid citation, at most `ai_max_replies` in a
     # conversation; anything else hands off to a person).
     ai_mode: Mapped[str] = mapped_column(String(8), server_default=text("'off'"))
-    ai_threshold: Mapped[float] = mapped_column(Float, server_default=text("0.5"))
+    ai_threshold: Mapped[float] = mapped_column(Float, server_default=text("0.7"))
     ai_max_replies: Mapped[int] = mapped_column(Integer, server_default=text("3"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

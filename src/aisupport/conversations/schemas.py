@@ -277,7 +277,7 @@ class InboxCreate(RequestModel):
         description=f"Widget inboxes only: the origins that may embed the widget (at most {MAX_ORIGINS}).",
     )
     ai_mode: AiMode = Field(default="off", description=AI_MODE)
-    ai_threshold: AiThreshold = 0.5
+    ai_threshold: AiThreshold = 0.7
     ai_max_replies: AiMaxReplies = 3
 
     @model_validator(mode="after")

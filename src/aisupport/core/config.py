@@ -240,7 +240,7 @@ class Settings(BaseSettings):
     # by model name) used for models whose organization set no price of its own.
     # `aisupport eval answers` judges each query as an `auto` inbox with this threshold would; every
     # `aisupport eval` run appends its figures to this file (JSON lines), to compare runs.
-    EVAL_ANSWER_THRESHOLD: float = Field(default=0.5, ge=0, le=1)
+    EVAL_ANSWER_THRESHOLD: float = Field(default=0.7, ge=0, le=1)
     EVAL_RESULTS_PATH: str = "eval-results.jsonl"
     AI_REQUEST_SECONDS: float = Field(default=30.0, gt=0, le=300)
     AI_RETRIES: int = Field(default=2, ge=0, le=5)
