@@ -16,9 +16,16 @@ from tests.knowledge.helpers import article
 from tests.organizations.helpers import new_owner
 
 
+def _answered_total(metrics: str) -> float:
+    prefix = 'aisupport_ai_auto_outcomes_total{outcome="answered"'
+    line = next((line for line in metrics.splitlines() if line.startswith(prefix)), None)
+    return float(line.rsplit(" ", 1)[1]) if line else 0.0
+
+
 async def test_a_covered_question_is_answered_with_a_citation_that_quotes_the_article(
     client: AsyncClient,
 ) -> None:
+    before = _answered_total((await client.get("/metrics")).text)
     owner = await new_owner(client)
     source = await article(client, owner, **ARTICLE)
     inbox = await ai_inbox(client, owner)
@@ -42,6 +49,7 @@ async def test_a_covered_question_is_answered_with_a_citation_that_quotes_the_ar
         "applied": False,
         "reason": "no_categories",
     }
+    assert _answered_total((await client.get("/metrics")).text) == before + 1
 
 
 async def test_asking_for_a_person_in_other_words_hands_off_and_silences_the_ai(

@@ -43,9 +43,11 @@ BIAS, SCORE, LEAD = -0.715, 2.225, 17.77
 
 
 def confidence_of(cited: Passage, passages: Sequence[Passage]) -> float:
-    """How likely the cited passage is the one that answers, from its score and its lead."""
+    """How likely the cited passage is the one that answers, from its score and its lead (below 1: no
+    reply is certain, so a threshold of 1 never answers)."""
     other = max((p.score for p in passages if p.source_id != cited.source_id), default=0.0)
-    return round(1 / (1 + math.exp(-(BIAS + SCORE * cited.score + LEAD * (cited.score - other)))), 4)
+    chance = 1 / (1 + math.exp(-(BIAS + SCORE * cited.score + LEAD * (cited.score - other))))
+    return min(round(chance, 4), 0.999)
 
 
 @dataclass(frozen=True)
