@@ -266,7 +266,8 @@ class IntentModel:
     ) -> list[Prediction]:
         if not texts:
             return []
-        probabilities = self.probabilities(texts, encode=encode, vectors=vectors)
+        logits = self.logits(texts, encode=encode, vectors=vectors)
+        probabilities = _softmax(logits / self.temperature)
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, : 1 + _ALTERNATIVES]
         predictions = []
         for row, ranked in zip(probabilities, order, strict=True):
