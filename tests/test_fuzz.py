@@ -64,6 +64,9 @@ RULES_BEYOND_THE_SCHEMA = [
     "set_embedder",  # a base URL outside our network
     "add_web_source",  # a URL outside our network
     "sync_web_source",  # only a web page or a sitemap
+    "set_ai_settings",  # a provider's base URL outside our network
+    "create_draft",  # a conversation with a customer message to answer
+    "send_draft",  # a body with more than spaces
 ]
 
 

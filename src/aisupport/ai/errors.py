@@ -45,9 +45,5 @@ def evaluation_not_found() -> AppError:
     return AppError(404, "evaluation_not_found", "No such evaluation.")
 
 
-def evaluation_set_invalid(reason: str) -> AppError:
-    return AppError(422, "evaluation_set_invalid", f"The labelled set cannot be used: {reason}.")
-
-
 def example_not_found() -> AppError:
     return AppError(404, "example_not_found", "No such example.")

@@ -183,7 +183,7 @@ async def handoff_run(
             ai = await repo.effective_settings(db, organization_id)
             tuning = await _predict(db, ai, organization_id, [text for text, _ in val])
             threshold = tune_threshold(
-                [p.confidence for p in tuning], [p.label for p in tuning], [label for _, label in val]
+                [p.scope for p in tuning], [p.label for p in tuning], [label for _, label in val]
             )
             predictions = await _predict(db, ai, organization_id, [text for text, _ in test])
         return handoff_figures([label for _, label in test], predictions, threshold)
@@ -329,7 +329,7 @@ async def run_requested(
             val = _rows(parameters["val"])
             tuning = await asyncio.to_thread(predict, val)
             threshold = tune_threshold(
-                [p.confidence for p in tuning], [p.label for p in tuning], [label for _, label in val]
+                [p.scope for p in tuning], [p.label for p in tuning], [label for _, label in val]
             )
             figures = handoff_figures(gold, predictions, threshold)
     except ValueError as failed:

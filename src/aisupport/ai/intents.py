@@ -79,6 +79,10 @@ class Prediction:
     label: str  # best label
     confidence: float  # calibrated probability of `label`, in [0, 1]
     alternatives: tuple[tuple[str, float], ...]  # next best (label, probability), up to 3
+    # How strongly the best label matches at all: its raw class score (max-logit), squashed into (0, 1).
+    # Out-of-scope messages are told apart better by this than by the probability, which only says how
+    # the labels compare (CLINC150: F1 0.82 against 0.76, decision 0057).
+    scope: float = 1.0
 
 
 def _word_hasher() -> HashingVectorizer:
@@ -270,13 +274,15 @@ class IntentModel:
         probabilities = _softmax(logits / self.temperature)
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, : 1 + _ALTERNATIVES]
         predictions = []
-        for row, ranked in zip(probabilities, order, strict=True):
+        scopes = 1 / (1 + np.exp(-logits.max(axis=1)))
+        for row, ranked, scope in zip(probabilities, order, scopes, strict=True):
             best, *rest = (int(i) for i in ranked)
             predictions.append(
                 Prediction(
                     label=self.labels[best],
                     confidence=float(row[best]),
                     alternatives=tuple((self.labels[i], float(row[i])) for i in rest),
+                    scope=float(scope),
                 )
             )
         return predictions

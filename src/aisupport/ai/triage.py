@@ -179,8 +179,9 @@ async def read_many(
 
 def outside(prediction: Prediction, threshold: float) -> bool:
     """A message the organization's categories do not cover: its best category is `oos` (the examples
-    of what it does not handle), or its confidence is below the scope threshold."""
-    return prediction.label == OUT_OF_SCOPE or prediction.confidence < threshold
+    of what it does not handle), or its best category matches it too weakly (`scope` below the
+    threshold)."""
+    return prediction.label == OUT_OF_SCOPE or prediction.scope < threshold
 
 
 async def out_of_scope(
@@ -197,7 +198,7 @@ async def out_of_scope(
     prediction = model.predict([text], encode=sentence_encoder(), vectors=vector[None, :])[0]
     if not outside(prediction, threshold):
         return None
-    return f"out of scope ({prediction.label} {prediction.confidence:.2f})"
+    return f"out of scope ({prediction.label}, scope {prediction.scope:.3f})"
 
 
 async def triage(
