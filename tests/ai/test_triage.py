@@ -10,9 +10,10 @@ import psycopg
 from httpx import AsyncClient
 from sqlalchemy.engine import make_url
 
-from tests.ai.helpers import ai_inbox, ai_state, customer_says, settings_put
+from tests.ai.helpers import ARTICLE, ai_inbox, ai_state, customer_says, settings_put
 from tests.conftest import run_jobs
 from tests.conversations.helpers import read
+from tests.knowledge.helpers import article
 from tests.organizations.helpers import new_owner
 
 EXAMPLES = {
@@ -150,8 +151,20 @@ async def test_an_evaluation_of_an_organizations_own_set_runs_through_the_api(cl
     done = (await client.get(f"{path}/{requested.json()['id']}", headers=owner.headers)).json()
     assert done["status"] == "done", done
     assert set(done["figures"]) >= {"in_scope_accuracy", "oos_precision", "oos_recall", "oos_f1"}
+    source = await article(client, owner, **ARTICLE)
+    answers = {
+        "kind": "answers",
+        "queries": [{"query": "How do I reset my password?", "relevant": [source["id"]]}],
+    }
+    requested = await client.post(path, json=answers, headers=owner.headers)
+    assert requested.status_code == 202, requested.text
+    await run_jobs(client)
+    done = (await client.get(f"{path}/{requested.json()['id']}", headers=owner.headers)).json()
+    assert done["status"] == "done", done
+    assert (done["figures"]["answer_rate"], done["figures"]["answered_relevant_rate"]) == (1.0, 1.0)
+    assert done["figures"]["citation_validity"] == 1.0
     listed = (await client.get(path, headers=owner.headers)).json()
-    assert [run["kind"] for run in listed["items"]] == ["triage", "handoff"]
+    assert [run["kind"] for run in listed["items"]] == ["triage", "handoff", "answers"]
     missing = await client.get(f"{path}/{uuid.uuid4()}", headers=owner.headers)
     assert missing.status_code == 404
     bad = await client.post(path, json={**body, "train": rows[:4]}, headers=owner.headers)

@@ -56,7 +56,11 @@ async def request_evaluation(db: AsyncSession, principal: Principal, fields: dic
         organization_id=principal.organization_id,
         kind=fields["kind"],
         status="queued",
-        parameters={name: fields[name] for name in ("train", "test", "val") if fields.get(name) is not None},
+        parameters={
+            name: fields[name]
+            for name in ("train", "test", "val", "queries", "threshold")
+            if fields.get(name) is not None
+        },
         created_at=datetime.now(UTC),
     )
     db.add(run)

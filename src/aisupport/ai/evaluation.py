@@ -20,6 +20,7 @@ import itertools
 import json
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,47 @@ async def handoff_run(
         await _forget(sessions, organization_id)
 
 
+async def judged(
+    db: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    organization_id: uuid.UUID,
+    queries: list[dict[str, Any]],
+    threshold: float,
+    named: Callable[[uuid.UUID], str | None],
+) -> dict[str, Any]:
+    """Each query (`{"query", "relevant": [ids]}`) judged as an `auto` inbox with `threshold` would, the
+    cited sources named by `named` to compare with `relevant`; each shown citation checked again against
+    the passage as stored."""
+    ai = await repo.effective_settings(db, organization_id)
+    answered = relevant = claimed = valid = 0
+    reasons: Counter[str] = Counter()
+    for line in queries:
+        ask = Ask(organization_id, None, [Turn("customer", line["query"])], line["query"], "en", True)
+        decision, reply = await auto.judge(db, sessions, settings, ai, auto.Gate(threshold, 3, 0), ask)
+        if not decision.answered:
+            reasons[str(decision.reason)] += 1
+            continue
+        assert reply is not None
+        answered += 1
+        relevant += bool({named(citation.source_id) for citation in reply.citations} & set(line["relevant"]))
+        for citation in reply.citations:
+            chunk = await db.scalar(
+                rows_of(KnowledgeChunk, organization_id).where(KnowledgeChunk.id == citation.chunk_id)
+            )
+            valid += chunk is not None and quoted_in(citation.quote, chunk.text)
+        claimed += len(reply.citations) + reply.invalid_citations
+    total = len(queries)
+    return {
+        "answer_rate": round(answered / total, 4) if total else 0.0,
+        "answered_relevant_rate": round(relevant / answered, 4) if answered else None,
+        "citation_validity": round(valid / claimed, 4) if claimed else None,
+        "handoffs": dict(sorted(reasons.items())),
+        "threshold": threshold,
+        "queries": total,
+    }
+
+
 async def answers_run(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
@@ -200,42 +242,17 @@ async def answers_run(
     threshold: float,
 ) -> dict[str, Any]:
     async with corpus(sessions, settings, articles, history, name="answers evaluation") as found_in:
-        organization_id = found_in.organization_id
-        answered = relevant = claimed = valid = 0
-        reasons: Counter[str] = Counter()
-        lines = lines_of(queries)
-        async with tenant_session(sessions, organization_id=organization_id) as db:
-            ai = await repo.effective_settings(db, organization_id)
-            for line in lines:
-                ask = Ask(organization_id, None, [Turn("customer", line["query"])], line["query"], "en", True)
-                gate = auto.Gate(threshold, max_replies=3, replies=0)
-                decision, reply = await auto.judge(db, sessions, settings, ai, gate, ask)
-                if not decision.answered:
-                    assert decision.reason is not None
-                    reasons[decision.reason] += 1
-                    continue
-                assert reply is not None
-                answered += 1
-                cited = {found_in.article_of.get(citation.source_id) for citation in reply.citations}
-                relevant += bool(cited & set(line["relevant"]))
-                for citation in reply.citations:  # checked again, against the passage as stored
-                    claimed += 1
-                    chunk = await db.scalar(
-                        rows_of(KnowledgeChunk, organization_id).where(KnowledgeChunk.id == citation.chunk_id)
-                    )
-                    valid += chunk is not None and quoted_in(citation.quote, chunk.text)
-                claimed += reply.invalid_citations
-        total = len(lines)
-        return {
-            "answer_rate": round(answered / total, 4) if total else 0.0,
-            "answered_relevant_rate": round(relevant / answered, 4) if answered else None,
-            "citation_validity": round(valid / claimed, 4) if claimed else None,
-            "handoffs": dict(sorted(reasons.items())),
-            "threshold": threshold,
-            "queries": total,
-            "method": found_in.method,
-            "history": found_in.learned,
-        }
+        async with tenant_session(sessions, organization_id=found_in.organization_id) as db:
+            figures = await judged(
+                db,
+                sessions,
+                settings,
+                found_in.organization_id,
+                lines_of(queries),
+                threshold,
+                found_in.article_of.get,
+            )
+        return {**figures, "method": found_in.method, "history": found_in.learned}
 
 
 # --- The command line and the API ----------------------------------------------------------------------
@@ -310,6 +327,13 @@ async def run_requested(
         parameters = dict(run.parameters)
         ai = await repo.effective_settings(db, organization_id)
     figures, error = None, None
+    if run.kind == "answers":  # on the organization's own knowledge, with its own provider and budget
+        async with tenant_session(sessions, organization_id=organization_id) as db:
+            figures = await judged(
+                db, sessions, settings, organization_id, parameters["queries"], parameters["threshold"], str
+            )
+        await _finish(sessions, organization_id, evaluation_id, figures, None)
+        return
     try:
         encode = sentence_encoder()
         train = _rows(parameters["train"])
@@ -334,12 +358,21 @@ async def run_requested(
             figures = handoff_figures(gold, predictions, threshold)
     except ValueError as failed:
         error = str(failed)[:500]
+    await _finish(sessions, organization_id, evaluation_id, figures, error)
+
+
+async def _finish(
+    sessions: async_sessionmaker[AsyncSession],
+    organization_id: uuid.UUID,
+    evaluation_id: uuid.UUID,
+    figures: dict[str, Any] | None,
+    error: str | None,
+) -> None:
     async with tenant_session(sessions, organization_id=organization_id) as db:
         run = await db.scalar(rows_of(AiEvaluation, organization_id).where(AiEvaluation.id == evaluation_id))
-        if run is None:
-            return
-        run.status = "failed" if error else "done"
-        run.figures, run.error, run.finished_at = figures, error, datetime.now(UTC)
+        if run is not None:
+            run.status = "failed" if error else "done"
+            run.figures, run.error, run.finished_at = figures, error, datetime.now(UTC)
 
 
 async def evaluations(db: AsyncSession, organization_id: uuid.UUID, limit: int) -> list[AiEvaluation]:

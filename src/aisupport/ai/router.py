@@ -249,8 +249,11 @@ async def request_evaluation(
     org_id: uuid.UUID, payload: EvaluationIn, principal: Configurer, db: DbSession
 ) -> EvaluationOut:
     """Measure triage or hand-off quality on your own labelled set (in the background; the classifier
-    in use is not touched): the figures of `aisupport eval triage|handoff` (docs/ai.md)."""
-    return EvaluationOut.model_validate(await admin.request_evaluation(db, principal, payload.model_dump()))
+    in use is not touched), or auto-answers on your own knowledge and questions: the figures of
+    `aisupport eval triage|handoff|answers` (docs/ai.md)."""
+    return EvaluationOut.model_validate(
+        await admin.request_evaluation(db, principal, payload.model_dump(mode="json"))
+    )
 
 
 @router.get("/orgs/{org_id}/ai/evaluations", response_model=Page[EvaluationOut])

@@ -214,18 +214,38 @@ class LabelledRow(RequestModel):
     label: str = Field(min_length=1, max_length=100)
 
 
+class QueryRow(RequestModel):
+    query: str = Field(min_length=1, max_length=2000)
+    relevant: list[uuid.UUID] = Field(min_length=1, max_length=20, description="Sources that answer it.")
+
+
 class EvaluationIn(RequestModel):
-    kind: Literal["triage", "handoff"]
-    train: list[LabelledRow] = Field(min_length=4, max_length=5000)
-    test: list[LabelledRow] = Field(min_length=1, max_length=5000)
+    kind: Literal["triage", "handoff", "answers"]
+    train: list[LabelledRow] | None = Field(default=None, max_length=5000, description="`triage`, `handoff`.")
+    test: list[LabelledRow] | None = Field(default=None, max_length=5000, description="`triage`, `handoff`.")
     val: list[LabelledRow] | None = Field(
         default=None,
         max_length=5000,
         description='`handoff`: where the threshold is tuned (label "oos": out of scope).',
     )
+    queries: list[QueryRow] | None = Field(
+        default=None,
+        max_length=1000,
+        description="`answers`: judged on the organization's own knowledge, with its own provider (within "
+        "its budget); nothing is sent.",
+    )
+    threshold: float = Field(
+        default=0.7, ge=0, le=1, allow_inf_nan=False, description="`answers`: the inbox's."
+    )
 
     @model_validator(mode="after")
     def _usable(self) -> EvaluationIn:
+        if self.kind == "answers":
+            if not self.queries:
+                raise ValueError("an answers evaluation needs queries")
+            return self
+        if not self.train or not self.test:
+            raise ValueError(f"a {self.kind} evaluation needs train and test")
         if len({row.label for row in self.train}) < 2:
             raise ValueError("train needs at least two labels")
         if self.kind == "handoff" and not self.val:
