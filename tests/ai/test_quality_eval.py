@@ -26,10 +26,12 @@ from tests.knowledge.test_retrieval_eval import split_history
 pytestmark = pytest.mark.system  # each evaluation is a command of its own
 
 DATA = PROJECT_ROOT / "tests" / "data"
-TRIAGE_FLOORS = {"accuracy": 0.0, "macro_f1": 0.0}
-TRIAGE_ECE_CEILING = 1.0
-HANDOFF_FLOORS = {"oos_f1": 0.0, "in_scope_accuracy": 0.0}
-ANSWERS_FLOORS = {"answer_rate": 0.0, "answered_relevant_rate": 0.0, "citation_validity": 1.0}
+# Measured with these splits (decision 0058): triage accuracy 0.9312, macro-F1 0.9307, ECE 0.0226;
+# hand-off F1 0.7523 at in-scope accuracy 0.9607; answers 0.848 answered, 0.9528 of them relevant.
+TRIAGE_FLOORS = {"accuracy": 0.925, "macro_f1": 0.925}
+TRIAGE_ECE_CEILING = 0.035
+HANDOFF_FLOORS = {"oos_f1": 0.74, "in_scope_accuracy": 0.95}
+ANSWERS_FLOORS = {"answer_rate": 0.83, "answered_relevant_rate": 0.945, "citation_validity": 1.0}
 
 
 def _eval(database_url: str, tmp_path: Path, kind: str, **files: Path) -> dict[str, Any]:
