@@ -169,7 +169,7 @@ async def read_many(
     return [
         {
             "category": category_entry(model, prediction, thresholds["category"]),
-            "priority": _entry(urgency(vector, encode), thresholds["priority"]),
+            "priority": _entry(urgency(text), thresholds["priority"]),
             "language": _entry(language(text), thresholds["language"]),
             "sentiment": _entry(sentiment(vector, encode), thresholds["sentiment"]),
         }
