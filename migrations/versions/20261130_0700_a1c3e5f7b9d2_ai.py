@@ -54,7 +54,9 @@ def upgrade() -> None:
         sa.Column("confidence", sa.Float(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
-        sa.CheckConstraint("answered = (reason IS NULL)", name=op.f("ck_ai_decisions_reason_when_handed_off")),
+        sa.CheckConstraint(
+            "answered = (reason IS NULL)", name=op.f("ck_ai_decisions_reason_when_handed_off")
+        ),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
@@ -63,7 +65,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ai_decisions")),
     )
-    op.create_index("ix_ai_decisions_organization_id_created_at", "ai_decisions", ["organization_id", "created_at"])
+    op.create_index(
+        "ix_ai_decisions_organization_id_created_at", "ai_decisions", ["organization_id", "created_at"]
+    )
     op.create_table(
         "ai_budget_months",
         sa.Column("organization_id", sa.Uuid(), nullable=False),
