@@ -4,6 +4,7 @@ a silent empty reading; an evaluation of its own labelled set stored with its fi
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import psycopg
@@ -169,3 +170,18 @@ async def test_an_evaluation_of_an_organizations_own_set_runs_through_the_api(cl
     assert missing.status_code == 404
     bad = await client.post(path, json={**body, "train": rows[:4]}, headers=owner.headers)
     assert bad.status_code == 422  # one label only
+
+
+async def test_two_deletions_of_one_example_are_a_204_and_a_404(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    await _teach(client, owner.headers, owner.organization_id)
+    path = f"/orgs/{owner.organization_id}/ai/examples"
+    example = (await client.get(path, headers=owner.headers)).json()["items"][0]
+    answers = await asyncio.gather(
+        *(client.delete(f"{path}/{example['id']}", headers=owner.headers) for _ in range(2))
+    )
+    assert sorted(answer.status_code for answer in answers) == [204, 404]
+    categories = (
+        await client.get(f"/orgs/{owner.organization_id}/ai/categories", headers=owner.headers)
+    ).json()
+    assert sum(category["examples"] for category in categories["categories"]) == 17

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.access.principal import Principal
@@ -34,11 +34,14 @@ async def examples(
 
 
 async def delete_example(db: AsyncSession, principal: Principal, example_id: uuid.UUID) -> None:
-    found = await db.scalar(rows_of(AiExample, principal.organization_id).where(AiExample.id == example_id))
-    if found is None:
+    """Delete an example (two deletions at once: one 204, one 404) and queue the classifier's training."""
+    deleted = await db.scalar(
+        scoped(delete(AiExample), AiExample, principal.organization_id)
+        .where(AiExample.id == example_id)
+        .returning(AiExample.id)
+    )
+    if deleted is None:
         raise errors.example_not_found()
-    await db.delete(found)
-    await db.flush()
     await triage.queue_training(db, principal.organization_id)
 
 
