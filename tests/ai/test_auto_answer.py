@@ -177,3 +177,18 @@ async def test_resolving_a_conversation_stores_its_summary(client: AsyncClient) 
     assert state["summary_method"] == "extractive"
     assert state["summary"].startswith("Customer asked: How do I reset my password?")
     assert "Last reply: " in state["summary"]
+
+
+async def test_erasing_a_contact_removes_the_ai_s_copies_of_their_words(client: AsyncClient) -> None:
+    owner = await new_owner(client)
+    await article(client, owner, **ARTICLE)
+    inbox = await ai_inbox(client, owner)
+    conversation = await customer_says(client, owner, inbox, "Can I please talk to an actual human being?")
+    assert "actual human being" in (await ai_state(client, owner, conversation))["summary"]
+    contact = (await read(client, owner, conversation))["contact_id"]
+    erased = await client.post(
+        f"/orgs/{owner.organization_id}/contacts/{contact}/erase", json={}, headers=owner.headers
+    )
+    assert erased.status_code in (200, 204), erased.text
+    state = await ai_state(client, owner, conversation)
+    assert (state["summary"], state["triage"]) == (None, None)

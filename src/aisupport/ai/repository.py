@@ -6,13 +6,13 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aisupport.ai.compose import Turn
 from aisupport.ai.models import AiBudgetMonth, AiConversation, AiDraft, AiSettings, AiUsage
-from aisupport.conversations.models import Inbox, Message
+from aisupport.conversations.models import Conversation, Inbox, Message
 from aisupport.core.db import row_of, rows_of, scoped
 
 TURNS = 8  # the conversation's last messages a reply is written from
@@ -133,3 +133,21 @@ async def usage(
         .order_by(*keys)
     )
     return [dict(row._mapping) for row in (await db.execute(query)).all()]
+
+
+async def forget_contact(db: AsyncSession, organization_id: uuid.UUID, contact_id: uuid.UUID) -> None:
+    """Remove what the AI wrote from an erased contact's words: its summaries and triage readings, and
+    its drafts' text (a model may have quoted the customer)."""
+    conversations = scoped(select(Conversation.id), Conversation, organization_id).where(
+        Conversation.contact_id == contact_id
+    )
+    await db.execute(
+        scoped(update(AiConversation), AiConversation, organization_id)
+        .where(AiConversation.conversation_id.in_(conversations))
+        .values(summary=None, summary_method=None, triage=None)
+    )
+    await db.execute(
+        scoped(update(AiDraft), AiDraft, organization_id)
+        .where(AiDraft.conversation_id.in_(conversations))
+        .values(body="", citations=[])
+    )

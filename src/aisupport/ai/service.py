@@ -29,6 +29,7 @@ from aisupport.ai.citations import normalised
 from aisupport.ai.compose import Reply, extractive
 from aisupport.ai.models import AiConversation, AiDraft, AiSettings
 from aisupport.audit import service as audit
+from aisupport.contacts import service as contacts
 from aisupport.conversations import conversation_service as conversations
 from aisupport.conversations.models import Message
 from aisupport.core.client import Client
@@ -100,6 +101,10 @@ async def configure(
 
 async def ai_settings(db: AsyncSession, principal: Principal) -> AiSettings:
     return await repo.effective_settings(db, principal.organization_id)
+
+
+# The AI's copies of an erased contact's words go with them (contacts.on_erase: same transaction).
+contacts.on_erase(repo.forget_contact)
 
 
 # --- Drafts --------------------------------------------------------------------------------------------
