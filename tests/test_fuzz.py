@@ -67,6 +67,7 @@ RULES_BEYOND_THE_SCHEMA = [
     "set_ai_settings",  # a provider's base URL outside our network
     "create_draft",  # a conversation with a customer message to answer
     "send_draft",  # a body with more than spaces
+    "request_evaluation",  # the sets its kind needs, two labels to learn
 ]
 
 

@@ -82,6 +82,7 @@ def test_a_request_its_sql_and_its_job_share_one_trace_and_the_logs_say_so(
         assert signed_up.status_code == 201
         _wait(lambda: mailbox.to(email))
         _wait(lambda: any(name == "job auth:send_email_verification" for name, _, _ in collector.spans))
+        _wait(lambda: "email_sent" in service.output())  # its line can reach us after its span
         output = service.output()
 
     lines = output.splitlines()

@@ -4,7 +4,6 @@ usage and metrics (docs/ai.md)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
@@ -41,6 +40,7 @@ from aisupport.conversations.router import AppSettings
 from aisupport.core.db import DbSession
 from aisupport.core.errors import problem_responses
 from aisupport.core.pagination import Page, Paging
+from aisupport.core.schemas import Timestamp
 
 router = APIRouter(tags=["ai"])
 
@@ -271,8 +271,8 @@ async def get_evaluation(
     return EvaluationOut.model_validate(await admin.evaluation(db, principal, evaluation_id))
 
 
-Since = Annotated[datetime | None, Query(description="From (included); default: 30 days before `until`.")]
-Until = Annotated[datetime | None, Query(description="To (excluded); default: now.")]
+Since = Annotated[Timestamp | None, Query(description="From (included); default: 30 days before `until`.")]
+Until = Annotated[Timestamp | None, Query(description="To (excluded); default: now.")]
 
 
 @router.get("/orgs/{org_id}/ai/usage", response_model=UsageOut)

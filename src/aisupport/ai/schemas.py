@@ -12,27 +12,26 @@ from aisupport.ai.models import HANDOFF_REASONS
 from aisupport.conversations.conversation_schemas import MessageOut, Tag
 from aisupport.core.schemas import RequestModel
 
-Probability = Field(ge=0, le=1, allow_inf_nan=False)
-
 
 class Thresholds(RequestModel):
     category: float = Field(
-        default=0.6, ge=0, le=1, allow_inf_nan=False, description="Tag the category at or above."
+        default=0.6, ge=0, le=1, allow_inf_nan=False, strict=True, description="Tag the category at or above."
     )
     priority: float = Field(
-        default=0.7, ge=0, le=1, allow_inf_nan=False, description="Set the priority at or above."
+        default=0.7, ge=0, le=1, allow_inf_nan=False, strict=True, description="Set the priority at or above."
     )
     language: float = Field(
-        default=0.7, ge=0, le=1, allow_inf_nan=False, description="Set `language` at or above."
+        default=0.7, ge=0, le=1, allow_inf_nan=False, strict=True, description="Set `language` at or above."
     )
     sentiment: float = Field(
-        default=0.7, ge=0, le=1, allow_inf_nan=False, description="Set `sentiment` at or above."
+        default=0.7, ge=0, le=1, allow_inf_nan=False, strict=True, description="Set `sentiment` at or above."
     )
     scope: float | None = Field(
         default=None,
         ge=0,
         le=1,
         allow_inf_nan=False,
+        strict=True,
         description="Hand off (`no_knowledge`) a message whose best category is `oos` or scores below this; "
         "null: no scope check (docs/ai.md).",
     )
@@ -63,12 +62,13 @@ class AiSettingsIn(RequestModel):
         ge=0,
         le=10_000,
         allow_inf_nan=False,
+        strict=True,
         description="US dollars per million input tokens; null: the price table's.",
     )
-    output_price: float | None = Field(default=None, ge=0, le=10_000, allow_inf_nan=False)
+    output_price: float | None = Field(default=None, ge=0, le=10_000, allow_inf_nan=False, strict=True)
     monthly_token_budget: int | None = Field(default=None, ge=0, le=10**12, strict=True)
     monthly_cost_budget: float | None = Field(
-        default=None, ge=0, le=10**7, allow_inf_nan=False, description="US dollars."
+        default=None, ge=0, le=10**7, allow_inf_nan=False, strict=True, description="US dollars."
     )
     thresholds: Thresholds = Field(default_factory=Thresholds)
     sensitive_topics: list[str] = Field(
@@ -235,7 +235,7 @@ class EvaluationIn(RequestModel):
         "its budget); nothing is sent.",
     )
     threshold: float = Field(
-        default=0.7, ge=0, le=1, allow_inf_nan=False, description="`answers`: the inbox's."
+        default=0.7, ge=0, le=1, allow_inf_nan=False, strict=True, description="`answers`: the inbox's."
     )
 
     @model_validator(mode="after")

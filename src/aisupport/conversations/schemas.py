@@ -255,6 +255,7 @@ AiThreshold = Annotated[
         ge=0,
         le=1,
         allow_inf_nan=False,
+        strict=True,
         description="`auto`: the least confidence (0 to 1) at which the AI answers; below it, it hands off.",
     ),
 ]
