@@ -30,7 +30,24 @@ RUN_TIMEOUT_SECONDS = 240
 # 409, 429): 400 is this API's answer to an opaque value it never gave out (a list cursor, the token of
 # an emailed link), which no schema can list; 412 answers an `If-Match` naming a version the resource
 # is no longer at (its state, not the request's shape).
-EXPECTED_FOR_VALID_DATA = ["2xx", "3xx", "400", "401", "403", "404", "409", "412", "429", "5xx"]
+# 413: a body over MAX_BODY_BYTES is refused before it is read, valid or not (the AI's labelled sets may
+# hold more rows than fit in one).
+EXPECTED_FOR_VALID_DATA = ["2xx", "3xx", "400", "401", "403", "404", "409", "412", "413", "429", "5xx"]
+EXPECTED_FOR_INVALID_DATA = [
+    "400",
+    "401",
+    "403",
+    "404",
+    "405",
+    "406",
+    "409",
+    "413",
+    "415",
+    "422",
+    "428",
+    "429",
+    "5xx",
+]
 # Business rules a schema cannot state, each answered 422 with its own code: the password policy (a
 # list of common passwords), `confirm` equal to this organization's slug, an API key's expiry in the
 # future; an inbox's time zone in the zone database, its day's intervals apart, its team and SLA policy
@@ -133,6 +150,9 @@ extract_selector = "/access_token"
 
 [checks.positive_data_acceptance]
 expected-statuses = {json.dumps(EXPECTED_FOR_VALID_DATA)}
+
+[checks.negative_data_rejection]
+expected-statuses = {json.dumps(EXPECTED_FOR_INVALID_DATA)}
 
 [[operations]]
 include-operation-id = {json.dumps(RULES_BEYOND_THE_SCHEMA)}
