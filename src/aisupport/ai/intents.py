@@ -13,15 +13,16 @@ import threading
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse  # type: ignore[import-untyped]
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+# scikit-learn and SciPy take seconds to import: they are imported where a model is built or applied
+# (in jobs, evaluations), not when the service starts.
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.linear_model import LogisticRegression
 
 __all__ = ["Encoder", "IntentModel", "Prediction", "sentence_encoder", "tune_threshold"]
 
@@ -90,6 +91,8 @@ class Prediction:
 
 
 def _word_hasher() -> HashingVectorizer:
+    from sklearn.feature_extraction.text import HashingVectorizer
+
     # Single-character tokens kept: "a card", "2 cards" carry meaning in short messages.
     return HashingVectorizer(
         analyzer="word",
@@ -102,6 +105,8 @@ def _word_hasher() -> HashingVectorizer:
 
 
 def _char_hasher() -> HashingVectorizer:
+    from sklearn.feature_extraction.text import HashingVectorizer
+
     # Character n-grams absorb typos and inflections that word features miss.
     return HashingVectorizer(
         analyzer="char_wb", ngram_range=(2, 5), n_features=_HASH_FEATURES, alternate_sign=False, norm=None
@@ -128,6 +133,8 @@ class _Block:
         return block, block._weigh(counts[:, columns].tocsr())
 
     def transform(self, texts: Sequence[str]) -> Any:
+        from scipy import sparse  # type: ignore[import-untyped]
+
         counts = hasher_counts = self.hasher.transform(texts).tocsr()
         mapped = self._map[hasher_counts.indices]
         keep = mapped >= 0
@@ -139,6 +146,8 @@ class _Block:
 
     def _weigh(self, counts: Any) -> Any:
         # Sublinear tf, idf, then unit rows so that each block's weight alone sets its influence.
+        from scipy import sparse
+
         matrix = counts.astype(np.float64)
         matrix.data = 1.0 + np.log(matrix.data)
         matrix = matrix.multiply(self.idf[np.newaxis, :]).tocsr()
@@ -188,6 +197,8 @@ def _fit_temperature(logits: FloatArray, gold: npt.NDArray[np.int64]) -> float:
 
 
 def _new_linear(params: _Params) -> LogisticRegression:
+    from sklearn.linear_model import LogisticRegression
+
     # warm_start: each fit starts from the previous solution (the fold's, then the full set's), which
     # converges to the same optimum in far fewer iterations.
     return LogisticRegression(
@@ -342,6 +353,8 @@ class IntentModel:
 
 
 def _one_blas_thread() -> Any:
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
     # The matrices are small: several BLAS pools (numpy's, scipy's) each spinning one thread per core
     # made a fit 7x slower on a 2-core machine than a single thread.
     return threadpool_limits(limits=1, user_api="blas")
@@ -352,6 +365,8 @@ def _sentence_block(vectors: np.ndarray, center: FloatArray, n: int) -> FloatArr
 
 
 def _combine(params: _Params, sentence: FloatArray, word: Any, char: Any) -> Any:
+    from scipy import sparse
+
     return sparse.hstack(
         [
             sparse.csr_matrix(sentence * params.embedding_weight),
@@ -397,6 +412,8 @@ def _cross_validated_temperature(
 ) -> float:
     """Fitted on out-of-fold logits: in-sample logits are overconfident. The TF-IDF columns are those
     of the whole set, a small leak that barely moves the temperature and saves refitting them."""
+    from sklearn.model_selection import StratifiedKFold
+
     smallest = int(np.bincount(gold, minlength=n_classes).min())
     folds = min(params.folds, smallest)  # so every class is in every fold's training part
     if folds < 2:
